@@ -1,0 +1,257 @@
+//! The donation record (first version; the domain issue completes it) and value parsing.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One payment: a check, or one online gift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Donation {
+    pub id: Uuid,
+    /// Check number or online payment id, exactly as written (leading zeros kept).
+    pub payment_ref: Option<String>,
+    pub payment_method: Option<PaymentMethod>,
+    /// Exact decimal; `None` when the source had no readable amount (see `issues`).
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub amount: Option<Decimal>,
+    pub payment_date: Option<NaiveDate>,
+    pub check_date: Option<NaiveDate>,
+    pub postmark_date: Option<NaiveDate>,
+    pub deposit_date: Option<NaiveDate>,
+    pub deposit_method: Option<String>,
+    pub memo: Option<String>,
+    pub payer: Payer,
+    pub contact: Contact,
+    pub provenance: Provenance,
+    /// Problems found while reading this record; a record is never dropped for them.
+    pub issues: Vec<Issue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    HandwrittenCheck,
+    PrintedCheck,
+    Online,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Payer {
+    /// Name variants as found ("John Smith", "Smith, John", ...).
+    pub aliases: Vec<String>,
+    pub salutation: Option<String>,
+    pub organization_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub address_line_1: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    /// Text, never a number: leading zeros matter.
+    pub zip: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// Where the record came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub file: String,
+    /// 1-based page numbers (PDF) the record was read from.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub pages: Vec<u32>,
+    /// 1-based data row (CSV), header excluded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub row: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub level: IssueLevel,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueLevel {
+    Warning,
+    Error,
+}
+
+impl Donation {
+    pub fn new(file: &str) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            payment_ref: None,
+            payment_method: None,
+            amount: None,
+            payment_date: None,
+            check_date: None,
+            postmark_date: None,
+            deposit_date: None,
+            deposit_method: None,
+            memo: None,
+            payer: Payer::default(),
+            contact: Contact::default(),
+            provenance: Provenance {
+                file: file.to_string(),
+                ..Provenance::default()
+            },
+            issues: Vec::new(),
+        }
+    }
+
+    pub fn issue(&mut self, level: IssueLevel, field: &str, message: impl Into<String>) {
+        self.issues.push(Issue {
+            level,
+            field: Some(field.to_string()),
+            message: message.into(),
+        });
+    }
+
+    /// The name a person would read first: organisation, else the first alias.
+    pub fn display_name(&self) -> Option<&str> {
+        self.payer
+            .organization_name
+            .as_deref()
+            .or_else(|| self.payer.aliases.first().map(String::as_str))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("{0:?} is not an amount (expected e.g. 1,234.50)")]
+    Amount(String),
+    #[error("{0:?} is not a date (expected MM/DD/YYYY or YYYY-MM-DD)")]
+    Date(String),
+}
+
+/// Parses a US-style amount: optional `$`, comma thousands separators in groups of three, at
+/// most two decimals. European "1.234,50" is refused rather than guessed.
+pub fn parse_amount(raw: &str) -> Result<Decimal, ValueError> {
+    let bad = || ValueError::Amount(raw.to_string());
+    let s: String = raw.trim().chars().filter(|c| !c.is_whitespace()).collect();
+    let s = s.strip_prefix("USD").unwrap_or(&s);
+    let s = s.strip_prefix('$').unwrap_or(s);
+    if s.is_empty() || s.starts_with('-') {
+        return Err(bad());
+    }
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    if let Some(f) = frac {
+        if f.is_empty() || f.len() > 2 || !f.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+    }
+    if int.contains(',') {
+        let groups: Vec<&str> = int.split(',').collect();
+        let first_ok = (1..=3).contains(&groups[0].len());
+        let rest_ok = groups[1..].iter().all(|g| g.len() == 3);
+        if !first_ok || !rest_ok {
+            return Err(bad());
+        }
+    }
+    let digits: String = int.chars().filter(|&c| c != ',').collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let normal = match frac {
+        Some(f) => format!("{digits}.{f}"),
+        None => digits,
+    };
+    normal.parse::<Decimal>().map_err(|_| bad())
+}
+
+/// Parses the common US date forms: `MM/DD/YYYY`, `M/D/YY`, `YYYY-MM-DD`, `MM-DD-YYYY`,
+/// `January 5, 2026`, `Jan 5 2026`.
+pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
+    let s = raw.trim().trim_end_matches('.');
+    let formats = [
+        "%m/%d/%Y",
+        "%Y-%m-%d",
+        "%m-%d-%Y",
+        "%B %d, %Y",
+        "%B %d %Y",
+        "%b %d, %Y",
+        "%b %d %Y",
+        "%b. %d, %Y",
+    ];
+    for f in formats {
+        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
+            return Ok(d);
+        }
+    }
+    // Two-digit years: 00-69 -> 2000s, 70-99 -> 1900s (chrono's %y rule).
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%m/%d/%y") {
+        if s.rsplit('/').next().is_some_and(|y| y.len() == 2) {
+            return Ok(d);
+        }
+    }
+    Err(ValueError::Date(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros_free::dec;
+
+    mod rust_decimal_macros_free {
+        pub fn dec(s: &str) -> rust_decimal::Decimal {
+            s.parse().unwrap()
+        }
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("$1,234.50").unwrap(), dec("1234.50"));
+        assert_eq!(parse_amount("1234.5").unwrap(), dec("1234.5"));
+        assert_eq!(parse_amount(" $ 25 ").unwrap(), dec("25"));
+        assert_eq!(parse_amount("2,000.00").unwrap(), dec("2000.00"));
+        for bad in [
+            "1.234,50", "12,34.00", "1,2345", "abc", "", "$", "-5.00", "1.234", "1,00",
+        ] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+        // Exact: no binary float rounding.
+        assert_eq!(
+            parse_amount("0.10").unwrap() + parse_amount("0.20").unwrap(),
+            dec("0.30")
+        );
+    }
+
+    #[test]
+    fn dates() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        for s in [
+            "01/05/2026",
+            "1/5/2026",
+            "2026-01-05",
+            "01-05-2026",
+            "January 5, 2026",
+            "Jan 5 2026",
+            "1/5/26",
+        ] {
+            assert_eq!(parse_date(s).unwrap(), d, "{s}");
+        }
+        for bad in ["13/01/2026", "2026-02-30", "yesterday", ""] {
+            assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_exact_amounts_and_zip_text() {
+        let mut d = Donation::new("a.pdf");
+        d.amount = Some(dec("100.10"));
+        d.contact.zip = Some("02134".into());
+        d.payment_ref = Some("0042".into());
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains("\"amount\":\"100.10\""), "{json}");
+        let back: Donation = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+    }
+}

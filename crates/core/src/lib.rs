@@ -1,0 +1,15 @@
+//! fom-core: the whole deposit-paperwork pipeline, with no HTTP server and no queue loop.
+//!
+//! - [`pdf`]: walk a PDF page by page (JPEG + text layer) with memory that does not grow with
+//!   the page count or the file size.
+//! - [`memory`]: RSS readings, thresholds and the "Memory Monitor" log lines.
+//! - [`extract`]: turn pages and CSV files into [`donation::Donation`] records.
+//! - [`pipeline`]: run one file through detection, pages and extraction.
+
+pub mod config;
+pub mod donation;
+pub mod extract;
+pub mod filetype;
+pub mod memory;
+pub mod pdf;
+pub mod pipeline;

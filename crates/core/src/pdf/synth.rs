@@ -1,0 +1,296 @@
+//! Small, dependency-free PDF writers for fixtures, examples and `memtest`.
+//!
+//! Pages are written one at a time straight to the output, so generating a 1,000-page file holds
+//! one page image in memory, not the document.
+
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::Path;
+
+/// US letter in points.
+pub const LETTER: (f32, f32) = (612.0, 792.0);
+
+/// Writes numbered objects and the cross-reference table.
+pub struct PdfWriter<W: Write + Seek> {
+    out: W,
+    offsets: Vec<u64>,
+}
+
+impl<W: Write + Seek> PdfWriter<W> {
+    /// Starts a PDF with `object_count` objects (numbered 1..=object_count).
+    pub fn new(mut out: W, object_count: usize) -> io::Result<Self> {
+        out.write_all(b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n")?;
+        Ok(Self {
+            out,
+            offsets: vec![0; object_count + 1],
+        })
+    }
+
+    /// Writes object `n` whose body is `dict` (and a stream when `stream` is given).
+    pub fn object(&mut self, n: usize, dict: &str, stream: Option<&[u8]>) -> io::Result<()> {
+        let pos = self.out.stream_position()?;
+        let slot = self
+            .offsets
+            .get_mut(n)
+            .ok_or_else(|| io::Error::other(format!("object {n} out of range")))?;
+        *slot = pos;
+        write!(self.out, "{n} 0 obj\n{dict}")?;
+        if let Some(data) = stream {
+            self.out.write_all(b"\nstream\n")?;
+            self.out.write_all(data)?;
+            self.out.write_all(b"\nendstream")?;
+        }
+        self.out.write_all(b"\nendobj\n")
+    }
+
+    /// Writes the xref table and trailer; `extra_trailer` is added to the trailer dictionary.
+    pub fn finish(mut self, root: usize, extra_trailer: &str) -> io::Result<W> {
+        let xref = self.out.stream_position()?;
+        write!(
+            self.out,
+            "xref\n0 {}\n0000000000 65535 f \n",
+            self.offsets.len()
+        )?;
+        for off in &self.offsets[1..] {
+            write!(self.out, "{off:010} 00000 n \n")?;
+        }
+        write!(
+            self.out,
+            "trailer\n<< /Size {} /Root {root} 0 R {extra_trailer}>>\nstartxref\n{xref}\n%%EOF\n",
+            self.offsets.len()
+        )?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Escapes text for a PDF literal string in WinAnsi (Latin-1 range; other characters become '?').
+pub fn pdf_string(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    out.push(b'(');
+    for c in text.chars() {
+        match c {
+            '(' | ')' | '\\' => {
+                out.push(b'\\');
+                out.push(c as u8);
+            }
+            c if (c as u32) < 0x20 => out.push(b' '),
+            c if (c as u32) <= 0xFF => out.push(c as u32 as u8),
+            _ => out.push(b'?'),
+        }
+    }
+    out.push(b')');
+    out
+}
+
+/// A text PDF: each page is a list of lines in 11 pt Helvetica, top to bottom.
+pub fn write_text_pdf(path: &Path, pages: &[Vec<String>]) -> io::Result<()> {
+    let file = BufWriter::new(std::fs::File::create(path)?);
+    let mut w = PdfWriter::new(file, 3 + pages.len() * 2)?;
+    let kids: Vec<String> = (0..pages.len())
+        .map(|i| format!("{} 0 R", 4 + i * 2))
+        .collect();
+    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
+    w.object(
+        2,
+        &format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            kids.join(" "),
+            pages.len()
+        ),
+        None,
+    )?;
+    w.object(
+        3,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        None,
+    )?;
+    for (i, lines) in pages.iter().enumerate() {
+        let mut content = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
+        for line in lines {
+            content.extend(pdf_string(line));
+            content.extend_from_slice(b" Tj T*\n");
+        }
+        content.extend_from_slice(b"ET");
+        let page_obj = 4 + i * 2;
+        w.object(
+            page_obj,
+            &format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                LETTER.0,
+                LETTER.1,
+                page_obj + 1
+            ),
+            None,
+        )?;
+        w.object(
+            page_obj + 1,
+            &format!("<< /Length {} >>", content.len()),
+            Some(&content),
+        )?;
+    }
+    w.finish(1, "")?;
+    Ok(())
+}
+
+/// Options for [`write_scan_pdf`].
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    pub pages: u32,
+    pub dpi: u32,
+    /// Distinct page images; pages reuse them round-robin, each page embedding its own copy.
+    pub distinct: u32,
+    pub seed: u64,
+    pub quality: u8,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            pages: 200,
+            dpi: 300,
+            distinct: 4,
+            seed: 1,
+            quality: 80,
+        }
+    }
+}
+
+/// A scanned-deposit PDF like `shared/bench/make_scan_pdf.py` makes: every page one full-page
+/// noisy JPEG (paper grain compresses badly, as real scans do) with three check outlines, each
+/// page its own image object. Returns the file size in bytes.
+pub fn write_scan_pdf(path: &Path, opts: &ScanOptions) -> io::Result<u64> {
+    let (w_px, h_px) = (
+        (8.5 * opts.dpi as f32) as u16,
+        (11.0 * opts.dpi as f32) as u16,
+    );
+    let distinct = opts.distinct.clamp(1, opts.pages.max(1));
+    let mut images = Vec::with_capacity(distinct as usize);
+    let mut rng = fastrand::Rng::with_seed(opts.seed);
+    for _ in 0..distinct {
+        images.push(scan_page_jpeg(&mut rng, w_px, h_px, opts.quality)?);
+    }
+    let file = BufWriter::new(std::fs::File::create(path)?);
+    let n = opts.pages as usize;
+    let mut w = PdfWriter::new(file, 2 + n * 3)?;
+    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 3 + i * 3)).collect();
+    w.object(
+        2,
+        &format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")),
+        None,
+    )?;
+    let content = format!("q {} 0 0 {} 0 0 cm /Im0 Do Q", LETTER.0, LETTER.1);
+    for i in 0..n {
+        let (page, contents, image) = (3 + i * 3, 4 + i * 3, 5 + i * 3);
+        w.object(
+            page,
+            &format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] /Resources << /XObject << /Im0 {image} 0 R >> >> /Contents {contents} 0 R >>",
+                LETTER.0, LETTER.1
+            ),
+            None,
+        )?;
+        w.object(
+            contents,
+            &format!("<< /Length {} >>", content.len()),
+            Some(content.as_bytes()),
+        )?;
+        let jpeg = &images[i % images.len()];
+        w.object(
+            image,
+            &format!(
+                "<< /Type /XObject /Subtype /Image /Width {w_px} /Height {h_px} /ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>",
+                jpeg.len()
+            ),
+            Some(jpeg),
+        )?;
+    }
+    let mut out = w.finish(1, "")?;
+    out.stream_position()
+}
+
+fn scan_page_jpeg(rng: &mut fastrand::Rng, w: u16, h: u16, quality: u8) -> io::Result<Vec<u8>> {
+    let (wu, hu) = (usize::from(w), usize::from(h));
+    let mut px = vec![0u8; wu * hu * 3];
+    for p in px.chunks_exact_mut(3) {
+        // Triangular noise around 235 (sd about 6.5): paper grain.
+        let g = 235 + (i32::from(rng.u8(..)) + i32::from(rng.u8(..)) - 255) / 16;
+        let g = g.clamp(0, 255) as u8;
+        p[0] = g;
+        p[1] = g;
+        p[2] = g.saturating_sub(4);
+    }
+    let stroke = (usize::from(w) / 400).max(2);
+    let step = hu / 3;
+    for k in 0..3 {
+        let top = hu * 6 / 100 + k * step;
+        let bottom = (top + step * 85 / 100).min(hu - 1);
+        let (left, right) = (wu * 6 / 100, wu * 94 / 100);
+        let mut dark = |x: usize, y: usize| {
+            let i = (y * wu + x) * 3;
+            px[i..i + 3].copy_from_slice(&[30, 30, 30]);
+        };
+        for t in 0..stroke {
+            for x in left..right {
+                dark(x, top + t);
+                dark(x, bottom - t);
+            }
+            for y in top..bottom {
+                dark(left + t, y);
+                dark(right - t, y);
+            }
+        }
+        // A "handwritten" line of ink: random dark dashes.
+        let baseline = top + step / 3;
+        let mut x = left + wu / 20;
+        while x < right - wu / 10 {
+            let len = rng.usize(4..40);
+            for dx in 0..len.min(right - x) {
+                for t in 0..stroke {
+                    dark(x + dx, baseline + t + rng.usize(0..3));
+                }
+            }
+            x += len + rng.usize(2..20);
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_escaping() {
+        assert_eq!(pdf_string("a(b)\\c"), b"(a\\(b\\)\\\\c)".to_vec());
+        assert_eq!(pdf_string("Jos\u{e9} \u{2603}"), b"(Jos\xE9 ?)".to_vec());
+    }
+
+    #[test]
+    fn text_pdf_has_valid_xref_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pdf");
+        write_text_pdf(&path, &[vec!["Hello".into()], vec!["World".into()]]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let xref_at: usize = text
+            .rsplit("startxref\n")
+            .next()
+            .and_then(|t| t.lines().next())
+            .and_then(|l| l.parse().ok())
+            .unwrap();
+        assert!(text[xref_at..].starts_with("xref"));
+        for (i, line) in text[xref_at..].lines().skip(3).take(7).enumerate() {
+            let off: usize = line[..10].parse().unwrap();
+            assert!(
+                text[off..].starts_with(&format!("{} 0 obj", i + 1)),
+                "object {}",
+                i + 1
+            );
+        }
+    }
+}

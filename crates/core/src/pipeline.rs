@@ -1,0 +1,160 @@
+//! One file through detection, pages and extraction: the unit of work of the worker.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::donation::Donation;
+use crate::extract::{csv, ExtractError, Extractor, Outcome};
+use crate::filetype::{self, FileKind};
+use crate::memory::Monitor;
+use crate::pdf::{PdfConfig, PdfPages};
+
+/// Pages between "Memory Monitor" lines within one document.
+pub const MONITOR_EVERY_PAGES: u32 = 10;
+
+/// Progress of the file being processed, reported after every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub pages_done: u32,
+    pub page_count: u32,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileOutcome {
+    pub file: String,
+    pub kind: Option<FileKind>,
+    pub pages: u32,
+    #[serde(skip)]
+    pub records: Vec<Donation>,
+    /// Parts of the file that yielded no records (pages that failed, pages without text).
+    #[serde(skip)]
+    pub errors: Vec<ExtractError>,
+    /// Set when the file as a whole could not be read.
+    pub error: Option<String>,
+}
+
+impl FileOutcome {
+    fn failed(file: &str, kind: Option<FileKind>, error: impl ToString) -> Self {
+        Self {
+            file: file.to_string(),
+            kind,
+            pages: 0,
+            records: Vec::new(),
+            errors: Vec::new(),
+            error: Some(error.to_string()),
+        }
+    }
+}
+
+/// Processes one file. Never panics on bad input: every problem ends up in the outcome.
+pub fn process_file(
+    path: &Path,
+    name: &str,
+    cfg: &PdfConfig,
+    extractor: &dyn Extractor,
+    monitor: &Monitor,
+    progress: &mut dyn FnMut(Progress),
+) -> FileOutcome {
+    let kind = match filetype::sniff_path(path) {
+        Ok(k) => k,
+        Err(e) => return FileOutcome::failed(name, None, e),
+    };
+    monitor.log(&format!("start {} file", kind.as_str()));
+    let outcome = match kind {
+        FileKind::Pdf => process_pdf(path, name, cfg, extractor, monitor, progress),
+        FileKind::Csv => match csv::read_csv(path, name) {
+            Ok(outcomes) => {
+                progress(Progress {
+                    pages_done: 1,
+                    page_count: 1,
+                });
+                collect(name, kind, 1, outcomes)
+            }
+            Err(e) => FileOutcome::failed(name, Some(kind), e),
+        },
+        FileKind::Jpeg | FileKind::Png => {
+            if extractor.needs_images() {
+                FileOutcome::failed(
+                    name,
+                    Some(kind),
+                    format!(
+                        "the {} extractor does not read image files yet",
+                        extractor.name()
+                    ),
+                )
+            } else {
+                FileOutcome::failed(
+                    name,
+                    Some(kind),
+                    "a photo or scan has no text layer; the offline text extractor cannot read \
+                     it. Set GEMINI_API_KEY to read images.",
+                )
+            }
+        }
+    };
+    monitor.log(&format!("end {} file", kind.as_str()));
+    outcome
+}
+
+fn process_pdf(
+    path: &Path,
+    name: &str,
+    cfg: &PdfConfig,
+    extractor: &dyn Extractor,
+    monitor: &Monitor,
+    progress: &mut dyn FnMut(Progress),
+) -> FileOutcome {
+    let cfg = PdfConfig {
+        images: extractor.needs_images(),
+        ..cfg.clone()
+    };
+    let pages = match PdfPages::open(path, &cfg) {
+        Ok(p) => p,
+        Err(e) => return FileOutcome::failed(name, Some(FileKind::Pdf), e),
+    };
+    let page_count = pages.page_count();
+    let mut doc = extractor.begin(name);
+    let mut outcomes = Vec::new();
+    let mut done = 0;
+    for page in pages {
+        match page {
+            Ok(page) => outcomes.extend(doc.push(&page)),
+            Err(e) => outcomes.push(Outcome::Error(ExtractError {
+                file: name.to_string(),
+                pages: (e.first_page..=e.last_page).collect(),
+                reason: e.reason,
+            })),
+        }
+        done += 1;
+        progress(Progress {
+            pages_done: done,
+            page_count,
+        });
+        if done % MONITOR_EVERY_PAGES == 0 {
+            monitor.log(&format!("pdf pages {done}/{page_count}"));
+        }
+    }
+    outcomes.extend(doc.finish());
+    collect(name, FileKind::Pdf, page_count, outcomes)
+}
+
+fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> FileOutcome {
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    for o in outcomes {
+        match o {
+            Outcome::Record(r) => records.push(*r),
+            Outcome::Error(e) => errors.push(e),
+        }
+    }
+    FileOutcome {
+        file: name.to_string(),
+        kind: Some(kind),
+        pages,
+        records,
+        errors,
+        error: None,
+    }
+}

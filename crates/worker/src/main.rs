@@ -1,0 +1,18 @@
+//! fom-worker: the worker process and the operator's command line.
+//!
+//! - `process [--json] FILE...`: the whole pipeline in-process, offline (no Redis, no network).
+//! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
+
+mod cli;
+mod memtest;
+mod process;
+
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+fn main() -> std::process::ExitCode {
+    #[cfg(feature = "heap-profile")]
+    let _profiler = dhat::Profiler::new_heap();
+    cli::run()
+}

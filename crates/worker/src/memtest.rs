@@ -1,0 +1,133 @@
+//! `fom-worker memtest`: peak RSS and speed of the worker's page pipeline.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use fom_core::memory;
+use fom_core::pdf::synth::{write_scan_pdf, ScanOptions};
+use fom_core::pdf::{ImageSource, PdfConfig, PdfPages};
+use serde::Serialize;
+
+use crate::cli::Settings;
+
+pub struct Options {
+    pub pages: u32,
+    pub dpi: Option<u32>,
+    pub scan_dpi: u32,
+    pub file: Option<PathBuf>,
+    pub force_render: bool,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Result {
+    pages: u32,
+    dpi: u32,
+    file_mb: f64,
+    peak_rss_mb: f64,
+    seconds: f64,
+    pages_per_sec: f64,
+    rendered: u32,
+    passed_through: u32,
+    failed: u32,
+    jpeg_mb: f64,
+    text_chars: u64,
+    rss_after_mb: f64,
+    generated: bool,
+    peak_excludes_generation: bool,
+}
+
+pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let (path, generated) = match &opts.file {
+        Some(f) => (f.clone(), false),
+        None => {
+            let path = tmp.path().join("memtest-scan.pdf");
+            let scan = ScanOptions {
+                pages: opts.pages.max(1),
+                dpi: opts.scan_dpi.clamp(72, 600),
+                ..ScanOptions::default()
+            };
+            write_scan_pdf(&path, &scan).context("cannot generate the test PDF")?;
+            (path, true)
+        }
+    };
+    // Generating the PDF is not part of the pipeline: start the peak mark afresh.
+    memory::release_free_memory();
+    let peak_reset = memory::reset_peak_rss();
+
+    let cfg = PdfConfig {
+        dpi: opts.dpi.unwrap_or(settings.pdf.dpi),
+        passthrough: settings.pdf.passthrough && !opts.force_render,
+        images: true,
+        ..settings.pdf.clone()
+    };
+    let file_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
+    settings.monitor.log("memtest start");
+    let started = Instant::now();
+    let pages = PdfPages::open(&path, &cfg).with_context(|| format!("{}", path.display()))?;
+    let page_count = pages.page_count();
+    let (mut rendered, mut passed, mut failed, mut jpeg_bytes, mut text_chars) =
+        (0, 0, 0, 0u64, 0u64);
+    for page in pages {
+        match page {
+            Ok(p) => {
+                match p.source {
+                    ImageSource::PassThrough => passed += 1,
+                    ImageSource::Rendered | ImageSource::None => rendered += 1,
+                }
+                jpeg_bytes += p.jpeg.len() as u64;
+                text_chars += p.text.chars().count() as u64;
+                if p.number % fom_core::pipeline::MONITOR_EVERY_PAGES == 0 {
+                    settings
+                        .monitor
+                        .log(&format!("memtest page {}/{page_count}", p.number));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    settings.monitor.log("memtest end");
+    let result = Result {
+        pages: page_count,
+        dpi: cfg.dpi,
+        file_mb: memory::round1(file_mb),
+        peak_rss_mb: memory::round1(memory::peak_rss_mb()),
+        seconds: (seconds * 100.0).round() / 100.0,
+        pages_per_sec: memory::round1(f64::from(page_count) / seconds.max(1e-9)),
+        rendered,
+        passed_through: passed,
+        failed,
+        jpeg_mb: memory::round1(jpeg_bytes as f64 / 1_048_576.0),
+        text_chars,
+        rss_after_mb: memory::round1(memory::rss_mb()),
+        generated,
+        peak_excludes_generation: generated && peak_reset,
+    };
+    if opts.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} pages at {} DPI ({} rendered, {} passed through, {} failed): peak RSS {} MB, {} s, {} pages/s",
+            result.pages,
+            result.dpi,
+            result.rendered,
+            result.passed_through,
+            result.failed,
+            result.peak_rss_mb,
+            result.seconds,
+            result.pages_per_sec
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -129,6 +129,21 @@ pub enum ValueError {
     Date(String),
 }
 
+/// "1234.5" -> "1,234.50": two decimals and thousands separators, as reports show money.
+pub fn format_amount(amount: Decimal) -> String {
+    let s = format!("{:.2}", amount.round_dp(2));
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}.{frac}")
+}
+
 /// Parses a US-style amount: optional `$`, comma thousands separators in groups of three, at
 /// most two decimals. European "1.234,50" is refused rather than guessed.
 pub fn parse_amount(raw: &str) -> Result<Decimal, ValueError> {
@@ -171,28 +186,26 @@ pub fn parse_amount(raw: &str) -> Result<Decimal, ValueError> {
 /// `January 5, 2026`, `Jan 5 2026`.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
     let s = raw.trim().trim_end_matches('.');
-    let formats = [
-        "%m/%d/%Y",
-        "%Y-%m-%d",
-        "%m-%d-%Y",
-        "%B %d, %Y",
-        "%B %d %Y",
-        "%b %d, %Y",
-        "%b %d %Y",
-        "%b. %d, %Y",
-    ];
-    for f in formats {
-        if let Ok(d) = NaiveDate::parse_from_str(s, f) {
-            return Ok(d);
-        }
-    }
-    // Two-digit years: 00-69 -> 2000s, 70-99 -> 1900s (chrono's %y rule).
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%m/%d/%y") {
-        if s.rsplit('/').next().is_some_and(|y| y.len() == 2) {
-            return Ok(d);
-        }
-    }
-    Err(ValueError::Date(raw.to_string()))
+    // chrono's %Y takes "26" as the year 26: route two-digit years to %y (00-68 -> 2000s).
+    let two_digit_year = s.contains('/') && s.rsplit('/').next().is_some_and(|y| y.len() == 2);
+    let formats: &[&str] = if two_digit_year {
+        &["%m/%d/%y"]
+    } else {
+        &[
+            "%m/%d/%Y",
+            "%Y-%m-%d",
+            "%m-%d-%Y",
+            "%B %d, %Y",
+            "%B %d %Y",
+            "%b %d, %Y",
+            "%b %d %Y",
+            "%b. %d, %Y",
+        ]
+    };
+    formats
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+        .ok_or_else(|| ValueError::Date(raw.to_string()))
 }
 
 #[cfg(test)]
@@ -222,6 +235,15 @@ mod tests {
             parse_amount("0.10").unwrap() + parse_amount("0.20").unwrap(),
             dec("0.30")
         );
+    }
+
+    #[test]
+    fn formats_amounts_for_people() {
+        assert_eq!(format_amount(dec("1234.5")), "1,234.50");
+        assert_eq!(format_amount(dec("25")), "25.00");
+        assert_eq!(format_amount(dec("1000000")), "1,000,000.00");
+        assert_eq!(format_amount(dec("999.999")), "1,000.00");
+        assert_eq!(format_amount(dec("-1234")), "-1,234.00");
     }
 
     #[test]

@@ -63,10 +63,13 @@ pub fn sniff(head: &[u8]) -> Result<FileKind, SniffError> {
     if let Some(name) = known_binary(head) {
         return Err(SniffError::Unsupported(name));
     }
-    if looks_like_text_table(head) {
-        return Ok(FileKind::Csv);
+    match text_shape(head) {
+        TextShape::Table => Ok(FileKind::Csv),
+        TextShape::Prose => Err(SniffError::Unsupported(
+            "plain text without columns; a CSV needs a header row such as Name,Amount",
+        )),
+        TextShape::Binary => Err(SniffError::Unsupported("unrecognised binary data")),
     }
-    Err(SniffError::Unsupported("unrecognised binary data"))
 }
 
 fn known_binary(head: &[u8]) -> Option<&'static str> {
@@ -85,20 +88,25 @@ fn known_binary(head: &[u8]) -> Option<&'static str> {
         .or_else(|| (head.len() > 12 && &head[4..8] == b"ftyp").then_some("a HEIC/MP4 file"))
 }
 
-/// Text (UTF-8, or a single-byte encoding) with no NULs and at least one line that has a
-/// delimiter: what a spreadsheet's CSV export looks like.
-fn looks_like_text_table(head: &[u8]) -> bool {
-    if head.contains(&0) {
-        return false;
-    }
-    let controls = head
+enum TextShape {
+    Table,
+    Prose,
+    Binary,
+}
+
+/// Text (UTF-8, or a single-byte encoding) with no NULs or control bytes is a table when it
+/// has a delimiter somewhere: what a spreadsheet's CSV export looks like.
+fn text_shape(head: &[u8]) -> TextShape {
+    let binary = head
         .iter()
-        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'))
-        .count();
-    if controls > 0 {
-        return false;
+        .any(|&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'));
+    if binary {
+        TextShape::Binary
+    } else if head.iter().any(|b| matches!(b, b',' | b';' | b'\t' | b'|')) {
+        TextShape::Table
+    } else {
+        TextShape::Prose
     }
-    head.iter().any(|b| matches!(b, b',' | b';' | b'\t' | b'|'))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

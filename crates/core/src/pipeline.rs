@@ -25,6 +25,7 @@ pub struct Progress {
 pub struct FileOutcome {
     pub file: String,
     pub kind: Option<FileKind>,
+    /// PDF pages (0 for CSV and image files).
     pub pages: u32,
     #[serde(skip)]
     pub records: Vec<Donation>,
@@ -70,7 +71,7 @@ pub fn process_file(
                     pages_done: 1,
                     page_count: 1,
                 });
-                collect(name, kind, 1, outcomes)
+                collect(name, kind, 0, outcomes)
             }
             Err(e) => FileOutcome::failed(name, Some(kind), e),
         },

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fom_core::donation::Donation;
+use fom_core::donation::{format_amount, Donation};
 use fom_core::extract::text::TextExtractor;
 use fom_core::extract::ExtractError;
 use fom_core::memory;
@@ -105,7 +105,7 @@ fn print_human(report: &Report<'_>) {
     for (i, r) in report.records.iter().enumerate() {
         let amount = r
             .amount
-            .map_or_else(|| "?".to_string(), |a| format!("${a}"));
+            .map_or_else(|| "?".to_string(), |a| format!("${}", format_amount(a)));
         let date = r
             .payment_date
             .map_or_else(String::new, |d| d.format("%m/%d/%Y").to_string());
@@ -136,7 +136,10 @@ fn print_human(report: &Report<'_>) {
     for f in &report.files {
         match f.error {
             Some(err) => println!("{}: FAILED: {err}", f.file),
-            None => println!("{}: {} page(s), {} record(s)", f.file, f.pages, f.records),
+            None if f.pages > 0 => {
+                println!("{}: {} page(s), {} record(s)", f.file, f.pages, f.records)
+            }
+            None => println!("{}: {} record(s)", f.file, f.records),
         }
     }
     println!("peak RSS {:.1} MB", report.peak_rss_mb);

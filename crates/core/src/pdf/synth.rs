@@ -51,7 +51,7 @@ impl<W: Write + Seek> PdfWriter<W> {
             self.offsets.len()
         )?;
         for off in &self.offsets[1..] {
-            write!(self.out, "{off:010} 00000 n \n")?;
+            writeln!(self.out, "{off:010} 00000 n ")?;
         }
         write!(
             self.out,
@@ -276,18 +276,21 @@ mod tests {
         let path = dir.path().join("t.pdf");
         write_text_pdf(&path, &[vec!["Hello".into()], vec!["World".into()]]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        let xref_at: usize = text
-            .rsplit("startxref\n")
+        let find = |needle: &[u8]| bytes.windows(needle.len()).rposition(|w| w == needle);
+        let tail = &bytes[find(b"startxref\n").unwrap() + 10..];
+        let xref_at: usize = std::str::from_utf8(tail)
+            .unwrap()
+            .lines()
             .next()
-            .and_then(|t| t.lines().next())
-            .and_then(|l| l.parse().ok())
+            .unwrap()
+            .parse()
             .unwrap();
-        assert!(text[xref_at..].starts_with("xref"));
-        for (i, line) in text[xref_at..].lines().skip(3).take(7).enumerate() {
+        assert!(bytes[xref_at..].starts_with(b"xref"));
+        let table = std::str::from_utf8(&bytes[xref_at..]).unwrap();
+        for (i, line) in table.lines().skip(3).take(7).enumerate() {
             let off: usize = line[..10].parse().unwrap();
             assert!(
-                text[off..].starts_with(&format!("{} 0 obj", i + 1)),
+                bytes[off..].starts_with(format!("{} 0 obj", i + 1).as_bytes()),
                 "object {}",
                 i + 1
             );

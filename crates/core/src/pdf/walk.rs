@@ -2,7 +2,7 @@
 //! channels (see the module docs of `pdf`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
@@ -95,7 +95,7 @@ impl Drop for PdfPages {
 }
 
 fn render_loop(
-    path: &PathBuf,
+    path: &Path,
     cfg: &PdfConfig,
     page_count: u32,
     tx: &SyncSender<Stage>,

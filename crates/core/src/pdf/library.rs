@@ -33,7 +33,8 @@ pub fn pdfium() -> Result<&'static Pdfium, LibraryError> {
 }
 
 fn bind() -> Result<Pdfium, LibraryError> {
-    let candidates = candidates(std::env::var_os("PDFIUM_LIB_PATH").map(PathBuf::from));
+    let env_path = std::env::var_os("PDFIUM_LIB_PATH").filter(|v| !v.is_empty());
+    let candidates = candidates(env_path.map(PathBuf::from));
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         return Err(LibraryError::NotFound {
             looked: candidates

@@ -1,0 +1,52 @@
+# fom-qbo: the two commands are `make demo` and `make test`; the rest are for developers.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
+
+.PHONY: demo test pdfium redis build lint fmt examples memtest bench heap-profile clean
+
+## demo: install pdfium if missing, build, extract the example deposit offline
+demo: pdfium build
+	./target/release/fom-worker process examples/deposit.pdf examples/online-gifts.csv
+
+## test: install pdfium, make sure Redis answers, run lints and every test
+test: pdfium redis
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) test --workspace --locked
+
+pdfium:
+	./scripts/install-pdfium.sh
+
+redis:
+	./scripts/ensure-redis.sh
+
+build:
+	$(CARGO) build --release --locked -p fom-worker -p fom-web
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## examples: rewrite examples/ from crates/testkit/src/examples.rs
+examples:
+	$(CARGO) run -q -p fom-testkit --example make-examples -- examples
+
+## memtest: peak RSS and speed of the page pipeline, both paths, 5 and 200 pages
+memtest: pdfium build
+	@for args in "--pages 5" "--pages 200" "--pages 5 --force-render" "--pages 200 --force-render"; do \
+	  echo "memtest $$args: $$(RUST_LOG=warn ./target/release/fom-worker memtest $$args --json)"; done
+
+## bench: side by side with the old system's PDF handling (needs ../shared/bench)
+bench: pdfium build
+	./scripts/bench-side-by-side.sh 200
+
+## heap-profile: dhat heap profile of a memtest run, written to dhat-heap.json
+heap-profile: pdfium
+	CARGO_TARGET_DIR=target/heap-profile $(CARGO) run --release -p fom-worker --features heap-profile -- memtest --pages 20 --force-render --json
+
+clean:
+	$(CARGO) clean

@@ -13,7 +13,7 @@ demo: pdfium build
 test: pdfium redis
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(CARGO) test --workspace --locked
+	CARGO=$(CARGO) ./scripts/cargo-test-summary.sh --workspace --locked
 
 pdfium:
 	./scripts/install-pdfium.sh

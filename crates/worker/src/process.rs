@@ -131,7 +131,7 @@ fn print_human(report: &Report<'_>) {
         }
     }
     for e in &report.errors {
-        println!("  ! {} pages {:?}: {}", e.file, e.pages, e.reason);
+        println!("  ! {} {}: {}", e.file, e.pages_label(), e.reason);
     }
     for f in &report.files {
         match f.error {

@@ -28,6 +28,37 @@ pub struct ExtractError {
     pub reason: String,
 }
 
+impl ExtractError {
+    /// "pages 1-3, 7" for people; "whole file" when no page is named.
+    pub fn pages_label(&self) -> String {
+        if self.pages.is_empty() {
+            return "whole file".into();
+        }
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < self.pages.len() {
+            let start = self.pages[i];
+            let mut end = start;
+            while i + 1 < self.pages.len() && self.pages[i + 1] == end + 1 {
+                i += 1;
+                end = self.pages[i];
+            }
+            parts.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
+            i += 1;
+        }
+        let noun = if self.pages.len() == 1 {
+            "page"
+        } else {
+            "pages"
+        };
+        format!("{noun} {}", parts.join(", "))
+    }
+}
+
 /// An extraction backend.
 pub trait Extractor {
     /// Short name for logs and output ("text", "gemini").
@@ -43,4 +74,25 @@ pub trait Extractor {
 pub trait DocumentExtraction {
     fn push(&mut self, page: &Page) -> Vec<Outcome>;
     fn finish(self: Box<Self>) -> Vec<Outcome>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_labels_collapse_runs() {
+        let e = |pages: Vec<u32>| ExtractError {
+            file: "f".into(),
+            pages,
+            reason: String::new(),
+        };
+        assert_eq!(e(vec![]).pages_label(), "whole file");
+        assert_eq!(e(vec![4]).pages_label(), "page 4");
+        assert_eq!(e((1..=200).collect()).pages_label(), "pages 1-200");
+        assert_eq!(
+            e(vec![1, 2, 3, 7, 9, 10]).pages_label(),
+            "pages 1-3, 7, 9-10"
+        );
+    }
 }

@@ -34,24 +34,35 @@ pub fn pdfium() -> Result<&'static Pdfium, LibraryError> {
 
 fn bind() -> Result<Pdfium, LibraryError> {
     let env_path = std::env::var_os("PDFIUM_LIB_PATH").filter(|v| !v.is_empty());
-    let candidates = candidates(env_path.map(PathBuf::from));
-    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        return Err(LibraryError::NotFound {
-            looked: candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            hint: INSTALL_HINT,
-        });
-    };
-    let bindings = Pdfium::bind_to_library(path).map_err(|e| LibraryError::Unloadable {
+    if let Some(p) = &env_path {
+        if !Path::new(p).exists() {
+            tracing::warn!(path = ?p, "PDFIUM_LIB_PATH does not exist; searching the defaults");
+        }
+    }
+    let path = find(&candidates(env_path.map(PathBuf::from)))?;
+    let bindings = Pdfium::bind_to_library(&path).map_err(|e| LibraryError::Unloadable {
         path: path.display().to_string(),
         reason: format!("{e:?}"),
         hint: INSTALL_HINT,
     })?;
     tracing::debug!(path = %path.display(), "pdfium bound");
     Ok(Pdfium::new(bindings))
+}
+
+/// The first candidate that exists, or an error naming every place looked and the fix.
+pub fn find(candidates: &[PathBuf]) -> Result<PathBuf, LibraryError> {
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| LibraryError::NotFound {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: INSTALL_HINT,
+        })
 }
 
 /// Every place the library may be, in search order.
@@ -105,5 +116,15 @@ mod tests {
         let c = candidates(Some(PathBuf::from("/x/libpdfium.so")));
         assert_eq!(c[0], PathBuf::from("/x/libpdfium.so"));
         assert!(c.iter().any(|p| p.ends_with("vendor/pdfium/libpdfium.so")));
+    }
+
+    #[test]
+    fn missing_library_names_the_install_command() {
+        let err = find(&[PathBuf::from("/nowhere/libpdfium.so")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nowhere/libpdfium.so"), "{err}");
+        assert!(err.contains("make pdfium"), "{err}");
+        assert!(err.contains("scripts/install-pdfium.sh"), "{err}");
     }
 }

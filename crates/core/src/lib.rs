@@ -13,3 +13,4 @@ pub mod filetype;
 pub mod memory;
 pub mod pdf;
 pub mod pipeline;
+pub mod runtime;

@@ -1,12 +1,10 @@
 //! fom-web: the thin web process. For now: configuration check, `/health` with the memory
 //! monitor, graceful shutdown. Uploads, the review API and the pages come with their issues.
 
-use std::io::IsTerminal;
-
 use actix_web::{get, middleware, web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use fom_core::config::EnvReader;
-use fom_core::memory::{Monitor, Thresholds};
+use fom_core::memory::Monitor;
 use serde::Serialize;
 
 struct Config {
@@ -19,16 +17,12 @@ fn config() -> Result<Config, fom_core::config::ConfigError> {
     let mut env = EnvReader::from_process();
     let port = env.number("PORT", 8080u16, 1, 65_535);
     let workers = env.number("WEB_CONCURRENCY", 2usize, 1, 64);
-    let thresholds = Thresholds::from_env(&mut env);
-    let tuning = env.flag("MALLOC_TUNING", true);
+    let monitor = fom_core::runtime::memory_settings(&mut env);
     env.finish()?;
-    if tuning {
-        fom_core::memory::tune_allocator();
-    }
     Ok(Config {
         port,
         workers,
-        monitor: Monitor::new(thresholds),
+        monitor,
     })
 }
 
@@ -58,19 +52,8 @@ async fn health(monitor: web::Data<Monitor>) -> HttpResponse {
         })
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-}
-
 fn main() -> std::process::ExitCode {
-    init_logs();
+    fom_core::runtime::init_logs("info");
     let cfg = match config() {
         Ok(c) => c,
         Err(e) => {

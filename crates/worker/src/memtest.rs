@@ -12,12 +12,25 @@ use serde::Serialize;
 
 use crate::cli::Settings;
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// Pages of the generated scanned-style PDF (ignored with --file).
+    #[arg(long, default_value_t = 200)]
     pub pages: u32,
+    /// Render resolution (default: RENDER_DPI, 150).
+    #[arg(long)]
     pub dpi: Option<u32>,
+    /// Resolution of the generated scan's page images.
+    #[arg(long, default_value_t = 300)]
     pub scan_dpi: u32,
+    /// Measure this PDF instead of a generated one.
+    #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Render every page (no JPEG pass-through), so the rendering path is measured.
+    #[arg(long)]
     pub force_render: bool,
+    /// Print one JSON object.
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -1,6 +1,8 @@
 //! The donation record (first version; the domain issue completes it) and value parsing.
 
-use chrono::NaiveDate;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -8,23 +10,38 @@ use uuid::Uuid;
 /// One payment: a check, or one online gift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Donation {
+    /// Stable across merges and re-uploads: the record the treasurer edits keeps its id.
     pub id: Uuid,
-    /// Check number or online payment id, exactly as written (leading zeros kept).
+    /// Check number or online payment id, as written (leading zeros kept; see
+    /// `normalize::payment_ref_key` for comparison).
     pub payment_ref: Option<String>,
     pub payment_method: Option<PaymentMethod>,
     /// Exact decimal; `None` when the source had no readable amount (see `issues`).
     #[serde(with = "rust_decimal::serde::str_option")]
     pub amount: Option<Decimal>,
+    /// The date the receipt carries (rules in `normalize::apply_payment_date_rule`).
     pub payment_date: Option<NaiveDate>,
     pub check_date: Option<NaiveDate>,
     pub postmark_date: Option<NaiveDate>,
     pub deposit_date: Option<NaiveDate>,
+    /// "ATM Deposit" (checks, default), "Mobile Deposit", "Online", "Stripe", "PayPal".
     pub deposit_method: Option<String>,
     pub memo: Option<String>,
     pub payer: Payer,
     pub contact: Contact,
-    pub provenance: Provenance,
-    /// Problems found while reading this record; a record is never dropped for them.
+    /// Where this record was first read.
+    pub provenance: Source,
+    /// QuickBooks state: match, receipt, sync.
+    #[serde(default)]
+    pub qbo: QboState,
+    /// One entry per duplicate merged into this record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_history: Vec<MergeEntry>,
+    /// Source columns that have no field of their own (CSV), kept as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+    /// Problems found while reading or checking this record; a record is never dropped for them.
+    #[serde(default)]
     pub issues: Vec<Issue>,
 }
 
@@ -36,18 +53,26 @@ pub enum PaymentMethod {
     Online,
 }
 
+impl PaymentMethod {
+    pub fn is_check(self) -> bool {
+        matches!(self, PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Payer {
-    /// Name variants as found ("John Smith", "Smith, John", ...).
+    /// Name variants ("John Smith", "Smith, John", "J. Smith", ...); the first is the name as
+    /// written.
     pub aliases: Vec<String>,
     pub salutation: Option<String>,
     pub organization_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub address_line_1: Option<String>,
     pub city: Option<String>,
+    /// Two letters.
     pub state: Option<String>,
     /// Text, never a number: leading zeros matter.
     pub zip: Option<String>,
@@ -55,21 +80,95 @@ pub struct Contact {
     pub phone: Option<String>,
 }
 
-/// Where the record came from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Provenance {
+/// What kind of paper (or file) a record was read from. The deposit list's check number is
+/// authoritative when duplicates merge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Check,
+    Envelope,
+    DepositList,
+    Csv,
+    #[default]
+    Unknown,
+}
+
+/// Where a record (or a merged duplicate) came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
     pub file: String,
-    /// 1-based page numbers (PDF) the record was read from.
+    /// 1-based page numbers (PDF).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub pages: Vec<u32>,
-    /// 1-based data row (CSV), header excluded.
+    /// 1-based line of the file (CSV; the header is line 1).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub row: Option<u32>,
+    pub line: Option<u64>,
+    #[serde(default)]
+    pub kind: SourceKind,
+}
+
+/// Donor match status, in the order a merge prefers them (never downgraded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchStatus {
+    #[default]
+    Unmatched,
+    NewDonor,
+    NeedsReview,
+    AddressChanged,
+    Matched,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    #[default]
+    NotSent,
+    Sent,
+    Error,
+}
+
+/// A QuickBooks address as it was when matched (shown old-vs-new for review).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub line1: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QboState {
+    pub customer_id: Option<String>,
+    pub display_name: Option<String>,
+    pub match_status: MatchStatus,
+    /// 0-100.
+    pub match_score: Option<u8>,
+    pub address_snapshot: Option<Address>,
+    pub sales_receipt_id: Option<String>,
+    pub sync_status: SyncStatus,
+    pub last_error: Option<String>,
+}
+
+/// What one merge took from which source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergeEntry {
+    pub merged_at: DateTime<Utc>,
+    /// The duplicate's id before it was merged away.
+    pub merged_id: Uuid,
+    pub source: Source,
+    /// Fields whose value came from the duplicate.
+    pub fields: Vec<String>,
+    pub payment_ref: Option<String>,
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub amount: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issue {
     pub level: IssueLevel,
+    /// Stable machine code, e.g. `amount_missing`, `date_future`.
+    pub code: String,
     pub field: Option<String>,
     pub message: String,
 }
@@ -96,20 +195,35 @@ impl Donation {
             memo: None,
             payer: Payer::default(),
             contact: Contact::default(),
-            provenance: Provenance {
+            provenance: Source {
                 file: file.to_string(),
-                ..Provenance::default()
+                ..Source::default()
             },
+            qbo: QboState::default(),
+            merge_history: Vec::new(),
+            extra: BTreeMap::new(),
             issues: Vec::new(),
         }
     }
 
-    pub fn issue(&mut self, level: IssueLevel, field: &str, message: impl Into<String>) {
-        self.issues.push(Issue {
-            level,
-            field: Some(field.to_string()),
-            message: message.into(),
-        });
+    /// Adds an issue unless the same code is already recorded for the same field.
+    pub fn issue(&mut self, level: IssueLevel, code: &str, field: &str, message: impl Into<String>) {
+        let exists = self
+            .issues
+            .iter()
+            .any(|i| i.code == code && i.field.as_deref() == Some(field));
+        if !exists {
+            self.issues.push(Issue {
+                level,
+                code: code.to_string(),
+                field: Some(field.to_string()),
+                message: message.into(),
+            });
+        }
+    }
+
+    pub fn has_issue(&self, code: &str) -> bool {
+        self.issues.iter().any(|i| i.code == code)
     }
 
     /// The name a person would read first: organisation, else the first alias.
@@ -118,6 +232,11 @@ impl Donation {
             .organization_name
             .as_deref()
             .or_else(|| self.payer.aliases.first().map(String::as_str))
+    }
+
+    /// Every source this record was read from: its own, then each merged duplicate's.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        std::iter::once(&self.provenance).chain(self.merge_history.iter().map(|m| &m.source))
     }
 }
 

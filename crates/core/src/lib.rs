@@ -6,11 +6,15 @@
 //! - [`extract`]: turn pages and CSV files into [`donation::Donation`] records.
 //! - [`pipeline`]: run one file through detection, pages and extraction.
 
+pub mod aliases;
 pub mod config;
+pub mod dedup;
 pub mod donation;
 pub mod extract;
 pub mod filetype;
 pub mod memory;
+pub mod normalize;
 pub mod pdf;
 pub mod pipeline;
+pub mod report;
 pub mod runtime;

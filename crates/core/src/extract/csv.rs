@@ -141,7 +141,8 @@ pub fn read_csv(path: &Path, file_name: &str) -> Result<Vec<Outcome>, CsvError> 
 
 fn row_record(file: &str, n: u32, map: &[Option<Field>], row: &csv::ByteRecord) -> Donation {
     let mut r = Donation::new(file);
-    r.provenance.row = Some(n);
+    r.provenance.line = Some(u64::from(n) + 1);
+    r.provenance.kind = crate::donation::SourceKind::Csv;
     r.payment_method = Some(PaymentMethod::Online);
     r.deposit_method = Some("Online".into());
     let (mut first, mut last, mut name) = (None, None, None);
@@ -157,14 +158,14 @@ fn row_record(file: &str, n: u32, map: &[Option<Field>], row: &csv::ByteRecord) 
             Field::Last => last = Some(v),
             Field::Amount => match parse_amount(&v) {
                 Ok(a) => r.amount = Some(a),
-                Err(e) => r.issue(IssueLevel::Error, "amount", e.to_string()),
+                Err(e) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
             },
             Field::Date => {
                 // Exports often carry a time after the date.
                 let day = v.split([' ', 'T']).next().unwrap_or(&v);
                 match parse_date(day) {
                     Ok(d) => r.payment_date = Some(d),
-                    Err(e) => r.issue(IssueLevel::Warning, "payment_date", e.to_string()),
+                    Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "payment_date", e.to_string()),
                 }
             }
             Field::Address => r.contact.address_line_1 = Some(v),
@@ -200,11 +201,12 @@ fn row_record(file: &str, n: u32, map: &[Option<Field>], row: &csv::ByteRecord) 
             .iter()
             .any(|i| i.field.as_deref() == Some("amount"))
     {
-        r.issue(IssueLevel::Error, "amount", "the amount cell is empty");
+        r.issue(IssueLevel::Error, "amount_missing", "amount", "the amount cell is empty");
     }
     if r.payment_ref.is_none() {
         r.issue(
             IssueLevel::Warning,
+            "payment_ref_missing",
             "payment_ref",
             "no payment id column; same-amount gifts cannot be told apart",
         );
@@ -247,7 +249,7 @@ mod tests {
         assert_eq!(rs[0].amount, rs[1].amount);
         assert_ne!(rs[0].payment_ref, rs[1].payment_ref);
         assert_eq!(rs[0].contact.zip.as_deref(), Some("02134"));
-        assert_eq!(rs[0].provenance.row, Some(1));
+        assert_eq!(rs[0].provenance.line, Some(2));
         assert!(rs[2].amount.is_none());
         assert!(rs[2].issues.iter().any(|i| i.level == IssueLevel::Error));
     }

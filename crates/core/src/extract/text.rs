@@ -15,7 +15,7 @@ use regex::Regex;
 use rust_decimal::Decimal;
 
 use super::{DocumentExtraction, ExtractError, Extractor, Outcome};
-use crate::donation::{parse_amount, parse_date, Donation, IssueLevel, PaymentMethod};
+use crate::donation::{parse_amount, parse_date, Donation, IssueLevel, PaymentMethod, SourceKind};
 use crate::pdf::Page;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,18 +105,6 @@ impl TextDocument {
             if r.deposit_date.is_none() {
                 r.deposit_date = self.deposit_date;
             }
-            if r.amount.is_none()
-                && !r
-                    .issues
-                    .iter()
-                    .any(|i| i.field.as_deref() == Some("amount"))
-            {
-                r.issue(
-                    IssueLevel::Error,
-                    "amount",
-                    "no amount line found for this entry",
-                );
-            }
             if let Some(a) = r.amount {
                 self.sum += a;
             }
@@ -151,6 +139,7 @@ impl TextDocument {
             self.close_entry(out);
             let mut r = Donation::new(&self.file);
             r.provenance.pages.push(page);
+            r.provenance.kind = SourceKind::DepositList;
             let name = c.get(2).map_or("", |m| m.as_str()).trim().to_string();
             r.payer.aliases.push(name);
             self.current = Some(Entry {
@@ -181,12 +170,12 @@ fn apply_entry_line(entry: &mut Entry, page: u32, line: &str) {
         let raw = c.get(1).map_or("", |m| m.as_str());
         match parse_amount(raw) {
             Ok(a) => r.amount = Some(a),
-            Err(e) => r.issue(IssueLevel::Error, "amount", e.to_string()),
+            Err(e) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
         }
         if let Some(d) = c.get(2) {
             match parse_date(d.as_str()) {
                 Ok(d) => r.payment_date = Some(d),
-                Err(e) => r.issue(IssueLevel::Warning, "payment_date", e.to_string()),
+                Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "payment_date", e.to_string()),
             }
         }
     } else if let Some(c) = p.check_no.captures(line) {
@@ -229,6 +218,7 @@ fn apply_entry_line(entry: &mut Entry, page: u32, line: &str) {
         } else {
             r.issue(
                 IssueLevel::Warning,
+                "line_unrecognised",
                 "address",
                 format!("unrecognised address line {line:?}"),
             );
@@ -236,6 +226,7 @@ fn apply_entry_line(entry: &mut Entry, page: u32, line: &str) {
     } else {
         r.issue(
             IssueLevel::Warning,
+            "line_unrecognised",
             "text",
             format!("unrecognised line {line:?}"),
         );
@@ -247,6 +238,7 @@ fn check_list_record(file: &str, page: u32, c: &regex::Captures<'_>) -> Donation
     let g = |a: usize, b: usize| c.get(a).or_else(|| c.get(b)).map(|m| m.as_str());
     let mut r = Donation::new(file);
     r.provenance.pages.push(page);
+    r.provenance.kind = SourceKind::DepositList;
     r.payment_ref = g(1, 5).map(str::to_string);
     r.payment_method = Some(PaymentMethod::HandwrittenCheck);
     if let Some(name) = g(2, 6) {
@@ -254,13 +246,13 @@ fn check_list_record(file: &str, page: u32, c: &regex::Captures<'_>) -> Donation
     }
     match g(3, 7).map(parse_amount) {
         Some(Ok(a)) => r.amount = Some(a),
-        Some(Err(e)) => r.issue(IssueLevel::Error, "amount", e.to_string()),
-        None => r.issue(IssueLevel::Error, "amount", "no amount"),
+        Some(Err(e)) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
+        None => {}
     }
     if let Some(d) = g(4, 8) {
         match parse_date(d) {
             Ok(d) => r.check_date = Some(d),
-            Err(e) => r.issue(IssueLevel::Warning, "check_date", e.to_string()),
+            Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "check_date", e.to_string()),
         }
         r.payment_date = r.check_date;
     }
@@ -290,6 +282,7 @@ impl DocumentExtraction for TextDocument {
                     if let Outcome::Record(r) = o {
                         r.issue(
                             IssueLevel::Warning,
+                            "report_total_mismatch",
                             "amount",
                             format!("the report states a total of ${total} but its entries add up to ${}", self.sum),
                         );
@@ -442,6 +435,6 @@ mod tests {
         let rs = records(out);
         assert_eq!(rs.len(), 1);
         assert!(rs[0].amount.is_none());
-        assert!(rs[0].issues.iter().any(|i| i.level == IssueLevel::Error));
+        assert_eq!(rs[0].payment_ref.as_deref(), Some("9"));
     }
 }

@@ -1,0 +1,1 @@
+//! The deposit report: FoM's text layout and a CSV export of every field.

@@ -26,8 +26,9 @@ fn demo_files_produce_records_and_exit_zero() {
         .iter()
         .map(|r| rust_decimal_free::cents(r["amount"].as_str().unwrap()))
         .sum();
-    // The report's own total ($2,810.00) plus the CSV's $1,150.00.
-    assert_eq!(total, 396_000);
+    // The report's own total ($2,810.00), the slip's new $40.00 (its two repeats merge away),
+    // and the CSV's $1,150.00.
+    assert_eq!(total, 400_000);
 }
 
 /// Exact sums without floats, so the test cannot pass by rounding luck.

@@ -55,7 +55,10 @@ pub enum PaymentMethod {
 
 impl PaymentMethod {
     pub fn is_check(self) -> bool {
-        matches!(self, PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck)
+        matches!(
+            self,
+            PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck
+        )
     }
 }
 
@@ -207,7 +210,13 @@ impl Donation {
     }
 
     /// Adds an issue unless the same code is already recorded for the same field.
-    pub fn issue(&mut self, level: IssueLevel, code: &str, field: &str, message: impl Into<String>) {
+    pub fn issue(
+        &mut self,
+        level: IssueLevel,
+        code: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) {
         let exists = self
             .issues
             .iter()

@@ -8,6 +8,7 @@ use crate::donation::Donation;
 use crate::extract::{csv, ExtractError, Extractor, Outcome};
 use crate::filetype::{self, FileKind};
 use crate::memory::Monitor;
+use crate::normalize::{normalize, Rules};
 use crate::pdf::{PdfConfig, PdfPages};
 
 /// Pages between "Memory Monitor" lines within one document.
@@ -49,8 +50,25 @@ impl FileOutcome {
     }
 }
 
-/// Processes one file. Never panics on bad input: every problem ends up in the outcome.
+/// Processes one file into normalised records. Never panics on bad input: every problem ends
+/// up in the outcome.
 pub fn process_file(
+    path: &Path,
+    name: &str,
+    cfg: &PdfConfig,
+    rules: &Rules,
+    extractor: &dyn Extractor,
+    monitor: &Monitor,
+    progress: &mut dyn FnMut(Progress),
+) -> FileOutcome {
+    let mut outcome = read_file(path, name, cfg, extractor, monitor, progress);
+    for record in &mut outcome.records {
+        normalize(record, rules);
+    }
+    outcome
+}
+
+fn read_file(
     path: &Path,
     name: &str,
     cfg: &PdfConfig,

@@ -7,7 +7,8 @@ use std::path::Path;
 pub const DEPOSIT_PDF: &str = "deposit.pdf";
 pub const GIFTS_CSV: &str = "online-gifts.csv";
 
-/// The deposit report's pages, as lines of text. Entry 4 runs over the page break.
+/// The deposit's pages, as lines of text: a two-page report (entry 4 runs over the page
+/// break) and a deposit slip.
 pub fn deposit_pages() -> Vec<Vec<String>> {
     let page1 = [
         "Deposit Report: 03/14/2026",
@@ -50,7 +51,15 @@ pub fn deposit_pages() -> Vec<Vec<String>> {
         "",
         "Total Deposits: $2,810.00",
     ];
-    [&page1[..], &page2[..]]
+    // The bank deposit slip, typed in capitals: two checks repeat report entries (they merge),
+    // one is new.
+    let page3 = [
+        "DEPOSIT SLIP - CHECKS",
+        "004512  ST. JOHN LUTHERAN CHURCH  $2,000.00  03/02/2026",
+        "1187  MARGARET O'BRIEN  $250.00",
+        "2210  THOMAS MCDONALD  $40.00  03/12/2026",
+    ];
+    [&page1[..], &page2[..], &page3[..]]
         .iter()
         .map(|p| p.iter().map(|s| s.to_string()).collect())
         .collect()

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fom_core::config::EnvReader;
 use fom_core::memory::Monitor;
+use fom_core::normalize::Rules;
 use fom_core::pdf::PdfConfig;
 use fom_core::runtime;
 
@@ -37,15 +38,21 @@ enum Command {
 /// Settings every command shares, read from the environment once at start-up.
 pub struct Settings {
     pub pdf: PdfConfig,
+    pub rules: Rules,
     pub monitor: Monitor,
 }
 
 fn settings() -> Result<Settings, fom_core::config::ConfigError> {
     let mut env = EnvReader::from_process();
     let pdf = PdfConfig::from_env(&mut env);
+    let rules = Rules::from_env(&mut env, chrono::Local::now().date_naive());
     let monitor = runtime::memory_settings(&mut env);
     env.finish()?;
-    Ok(Settings { pdf, monitor })
+    Ok(Settings {
+        pdf,
+        rules,
+        monitor,
+    })
 }
 
 pub fn run() -> ExitCode {

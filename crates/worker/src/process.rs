@@ -1,40 +1,43 @@
-//! `fom-worker process`: the pipeline on local files, with the offline text extractor.
+//! `fom-worker process` and `fom-worker report`: the pipeline on local files, offline.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use fom_core::dedup;
 use fom_core::donation::{format_amount, Donation};
 use fom_core::extract::text::TextExtractor;
 use fom_core::extract::ExtractError;
 use fom_core::memory;
+use fom_core::normalize::normalize;
 use fom_core::pipeline::{process_file, FileOutcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::Settings;
 
-#[derive(Serialize)]
-struct Report<'a> {
-    records: Vec<&'a Donation>,
-    errors: Vec<&'a ExtractError>,
-    files: Vec<FileSummary<'a>>,
-    peak_rss_mb: f64,
+/// The files of one deposit, read, normalised and de-duplicated.
+pub struct Deposit {
+    pub files: Vec<FileOutcome>,
+    /// Records after merging duplicates across all files.
+    pub records: Vec<Donation>,
+    pub merged: usize,
 }
 
-#[derive(Serialize)]
-struct FileSummary<'a> {
-    file: &'a str,
-    kind: Option<&'static str>,
-    pages: u32,
-    records: usize,
-    error: Option<&'a str>,
+impl Deposit {
+    pub fn any_failed(&self) -> bool {
+        self.files.iter().any(|o| o.error.is_some())
+    }
 }
 
-pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+/// Reads every file (one failing file does not stop the others), then merges duplicates across
+/// files with the same rules a later upload into an existing deposit uses.
+pub fn read_deposit(settings: &Settings, files: &[PathBuf]) -> Deposit {
     let extractor = TextExtractor;
     let bar = progress_bar();
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
+    let mut records = Vec::new();
+    let mut merged = 0;
     for path in files {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -46,6 +49,7 @@ pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result
             path,
             &name,
             &settings.pdf,
+            &settings.rules,
             &extractor,
             &settings.monitor,
             &mut |p| {
@@ -57,15 +61,47 @@ pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result
         if let Some(e) = &outcome.error {
             bar.suspend(|| eprintln!("{name}: {e}"));
         }
+        merged += dedup::merge_into(&mut records, outcome.records.clone()).merged;
         outcomes.push(outcome);
     }
     bar.finish_and_clear();
+    // Merged records are checked again: a merge can fill a missing field or join memos.
+    for r in &mut records {
+        normalize(r, &settings.rules);
+    }
+    Deposit {
+        files: outcomes,
+        records,
+        merged,
+    }
+}
 
-    let any_failed = outcomes.iter().any(|o| o.error.is_some());
+#[derive(Serialize)]
+struct Report<'a> {
+    records: &'a [Donation],
+    errors: Vec<&'a ExtractError>,
+    files: Vec<FileSummary<'a>>,
+    duplicates_merged: usize,
+    peak_rss_mb: f64,
+}
+
+#[derive(Serialize)]
+struct FileSummary<'a> {
+    file: &'a str,
+    kind: Option<&'static str>,
+    pages: u32,
+    /// Records read from this file, before duplicates across files were merged.
+    records: usize,
+    error: Option<&'a str>,
+}
+
+pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let deposit = read_deposit(settings, files);
     let report = Report {
-        records: outcomes.iter().flat_map(|o| &o.records).collect(),
-        errors: outcomes.iter().flat_map(|o| &o.errors).collect(),
-        files: outcomes
+        records: &deposit.records,
+        errors: deposit.files.iter().flat_map(|o| &o.errors).collect(),
+        files: deposit
+            .files
             .iter()
             .map(|o| FileSummary {
                 file: &o.file,
@@ -75,6 +111,7 @@ pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result
                 error: o.error.as_deref(),
             })
             .collect(),
+        duplicates_merged: deposit.merged,
         peak_rss_mb: memory::round1(memory::peak_rss_mb()),
     };
     if json {
@@ -82,7 +119,7 @@ pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result
     } else {
         print_human(&report);
     }
-    Ok(if any_failed {
+    Ok(if deposit.any_failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -113,8 +150,13 @@ fn print_human(report: &Report<'_>) {
             Some(fom_core::donation::PaymentMethod::Online) => "online",
             _ => "-",
         });
+        let merged = if r.merge_history.is_empty() {
+            String::new()
+        } else {
+            format!(" merged x{}", r.merge_history.len() + 1)
+        };
         println!(
-            "{:>3}. {:<32} {:>12}  {:<10}  ref {:<12} ({}{})",
+            "{:>3}. {:<32} {:>12}  {:<10}  ref {:<12} ({}{}){merged}",
             i + 1,
             r.display_name().unwrap_or("(no name)"),
             amount,
@@ -141,6 +183,9 @@ fn print_human(report: &Report<'_>) {
             }
             None => println!("{}: {} record(s)", f.file, f.records),
         }
+    }
+    if report.duplicates_merged > 0 {
+        println!("{} duplicate(s) merged", report.duplicates_merged);
     }
     println!("peak RSS {:.1} MB", report.peak_rss_mb);
 }

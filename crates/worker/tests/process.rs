@@ -45,7 +45,9 @@ fn extracts_the_example_deposit_and_csv() {
         String::from_utf8_lossy(&out.stderr)
     );
     let records = json["records"].as_array().unwrap();
-    assert_eq!(records.len(), 9);
+    // 5 report entries + 3 deposit-slip lines (2 of them repeat report entries) + 4 CSV rows.
+    assert_eq!(records.len(), 10);
+    assert_eq!(json["duplicates_merged"], 2);
     // Exact decimal strings, never floats.
     let amounts: Vec<&str> = records
         .iter()
@@ -53,19 +55,35 @@ fn extracts_the_example_deposit_and_csv() {
         .collect();
     assert_eq!(
         amounts,
-        ["2000.00", "250.00", "500.00", "35.00", "25.00", "25.00", "25.00", "1000.00", "100.00"]
+        [
+            "2000.00", "250.00", "500.00", "35.00", "25.00", "40.00", "25.00", "25.00", "1000.00",
+            "100.00"
+        ]
     );
-    assert_eq!(records[0]["payment_ref"], "004512");
-    assert_eq!(records[0]["contact"]["zip"], "19103");
+    let church = &records[0];
+    assert_eq!(church["payment_ref"], "004512", "stored as written");
+    assert_eq!(
+        church["payer"]["organization_name"],
+        "St. John Lutheran Church"
+    );
+    assert_eq!(church["contact"]["zip"], "19103");
+    assert_eq!(
+        church["merge_history"][0]["source"]["pages"],
+        serde_json::json!([3])
+    );
     assert_eq!(records[3]["payer"]["aliases"][0], "Robert McDonald");
     assert_eq!(records[3]["provenance"]["pages"], serde_json::json!([1, 2]));
     assert_eq!(records[4]["payment_method"], "online");
-    assert_eq!(records[8]["contact"]["zip"], "04101");
+    // Typed in capitals on the deposit slip, proper-cased here.
+    assert_eq!(records[5]["payer"]["aliases"][0], "Thomas McDonald");
+    assert_eq!(records[5]["deposit_date"], "2026-03-14");
+    assert_eq!(records[9]["contact"]["zip"], "04101");
     // Two $25 online gifts from the same donor stay two records.
-    assert_ne!(records[5]["payment_ref"], records[6]["payment_ref"]);
+    assert_eq!(records[6]["amount"], records[7]["amount"]);
+    assert_ne!(records[6]["payment_ref"], records[7]["payment_ref"]);
     let files = json["files"].as_array().unwrap();
-    assert_eq!(files[0]["pages"], 2);
-    assert_eq!(files[0]["records"], 5);
+    assert_eq!(files[0]["pages"], 3);
+    assert_eq!(files[0]["records"], 8);
     assert!(files.iter().all(|f| f["error"].is_null()));
     assert!(json["errors"].as_array().unwrap().is_empty());
     assert!(json["peak_rss_mb"].as_f64().unwrap() > 1.0);
@@ -83,9 +101,10 @@ fn human_output_lists_records_with_formatted_amounts() {
     assert!(text.contains("St. John Lutheran Church"), "{text}");
     assert!(text.contains("$2,000.00"), "{text}");
     assert!(
-        text.contains("deposit.pdf: 2 page(s), 5 record(s)"),
+        text.contains("deposit.pdf: 3 page(s), 8 record(s)"),
         "{text}"
     );
+    assert!(text.contains("2 duplicate(s) merged"), "{text}");
 }
 
 struct Bad {
@@ -176,7 +195,7 @@ fn a_bad_file_does_not_sink_the_good_ones() {
     );
     let (out, json) = process(&[bad, examples().join("deposit.pdf")]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json["records"].as_array().unwrap().len(), 5);
+    assert_eq!(json["records"].as_array().unwrap().len(), 6);
     let files = json["files"].as_array().unwrap();
     assert!(files[0]["error"].as_str().unwrap().contains("password"));
     assert!(files[1]["error"].is_null());

@@ -158,14 +158,24 @@ fn row_record(file: &str, n: u32, map: &[Option<Field>], row: &csv::ByteRecord) 
             Field::Last => last = Some(v),
             Field::Amount => match parse_amount(&v) {
                 Ok(a) => r.amount = Some(a),
-                Err(e) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
+                Err(e) => r.issue(
+                    IssueLevel::Error,
+                    "amount_unreadable",
+                    "amount",
+                    e.to_string(),
+                ),
             },
             Field::Date => {
                 // Exports often carry a time after the date.
                 let day = v.split([' ', 'T']).next().unwrap_or(&v);
                 match parse_date(day) {
                     Ok(d) => r.payment_date = Some(d),
-                    Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "payment_date", e.to_string()),
+                    Err(e) => r.issue(
+                        IssueLevel::Warning,
+                        "date_unreadable",
+                        "payment_date",
+                        e.to_string(),
+                    ),
                 }
             }
             Field::Address => r.contact.address_line_1 = Some(v),
@@ -201,7 +211,12 @@ fn row_record(file: &str, n: u32, map: &[Option<Field>], row: &csv::ByteRecord) 
             .iter()
             .any(|i| i.field.as_deref() == Some("amount"))
     {
-        r.issue(IssueLevel::Error, "amount_missing", "amount", "the amount cell is empty");
+        r.issue(
+            IssueLevel::Error,
+            "amount_missing",
+            "amount",
+            "the amount cell is empty",
+        );
     }
     if r.payment_ref.is_none() {
         r.issue(

@@ -153,9 +153,9 @@ impl TextDocument {
             return;
         }
         if let Some(c) = p.check_list.captures(line) {
-            out.push(Outcome::Record(Box::new(check_list_record(
-                &self.file, page, &c,
-            ))));
+            let mut r = check_list_record(&self.file, page, &c);
+            r.deposit_date = self.deposit_date;
+            out.push(Outcome::Record(Box::new(r)));
         }
     }
 }
@@ -170,12 +170,22 @@ fn apply_entry_line(entry: &mut Entry, page: u32, line: &str) {
         let raw = c.get(1).map_or("", |m| m.as_str());
         match parse_amount(raw) {
             Ok(a) => r.amount = Some(a),
-            Err(e) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
+            Err(e) => r.issue(
+                IssueLevel::Error,
+                "amount_unreadable",
+                "amount",
+                e.to_string(),
+            ),
         }
         if let Some(d) = c.get(2) {
             match parse_date(d.as_str()) {
                 Ok(d) => r.payment_date = Some(d),
-                Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "payment_date", e.to_string()),
+                Err(e) => r.issue(
+                    IssueLevel::Warning,
+                    "date_unreadable",
+                    "payment_date",
+                    e.to_string(),
+                ),
             }
         }
     } else if let Some(c) = p.check_no.captures(line) {
@@ -246,13 +256,23 @@ fn check_list_record(file: &str, page: u32, c: &regex::Captures<'_>) -> Donation
     }
     match g(3, 7).map(parse_amount) {
         Some(Ok(a)) => r.amount = Some(a),
-        Some(Err(e)) => r.issue(IssueLevel::Error, "amount_unreadable", "amount", e.to_string()),
+        Some(Err(e)) => r.issue(
+            IssueLevel::Error,
+            "amount_unreadable",
+            "amount",
+            e.to_string(),
+        ),
         None => {}
     }
     if let Some(d) = g(4, 8) {
         match parse_date(d) {
             Ok(d) => r.check_date = Some(d),
-            Err(e) => r.issue(IssueLevel::Warning, "date_unreadable", "check_date", e.to_string()),
+            Err(e) => r.issue(
+                IssueLevel::Warning,
+                "date_unreadable",
+                "check_date",
+                e.to_string(),
+            ),
         }
         r.payment_date = r.check_date;
     }

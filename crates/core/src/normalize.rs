@@ -218,13 +218,23 @@ fn validate(d: &mut Donation, rules: &Rules) {
             "no donor name",
         );
     }
-    if d.payment_ref.is_none() && d.payment_method.is_some_and(PaymentMethod::is_check) {
-        d.issue(
+    match (d.payment_ref.is_none(), d.payment_method) {
+        (true, Some(m)) if m.is_check() => {
+            d.issue(
+                IssueLevel::Warning,
+                "payment_ref_missing",
+                "payment_ref",
+                "no check number",
+            );
+        }
+        (true, Some(PaymentMethod::Online)) => d.issue(
             IssueLevel::Warning,
             "payment_ref_missing",
             "payment_ref",
-            "no check number",
-        );
+            "no transaction id: this gift cannot be told apart from another of the same amount, \
+             and uploading the file again would add it twice",
+        ),
+        _ => {}
     }
 }
 
@@ -825,7 +835,7 @@ mod tests {
             state in "[A-Za-z ]{0,14}",
             zip in "[0-9-]{0,10}",
             memo in "[A-Za-z ;]{0,20}",
-            cents in 0i64..10_000_00,
+            cents in 0i64..1_000_000,
             day in 0i64..800,
             method in 0u8..4,
         ) {

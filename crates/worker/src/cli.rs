@@ -31,6 +31,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print the deposit report (text, or --csv) for files read offline.
+    Report(crate::report::Options),
     /// Measure peak RSS and pages/s of the page pipeline (render or pass-through, JPEG, text).
     Memtest(crate::memtest::Options),
 }
@@ -72,6 +74,7 @@ pub fn run() -> ExitCode {
     };
     let result = match cli.command {
         Command::Process { json, files } => crate::process::run(&settings, &files, json),
+        Command::Report(opts) => crate::report::run(&settings, &opts),
         Command::Memtest(opts) => crate::memtest::run(&settings, &opts),
     };
     match result {

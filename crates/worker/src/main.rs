@@ -1,11 +1,13 @@
 //! fom-worker: the worker process and the operator's command line.
 //!
 //! - `process [--json] FILE...`: the whole pipeline in-process, offline (no Redis, no network).
+//! - `report [--csv] FILE...`: the deposit report of those files.
 //! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
 
 mod cli;
 mod memtest;
 mod process;
+mod report;
 
 #[cfg(feature = "heap-profile")]
 #[global_allocator]

@@ -31,9 +31,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## examples: rewrite examples/ from crates/testkit/src/examples.rs
+## examples: rewrite examples/ from crates/testkit/src/examples.rs, and the golden report
 examples:
 	$(CARGO) run -q -p fom-testkit --example make-examples -- examples
+	$(CARGO) run -q -p fom-worker -- report examples/deposit.pdf examples/online-gifts.csv > examples/deposit-report.txt
 
 ## memtest: peak RSS and speed of the page pipeline, both paths, 5 and 200 pages
 memtest: pdfium build

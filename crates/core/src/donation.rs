@@ -404,4 +404,50 @@ mod tests {
         let back: Donation = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);
     }
+
+    #[test]
+    fn full_record_round_trips() {
+        let mut d = Donation::new("scan.pdf");
+        d.payment_method = Some(PaymentMethod::PrintedCheck);
+        d.amount = Some(dec("1234.56"));
+        d.check_date = NaiveDate::from_ymd_opt(2026, 3, 1);
+        d.provenance.pages = vec![2, 3];
+        d.provenance.kind = SourceKind::Check;
+        d.qbo = QboState {
+            customer_id: Some("58".into()),
+            display_name: Some("Smith, John".into()),
+            match_status: MatchStatus::AddressChanged,
+            match_score: Some(92),
+            address_snapshot: Some(Address {
+                line1: Some("1 Old Rd".into()),
+                zip: Some("02134".into()),
+                ..Address::default()
+            }),
+            sales_receipt_id: Some("145".into()),
+            sync_status: SyncStatus::Sent,
+            last_error: None,
+        };
+        d.merge_history.push(MergeEntry {
+            merged_at: Utc::now(),
+            merged_id: Uuid::new_v4(),
+            source: Source {
+                file: "gifts.csv".into(),
+                line: Some(7),
+                kind: SourceKind::Csv,
+                ..Source::default()
+            },
+            fields: vec!["memo".into()],
+            payment_ref: Some("0042".into()),
+            amount: Some(dec("1234.56")),
+        });
+        d.extra.insert("Fee".into(), "1.23".into());
+        d.issue(IssueLevel::Warning, "date_old", "payment_date", "old");
+        let json = serde_json::to_string(&d).unwrap();
+        let back: Donation = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        assert!(
+            json.contains("\"match_status\":\"address_changed\""),
+            "{json}"
+        );
+    }
 }

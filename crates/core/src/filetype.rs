@@ -60,6 +60,10 @@ pub fn sniff(head: &[u8]) -> Result<FileKind, SniffError> {
     if head.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Ok(FileKind::Png);
     }
+    // UTF-16 text (a spreadsheet's "Unicode text" export): the CSV reader explains the fix.
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Ok(FileKind::Csv);
+    }
     if let Some(name) = known_binary(head) {
         return Err(SniffError::Unsupported(name));
     }
@@ -130,6 +134,7 @@ mod tests {
             sniff("Name,Amount\nJos\u{e9},25.00\n".as_bytes()).ok(),
             Some(FileKind::Csv)
         );
+        assert_eq!(sniff(b"\xFF\xFEN\0a\0").ok(), Some(FileKind::Csv));
         assert!(matches!(sniff(b""), Err(SniffError::Empty)));
         assert!(matches!(
             sniff(b"PK\x03\x04rest"),

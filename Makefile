@@ -5,9 +5,11 @@ export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
 .PHONY: demo test pdfium redis build lint fmt examples memtest bench heap-profile clean
 
-## demo: install pdfium if missing, build, extract the example deposit offline
+## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
-	./target/release/fom-worker process examples/deposit.pdf examples/online-gifts.csv
+	@RUST_LOG=warn ./target/release/fom-worker process examples/deposit.pdf examples/online-gifts.csv
+	@echo
+	@RUST_LOG=warn ./target/release/fom-worker report examples/deposit.pdf examples/online-gifts.csv
 
 ## test: install pdfium, make sure Redis answers, run lints and every test
 test: pdfium redis

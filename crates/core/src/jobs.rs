@@ -1,0 +1,419 @@
+//! Our own job records in Redis: what operators and the web page read, independent of the
+//! queue library's internals (whose listing is unreliable, PEERS.md §1.1).
+//!
+//! Every state change that must happen at most once is one Lua script, so two processes that
+//! both believe they own a job (a recovered orphan and a slow original) cannot both finish it.
+//! Terminal states are always reachable: a job found `running` when it is delivered again was
+//! orphaned by a crash; its crash count rises and at `max_crashes` it goes `dead` with a reason.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Keys, JOB_TTL};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            "failed" => JobState::Failed,
+            "dead" => JobState::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// One document job as people see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub deposit_id: String,
+    pub file_id: String,
+    pub file_name: String,
+    pub state: JobState,
+    /// download, render, extract, merge, match, done
+    pub stage: Option<String>,
+    pub page: u32,
+    pub pages: u32,
+    pub rss_mb: f64,
+    pub attempts: u32,
+    /// Times the job was found orphaned by a dead worker.
+    pub crashes: u32,
+    pub last_error: Option<String>,
+    pub worker: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl JobRecord {
+    pub fn new(id: &str, deposit_id: &str, file_id: &str, file_name: &str, now_ms: i64) -> Self {
+        Self {
+            id: id.to_string(),
+            deposit_id: deposit_id.to_string(),
+            file_id: file_id.to_string(),
+            file_name: file_name.to_string(),
+            state: JobState::Queued,
+            stage: None,
+            page: 0,
+            pages: 0,
+            rss_mb: 0.0,
+            attempts: 0,
+            crashes: 0,
+            last_error: None,
+            worker: None,
+            created_at: now_ms,
+            started_at: None,
+            updated_at: now_ms,
+            finished_at: None,
+        }
+    }
+
+    fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let opt_i = |v: Option<i64>| v.map_or_else(String::new, |n| n.to_string());
+        vec![
+            ("id", self.id.clone()),
+            ("deposit_id", self.deposit_id.clone()),
+            ("file_id", self.file_id.clone()),
+            ("file_name", self.file_name.clone()),
+            ("state", self.state.as_str().to_string()),
+            ("stage", opt(&self.stage)),
+            ("page", self.page.to_string()),
+            ("pages", self.pages.to_string()),
+            ("rss_mb", self.rss_mb.to_string()),
+            ("attempts", self.attempts.to_string()),
+            ("crashes", self.crashes.to_string()),
+            ("last_error", opt(&self.last_error)),
+            ("worker", opt(&self.worker)),
+            ("created_at", self.created_at.to_string()),
+            ("started_at", opt_i(self.started_at)),
+            ("updated_at", self.updated_at.to_string()),
+            ("finished_at", opt_i(self.finished_at)),
+        ]
+    }
+
+    fn from_fields(mut f: HashMap<String, String>) -> Option<Self> {
+        let mut take = |k: &str| f.remove(k).filter(|v| !v.is_empty());
+        let id = take("id")?;
+        let state = JobState::parse(&take("state")?)?;
+        let num = |v: Option<String>| v.and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
+        let int = |v: Option<String>| v.and_then(|s| s.parse::<i64>().ok());
+        Some(Self {
+            id,
+            deposit_id: take("deposit_id").unwrap_or_default(),
+            file_id: take("file_id").unwrap_or_default(),
+            file_name: take("file_name").unwrap_or_default(),
+            state,
+            stage: take("stage"),
+            page: num(take("page")),
+            pages: num(take("pages")),
+            rss_mb: take("rss_mb").and_then(|s| s.parse().ok()).unwrap_or(0.0),
+            attempts: num(take("attempts")),
+            crashes: num(take("crashes")),
+            last_error: take("last_error"),
+            worker: take("worker"),
+            created_at: int(take("created_at")).unwrap_or(0),
+            started_at: int(take("started_at")),
+            updated_at: int(take("updated_at")).unwrap_or(0),
+            finished_at: int(take("finished_at")),
+        })
+    }
+}
+
+/// What a worker should do with a delivered job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// Run it (this worker now owns it).
+    Run,
+    /// Already finished: acknowledge without running again.
+    AlreadyDone,
+    /// Dead (too many crashes, or retired by an operator): do not run.
+    Dead(String),
+    /// No record (expired or purged): nothing to do.
+    Missing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot encode the job result: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+const BEGIN: &str = r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+if state == 'done' then return {'done', ''} end
+if state == 'dead' then return {'dead', redis.call('HGET', KEYS[1], 'last_error') or ''} end
+if state == 'running' then
+  local crashes = redis.call('HINCRBY', KEYS[1], 'crashes', 1)
+  if crashes >= tonumber(ARGV[3]) then
+    local why = 'the document crashed its worker ' .. crashes .. ' times; it will not be retried'
+    redis.call('HSET', KEYS[1], 'state', 'dead', 'last_error', why, 'finished_at', ARGV[2], 'updated_at', ARGV[2])
+    redis.call('EXPIRE', KEYS[1], ARGV[4])
+    return {'dead', why}
+  end
+end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[1], 'started_at', ARGV[2],
+  'updated_at', ARGV[2], 'stage', 'download', 'page', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {'run', ''}
+";
+
+const FINISH: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', 'done', 'stage', 'done', 'finished_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+const SETTLE: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'last_error', ARGV[3], 'updated_at', ARGV[4])
+if ARGV[2] == 'dead' or ARGV[2] == 'failed' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+";
+
+/// Reads and writes job records.
+#[derive(Clone)]
+pub struct JobStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    max_crashes: u32,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ttl_secs() -> u64 {
+    JOB_TTL.as_secs()
+}
+
+impl JobStore {
+    pub fn new(conn: ConnectionManager, keys: Keys, max_crashes: u32) -> Self {
+        Self {
+            conn,
+            keys,
+            max_crashes: max_crashes.max(1),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub async fn create(&self, job: &JobRecord) -> Result<(), JobError> {
+        let key = self.keys.job(&job.id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(&key, &job.to_fields())
+            .ignore()
+            .expire(&key, JOB_TTL.as_secs() as i64)
+            .ignore()
+            .zadd(self.keys.jobs_index(), &job.id, job.created_at)
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
+        let fields: HashMap<String, String> = self.conn.clone().hgetall(self.keys.job(id)).await?;
+        Ok(JobRecord::from_fields(fields))
+    }
+
+    /// Claims a delivered job for `worker` (see [`Begin`]).
+    pub async fn begin(&self, id: &str, worker: &str) -> Result<Begin, JobError> {
+        let (verdict, why): (String, String) = redis::Script::new(BEGIN)
+            .key(self.keys.job(id))
+            .arg(worker)
+            .arg(now_ms())
+            .arg(self.max_crashes)
+            .arg(ttl_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(match verdict.as_str() {
+            "run" => Begin::Run,
+            "done" => Begin::AlreadyDone,
+            "dead" => Begin::Dead(why),
+            _ => Begin::Missing,
+        })
+    }
+
+    /// Progress of the running job (stage, page i of n, RSS).
+    pub async fn progress(
+        &self,
+        id: &str,
+        stage: &str,
+        page: u32,
+        pages: u32,
+        rss_mb: f64,
+    ) -> Result<(), JobError> {
+        let key = self.keys.job(id);
+        let fields = [
+            ("stage", stage.to_string()),
+            ("page", page.to_string()),
+            ("pages", pages.to_string()),
+            ("rss_mb", format!("{rss_mb:.1}")),
+            ("updated_at", now_ms().to_string()),
+        ];
+        let _: () = self.conn.clone().hset_multiple(key, &fields).await?;
+        Ok(())
+    }
+
+    /// Stores the result and marks the job done, only if `worker` still owns it. Returns false
+    /// when another worker already finished it (the result is then not written again).
+    pub async fn finish<T: Serialize>(
+        &self,
+        id: &str,
+        worker: &str,
+        result: &T,
+    ) -> Result<bool, JobError> {
+        let json = serde_json::to_string(result)?;
+        let done: i32 = redis::Script::new(FINISH)
+            .key(self.keys.job(id))
+            .key(self.keys.job_result(id))
+            .arg(worker)
+            .arg(now_ms())
+            .arg(json)
+            .arg(ttl_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Ends `worker`'s run of the job in `state` (queued: handed back, not a failure; failed:
+    /// will be retried; dead: given up) with a reason.
+    pub async fn settle(
+        &self,
+        id: &str,
+        worker: &str,
+        state: JobState,
+        reason: &str,
+    ) -> Result<bool, JobError> {
+        let changed: i32 = redis::Script::new(SETTLE)
+            .key(self.keys.job(id))
+            .arg(worker)
+            .arg(state.as_str())
+            .arg(reason)
+            .arg(now_ms())
+            .arg(ttl_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// An operator's retry: a failed or dead job becomes queued again with its crash count
+    /// reset. Returns false for jobs in any other state.
+    pub async fn reset_for_retry(&self, id: &str) -> Result<bool, JobError> {
+        let Some(job) = self.get(id).await? else {
+            return Ok(false);
+        };
+        if !matches!(job.state, JobState::Failed | JobState::Dead) {
+            return Ok(false);
+        }
+        let fields = [
+            ("state", "queued".to_string()),
+            ("crashes", "0".to_string()),
+            ("updated_at", now_ms().to_string()),
+            ("finished_at", String::new()),
+        ];
+        let _: () = self
+            .conn
+            .clone()
+            .hset_multiple(self.keys.job(id), &fields)
+            .await?;
+        Ok(true)
+    }
+
+    /// The newest jobs first, optionally only those in `state`.
+    pub async fn list(
+        &self,
+        state: Option<JobState>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, JobError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.zrevrange(self.keys.jobs_index(), 0, -1).await?;
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for chunk in ids.chunks(200) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(self.keys.job(id));
+            }
+            let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, row) in chunk.iter().zip(rows) {
+                match JobRecord::from_fields(row) {
+                    Some(job) if state.is_none_or(|s| s == job.state) => out.push(job),
+                    Some(_) => {}
+                    None => gone.push(id.clone()),
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        if !gone.is_empty() {
+            // Records that expired: drop them from the index too.
+            let _: () = conn.zrem(self.keys.jobs_index(), gone).await?;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Deletes done and dead jobs last updated longer ago than `older_than`; returns how many.
+    pub async fn purge(&self, older_than: Duration) -> Result<usize, JobError> {
+        let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+        let mut purged = 0;
+        for job in self.list(None, usize::MAX).await? {
+            if matches!(job.state, JobState::Done | JobState::Dead) && job.updated_at < cutoff {
+                let mut pipe = redis::pipe();
+                pipe.del(self.keys.job(&job.id))
+                    .ignore()
+                    .del(self.keys.job_result(&job.id))
+                    .ignore()
+                    .zrem(self.keys.jobs_index(), &job.id)
+                    .ignore();
+                pipe.query_async::<()>(&mut self.conn.clone()).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -1,0 +1,101 @@
+//! Every Redis key the system uses, built in one place, with its type and time to live.
+//!
+//! All keys live under `KEY_PREFIX` (default `fom`), so one Redis can serve several
+//! deployments or tests (each test uses its own prefix), and `redis-cli --scan --pattern
+//! 'fom:*'` shows everything we own. docs/REDIS.md lists them for operators.
+
+use std::time::Duration;
+
+/// Job records live a week after their last update; done and dead jobs are also purged by
+/// `fom-worker jobs purge`.
+pub const JOB_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A worker's heartbeat expires when the worker stops writing it.
+pub const WORKER_TTL: Duration = Duration::from_secs(60);
+/// Uploaded files not yet processed (and not deleted after success) expire after two days.
+pub const UPLOAD_TTL: Duration = Duration::from_secs(48 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// HASH: one job record (`jobs::JobRecord` fields). TTL [`JOB_TTL`], renewed on update.
+    pub fn job(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}", self.prefix)
+    }
+
+    /// STRING: a finished job's result (JSON). TTL [`JOB_TTL`].
+    pub fn job_result(&self, job_id: &str) -> String {
+        format!("{}:job:{job_id}:result", self.prefix)
+    }
+
+    /// ZSET: every job id, scored by creation time (ms). Trimmed by purge.
+    pub fn jobs_index(&self) -> String {
+        format!("{}:jobs", self.prefix)
+    }
+
+    /// HASH: a worker child's heartbeat (pid, RSS, jobs done, current job). TTL [`WORKER_TTL`].
+    pub fn worker(&self, worker_id: &str) -> String {
+        format!("{}:worker:{worker_id}", self.prefix)
+    }
+
+    /// ZSET: worker ids scored by last heartbeat (s).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// HASH: an uploaded file's metadata (name, size, chunks). TTL [`UPLOAD_TTL`].
+    pub fn upload(&self, file_id: &str) -> String {
+        format!("{}:upload:{file_id}", self.prefix)
+    }
+
+    /// STRING: chunk `n` of an uploaded file. TTL [`UPLOAD_TTL`].
+    pub fn upload_chunk(&self, file_id: &str, n: u64) -> String {
+        format!("{}:upload:{file_id}:{n}", self.prefix)
+    }
+
+    /// The name of a job queue (apalis keeps its own keys under it).
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}:queue:{name}", self.prefix)
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("fom")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_the_prefix() {
+        let k = Keys::new("t1");
+        for key in [
+            k.job("j"),
+            k.job_result("j"),
+            k.jobs_index(),
+            k.worker("w"),
+            k.workers(),
+            k.upload("f"),
+            k.upload_chunk("f", 3),
+            k.queue("documents"),
+        ] {
+            assert!(key.starts_with("t1:"), "{key}");
+        }
+        assert_eq!(k.upload_chunk("f", 3), "t1:upload:f:3");
+    }
+}

@@ -1,0 +1,240 @@
+//! Where uploaded files wait for the worker: `UPLOAD_STORE=redis` (chunked keys with a TTL; the
+//! default, needing nothing but the Redis add-on) or `UPLOAD_STORE=dir:/path` (one host or a
+//! compose volume). Files go in and out chunk by chunk: never whole in memory.
+
+use std::path::{Path, PathBuf};
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::keys::{Keys, UPLOAD_TTL};
+
+/// Chunk size for the Redis store: small enough for Redis, large enough to keep round trips few.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("UPLOAD_STORE {0:?} is not understood; use \"redis\" or \"dir:/path\"")]
+    BadSpec(String),
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("stored file {0} not found (expired or deleted)")]
+    NotFound(String),
+    #[error("stored file {0} is incomplete (its upload was interrupted)")]
+    Incomplete(String),
+    #[error("file store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A file in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+}
+
+#[derive(Clone)]
+pub enum UploadStore {
+    Redis { conn: ConnectionManager, keys: Keys },
+    Dir { root: PathBuf },
+}
+
+impl UploadStore {
+    /// From `UPLOAD_STORE`: "redis" (needs `conn`) or "dir:/path".
+    pub fn from_spec(spec: &str, conn: ConnectionManager, keys: Keys) -> Result<Self, StoreError> {
+        match spec.trim() {
+            "redis" => Ok(Self::Redis { conn, keys }),
+            s => match s.strip_prefix("dir:") {
+                Some(p) if !p.is_empty() => Ok(Self::Dir {
+                    root: PathBuf::from(p),
+                }),
+                _ => Err(StoreError::BadSpec(spec.to_string())),
+            },
+        }
+    }
+
+    /// Streams `reader` into the store, refusing more than `max_bytes`.
+    pub async fn put<R: AsyncRead + Unpin>(
+        &self,
+        name: &str,
+        mut reader: R,
+        max_bytes: u64,
+    ) -> Result<StoredFile, StoreError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        match self {
+            Self::Redis { conn, keys } => {
+                let mut conn = conn.clone();
+                let meta = keys.upload(&id);
+                let ttl = UPLOAD_TTL.as_secs();
+                // Incomplete until the last chunk is in: a reader never sees half a file as whole.
+                let _: () = conn
+                    .hset_multiple(&meta, &[("name", name), ("complete", "0")])
+                    .await?;
+                let _: () = conn.expire(&meta, ttl as i64).await?;
+                let (mut size, mut chunks) = (0u64, 0u64);
+                loop {
+                    let n = read_full(&mut reader, &mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    size += n as u64;
+                    if size > max_bytes {
+                        self.delete(&id).await?;
+                        return Err(StoreError::TooLarge { limit: max_bytes });
+                    }
+                    let _: () = conn
+                        .set_ex(keys.upload_chunk(&id, chunks), &buf[..n], ttl)
+                        .await?;
+                    chunks += 1;
+                }
+                let fields = [
+                    ("size", size.to_string()),
+                    ("chunks", chunks.to_string()),
+                    ("complete", "1".into()),
+                ];
+                let _: () = conn.hset_multiple(&meta, &fields).await?;
+                Ok(StoredFile {
+                    id,
+                    name: name.to_string(),
+                    size,
+                })
+            }
+            Self::Dir { root } => {
+                tokio::fs::create_dir_all(root).await?;
+                let part = root.join(format!("{id}.part"));
+                let mut file = tokio::fs::File::create(&part).await?;
+                let mut size = 0u64;
+                loop {
+                    let n = read_full(&mut reader, &mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    size += n as u64;
+                    if size > max_bytes {
+                        drop(file);
+                        tokio::fs::remove_file(&part).await?;
+                        return Err(StoreError::TooLarge { limit: max_bytes });
+                    }
+                    file.write_all(&buf[..n]).await?;
+                }
+                file.flush().await?;
+                file.sync_all().await?;
+                tokio::fs::write(root.join(format!("{id}.name")), name).await?;
+                tokio::fs::rename(&part, root.join(&id)).await?;
+                Ok(StoredFile {
+                    id,
+                    name: name.to_string(),
+                    size,
+                })
+            }
+        }
+    }
+
+    /// Streams a stored file to `dest` (a local temp file); returns its size.
+    pub async fn fetch_to(&self, id: &str, dest: &Path) -> Result<u64, StoreError> {
+        let mut out = tokio::fs::File::create(dest).await?;
+        let size = match self {
+            Self::Redis { conn, keys } => {
+                let mut conn = conn.clone();
+                let (complete, chunks): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+                    .arg(keys.upload(id))
+                    .arg("complete")
+                    .arg("chunks")
+                    .query_async(&mut conn)
+                    .await?;
+                match complete.as_deref() {
+                    None => return Err(StoreError::NotFound(id.to_string())),
+                    Some("1") => {}
+                    Some(_) => return Err(StoreError::Incomplete(id.to_string())),
+                }
+                let mut size = 0u64;
+                for n in 0..chunks.unwrap_or(0) {
+                    let chunk: Option<Vec<u8>> = conn.get(keys.upload_chunk(id, n)).await?;
+                    let chunk = chunk.ok_or_else(|| StoreError::Incomplete(id.to_string()))?;
+                    out.write_all(&chunk).await?;
+                    size += chunk.len() as u64;
+                }
+                size
+            }
+            Self::Dir { root } => {
+                let mut src =
+                    tokio::fs::File::open(root.join(id))
+                        .await
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::NotFound => StoreError::NotFound(id.to_string()),
+                            _ => StoreError::Io(e),
+                        })?;
+                tokio::io::copy(&mut src, &mut out).await?
+            }
+        };
+        out.flush().await?;
+        Ok(size)
+    }
+
+    /// Removes a stored file; removing a missing file is not an error.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Redis { conn, keys } => {
+                let mut conn = conn.clone();
+                let chunks: Option<u64> = conn.hget(keys.upload(id), "chunks").await?;
+                // An interrupted upload has no chunk count: scan this file's chunk keys instead.
+                let mut doomed: Vec<String> = match chunks {
+                    Some(n) => (0..n).map(|i| keys.upload_chunk(id, i)).collect(),
+                    None => {
+                        let pattern = format!("{}:*", keys.upload(id));
+                        let mut it: redis::AsyncIter<String> = conn.scan_match(pattern).await?;
+                        let mut found = Vec::new();
+                        while let Some(k) = futures_next(&mut it).await {
+                            found.push(k);
+                        }
+                        found
+                    }
+                };
+                doomed.push(keys.upload(id));
+                for batch in doomed.chunks(500) {
+                    let _: () = conn.del(batch).await?;
+                }
+                Ok(())
+            }
+            Self::Dir { root } => {
+                for p in [
+                    root.join(id),
+                    root.join(format!("{id}.name")),
+                    root.join(format!("{id}.part")),
+                ] {
+                    match tokio::fs::remove_file(&p).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
+    match it.next_item().await {
+        Some(Ok(k)) => Some(k),
+        _ => None,
+    }
+}
+
+/// Fills `buf` as far as the reader allows; 0 only at the end.
+async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = reader.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}

@@ -1,0 +1,199 @@
+//! Job records and the upload store against a real Redis (REDIS_URL, else 127.0.0.1:6379).
+//! Each test owns a fresh key prefix and removes its keys at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use fom_core::jobs::{now_ms, Begin, JobRecord, JobState, JobStore};
+use fom_core::keys::Keys;
+use fom_core::store::{StoreError, UploadStore, CHUNK_BYTES};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+async fn redis() -> (ConnectionManager, Keys) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url).unwrap();
+    let conn = ConnectionManager::new(client)
+        .await
+        .expect("Redis must answer (make redis)");
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    (conn, Keys::new(prefix))
+}
+
+async fn cleanup(conn: &mut ConnectionManager, keys: &Keys) {
+    let pattern = format!("{}:*", keys.prefix());
+    let found: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(conn)
+        .await
+        .unwrap();
+    if !found.is_empty() {
+        let _: () = conn.del(found).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn job_lifecycle_and_exactly_once_finish() {
+    let (mut conn, keys) = redis().await;
+    let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
+    let job = JobRecord::new("j1", "d1", "f1", "scan.pdf", now_ms());
+    jobs.create(&job).await.unwrap();
+    assert_eq!(
+        jobs.get("j1").await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    let ttl: i64 = conn.ttl(keys.job("j1")).await.unwrap();
+    assert!(ttl > 0, "job records always carry a TTL");
+
+    assert_eq!(jobs.begin("j1", "w1").await.unwrap(), Begin::Run);
+    jobs.progress("j1", "render", 3, 10, 61.5).await.unwrap();
+    let running = jobs.get("j1").await.unwrap().unwrap();
+    assert_eq!(
+        (running.state, running.page, running.pages),
+        (JobState::Running, 3, 10)
+    );
+    assert_eq!(running.stage.as_deref(), Some("render"));
+    assert_eq!(running.worker.as_deref(), Some("w1"));
+
+    // A second worker that got the job again (orphan recovery) takes it over; the first
+    // worker's late finish is then refused, so the result is written once.
+    assert_eq!(jobs.begin("j1", "w2").await.unwrap(), Begin::Run);
+    assert_eq!(jobs.get("j1").await.unwrap().unwrap().crashes, 1);
+    assert!(jobs.finish("j1", "w2", &vec![1, 2, 3]).await.unwrap());
+    assert!(!jobs.finish("j1", "w1", &vec![9]).await.unwrap());
+    let result: String = conn.get(keys.job_result("j1")).await.unwrap();
+    assert_eq!(result, "[1,2,3]");
+    assert_eq!(jobs.begin("j1", "w3").await.unwrap(), Begin::AlreadyDone);
+    let done = jobs.get("j1").await.unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    cleanup(&mut conn, &keys).await;
+}
+
+#[tokio::test]
+async fn a_poison_document_goes_dead_after_three_crashes() {
+    let (mut conn, keys) = redis().await;
+    let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
+    jobs.create(&JobRecord::new("p", "d", "f", "poison.pdf", now_ms()))
+        .await
+        .unwrap();
+    assert_eq!(jobs.begin("p", "w1").await.unwrap(), Begin::Run);
+    assert_eq!(jobs.begin("p", "w2").await.unwrap(), Begin::Run); // crash 1
+    assert_eq!(jobs.begin("p", "w3").await.unwrap(), Begin::Run); // crash 2
+    let Begin::Dead(why) = jobs.begin("p", "w4").await.unwrap() else {
+        panic!("not dead")
+    };
+    assert!(why.contains("3 times"), "{why}");
+    let dead = jobs.get("p").await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.last_error.as_deref(), Some(why.as_str()));
+    // An operator's retry starts it afresh.
+    assert!(jobs.reset_for_retry("p").await.unwrap());
+    assert_eq!(jobs.begin("p", "w5").await.unwrap(), Begin::Run);
+    assert!(
+        !jobs.reset_for_retry("p").await.unwrap(),
+        "running jobs are not retried"
+    );
+    cleanup(&mut conn, &keys).await;
+}
+
+#[tokio::test]
+async fn settle_list_and_purge() {
+    let (mut conn, keys) = redis().await;
+    let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        jobs.create(&JobRecord::new(id, "d", "f", "x.pdf", now_ms() + i as i64))
+            .await
+            .unwrap();
+    }
+    jobs.begin("a", "w").await.unwrap();
+    assert!(jobs.finish("a", "w", &"ok").await.unwrap());
+    jobs.begin("b", "w").await.unwrap();
+    assert!(jobs
+        .settle("b", "w", JobState::Dead, "not a PDF")
+        .await
+        .unwrap());
+    assert!(!jobs
+        .settle("b", "other", JobState::Failed, "x")
+        .await
+        .unwrap());
+
+    let all = jobs.list(None, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["c", "b", "a"]
+    );
+    let dead = jobs.list(Some(JobState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("not a PDF"));
+
+    assert_eq!(
+        jobs.purge(Duration::from_secs(3600)).await.unwrap(),
+        0,
+        "too recent"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        jobs.purge(Duration::from_millis(1)).await.unwrap(),
+        2,
+        "done and dead only"
+    );
+    let left = jobs.list(None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "c");
+    cleanup(&mut conn, &keys).await;
+}
+
+async fn round_trip(store: &UploadStore) {
+    // Three and a bit chunks of varied bytes.
+    let data: Vec<u8> = (0..CHUNK_BYTES * 3 + 1234)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let stored = store
+        .put("deposit.pdf", &data[..], 10 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(stored.size, data.len() as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out.pdf");
+    assert_eq!(
+        store.fetch_to(&stored.id, &dest).await.unwrap(),
+        data.len() as u64
+    );
+    assert!(std::fs::read(&dest).unwrap() == data);
+    store.delete(&stored.id).await.unwrap();
+    assert!(matches!(
+        store.fetch_to(&stored.id, &dest).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.delete(&stored.id).await.unwrap();
+    let too_big = store.put("big.pdf", &data[..], 1000).await;
+    assert!(matches!(too_big, Err(StoreError::TooLarge { limit: 1000 })));
+}
+
+#[tokio::test]
+async fn redis_and_dir_stores_stream_files_in_and_out() {
+    let (mut conn, keys) = redis().await;
+    let redis_store = UploadStore::from_spec("redis", conn.clone(), keys.clone()).unwrap();
+    round_trip(&redis_store).await;
+    let leftover: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:upload:*", keys.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        leftover.is_empty(),
+        "deleted and refused uploads leave no keys: {leftover:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("dir:{}", dir.path().display());
+    let dir_store = UploadStore::from_spec(&spec, conn.clone(), keys.clone()).unwrap();
+    round_trip(&dir_store).await;
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    assert!(matches!(
+        UploadStore::from_spec("s3:nope", conn.clone(), keys.clone()),
+        Err(StoreError::BadSpec(_))
+    ));
+    cleanup(&mut conn, &keys).await;
+}

@@ -102,6 +102,11 @@ impl EnvReader {
         }
     }
 
+    /// A text value, or `default` when unset.
+    pub fn text(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_string())
+    }
+
     /// A boolean: 1/0, true/false, yes/no, on/off (any case).
     pub fn flag(&mut self, var: &str, default: bool) -> bool {
         let Some(raw) = self.raw(var) else {

@@ -1,5 +1,6 @@
 //! One file through detection, pages and extraction: the unit of work of the worker.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use serde::Serialize;
@@ -35,6 +36,9 @@ pub struct FileOutcome {
     pub errors: Vec<ExtractError>,
     /// Set when the file as a whole could not be read.
     pub error: Option<String>,
+    /// The progress callback asked to stop before the end: the outcome is partial.
+    #[serde(skip)]
+    pub stopped: bool,
 }
 
 impl FileOutcome {
@@ -46,6 +50,7 @@ impl FileOutcome {
             records: Vec::new(),
             errors: Vec::new(),
             error: Some(error.to_string()),
+            stopped: false,
         }
     }
 }
@@ -59,7 +64,7 @@ pub fn process_file(
     rules: &Rules,
     extractor: &dyn Extractor,
     monitor: &Monitor,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
     let mut outcome = read_file(path, name, cfg, extractor, monitor, progress);
     for record in &mut outcome.records {
@@ -74,7 +79,7 @@ fn read_file(
     cfg: &PdfConfig,
     extractor: &dyn Extractor,
     monitor: &Monitor,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
     let kind = match filetype::sniff_path(path) {
         Ok(k) => k,
@@ -85,7 +90,8 @@ fn read_file(
         FileKind::Pdf => process_pdf(path, name, cfg, extractor, monitor, progress),
         FileKind::Csv => match csv::read_csv(path, name) {
             Ok(outcomes) => {
-                progress(Progress {
+                // One step for the whole file: there is no page boundary to stop at.
+                let _ = progress(Progress {
                     pages_done: 1,
                     page_count: 1,
                 });
@@ -123,7 +129,7 @@ fn process_pdf(
     cfg: &PdfConfig,
     extractor: &dyn Extractor,
     monitor: &Monitor,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
     let cfg = PdfConfig {
         images: extractor.needs_images(),
@@ -147,12 +153,18 @@ fn process_pdf(
             })),
         }
         done += 1;
-        progress(Progress {
+        if done % MONITOR_EVERY_PAGES == 0 {
+            monitor.log(&format!("pdf pages {done}/{page_count}"));
+        }
+        let flow = progress(Progress {
             pages_done: done,
             page_count,
         });
-        if done % MONITOR_EVERY_PAGES == 0 {
-            monitor.log(&format!("pdf pages {done}/{page_count}"));
+        if flow.is_break() {
+            // Stopped at a page boundary (shutdown or memory): the caller hands the job back.
+            let mut out = collect(name, FileKind::Pdf, page_count, outcomes);
+            out.stopped = true;
+            return out;
         }
     }
     outcomes.extend(doc.finish());
@@ -175,5 +187,6 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         records,
         errors,
         error: None,
+        stopped: false,
     }
 }

@@ -16,8 +16,12 @@ use fom_core::runtime;
     about = "fom-qbo worker and operator tools"
 )]
 struct Cli {
+    /// Run the worker loop in this process instead of supervising children (for a container
+    /// runtime that restarts the process itself).
+    #[arg(long)]
+    no_supervise: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +39,14 @@ enum Command {
     Report(crate::report::Options),
     /// Measure peak RSS and pages/s of the page pipeline (render or pass-through, JPEG, text).
     Memtest(crate::memtest::Options),
+    /// Store local files and queue one document job each (prints the job ids).
+    Enqueue(crate::jobs_cli::EnqueueArgs),
+    /// Inspect and manage document jobs.
+    #[command(subcommand)]
+    Jobs(crate::jobs_cli::JobsCommand),
+    /// One worker child (started by the supervisor).
+    #[command(hide = true)]
+    Child,
 }
 
 /// Settings every command shares, read from the environment once at start-up.
@@ -57,6 +69,37 @@ fn settings() -> Result<Settings, fom_core::config::ConfigError> {
     })
 }
 
+fn queue_settings() -> Result<crate::queue::QueueSettings, fom_core::config::ConfigError> {
+    let mut env = EnvReader::from_process();
+    let qs = crate::queue::QueueSettings::from_env(&mut env);
+    env.finish()?;
+    Ok(qs)
+}
+
+/// Runs an async queue command on a small runtime (the worker does little async work).
+fn with_queue<F, Fut>(f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(crate::queue::QueueSettings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let qs = queue_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(f(qs))
+}
+
+fn run_child(settings: Settings) -> anyhow::Result<ExitCode> {
+    let qs = queue_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(crate::child::run(settings, qs))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // Interactive runs show a progress bar; keep logs to warnings there unless asked.
@@ -73,9 +116,18 @@ pub fn run() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Process { json, files } => crate::process::run(&settings, &files, json),
-        Command::Report(opts) => crate::report::run(&settings, &opts),
-        Command::Memtest(opts) => crate::memtest::run(&settings, &opts),
+        Some(Command::Process { json, files }) => crate::process::run(&settings, &files, json),
+        Some(Command::Report(opts)) => crate::report::run(&settings, &opts),
+        Some(Command::Memtest(opts)) => crate::memtest::run(&settings, &opts),
+        Some(Command::Enqueue(args)) => {
+            with_queue(|qs| async move { crate::jobs_cli::enqueue(&qs, &args).await })
+        }
+        Some(Command::Jobs(cmd)) => {
+            with_queue(|qs| async move { crate::jobs_cli::jobs(&qs, &cmd).await })
+        }
+        Some(Command::Child) => run_child(settings),
+        None if cli.no_supervise => run_child(settings),
+        None => with_queue(|qs| async move { crate::supervisor::run(qs.processes).await }),
     };
     match result {
         Ok(code) => code,

@@ -4,10 +4,15 @@
 //! - `report [--csv] FILE...`: the deposit report of those files.
 //! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
 
+mod child;
+mod child_signal;
 mod cli;
+mod jobs_cli;
 mod memtest;
 mod process;
+mod queue;
 mod report;
+mod supervisor;
 
 #[cfg(feature = "heap-profile")]
 #[global_allocator]

@@ -56,6 +56,7 @@ pub fn read_deposit(settings: &Settings, files: &[PathBuf]) -> Deposit {
                 bar.set_length(u64::from(p.page_count));
                 bar.set_position(u64::from(p.pages_done));
                 bar.set_prefix(format!("{:.0} MB", memory::rss_mb()));
+                std::ops::ControlFlow::Continue(())
             },
         );
         if let Some(e) = &outcome.error {

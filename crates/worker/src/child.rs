@@ -1,0 +1,358 @@
+//! A worker child: takes one document job at a time from the queue, runs the page pipeline off
+//! the async runtime (so queue heartbeats continue), records progress, and leaves when it
+//! crosses its budget so the supervisor can start a fresh process.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis::prelude::*;
+use fom_core::donation::Donation;
+use fom_core::extract::text::TextExtractor;
+use fom_core::extract::ExtractError;
+use fom_core::jobs::{Begin, JobState, JobStore};
+use fom_core::keys::WORKER_TTL;
+use fom_core::memory;
+use fom_core::pipeline::{process_file, FileOutcome};
+use fom_core::store::UploadStore;
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::cli::Settings;
+use crate::queue::{DocJob, Queue, QueueSettings, EXIT_BUDGET};
+
+/// Shared by the handler, the heartbeat task and the shutdown path.
+struct Child {
+    worker_id: String,
+    settings: Arc<Settings>,
+    max_rss_mb: f64,
+    max_jobs: u64,
+    test_hooks: bool,
+    jobs: JobStore,
+    store: UploadStore,
+    jobs_done: AtomicU64,
+    exit_code: AtomicI32,
+    /// Set on SIGTERM/SIGINT or at the critical memory threshold: stop at the next page.
+    stopping: Arc<AtomicBool>,
+    current_job: Mutex<Option<String>>,
+}
+
+/// What a finished job stores as its result.
+#[derive(Serialize)]
+struct JobResult<'a> {
+    file: &'a str,
+    pages: u32,
+    records: &'a [Donation],
+    errors: &'a [ExtractError],
+}
+
+pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
+    let queue = Queue::connect(&qs).await?;
+    let worker_id = format!(
+        "{}-{}-{}",
+        std::env::var("DYNO").unwrap_or_else(|_| "local".into()),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let child = Arc::new(Child {
+        worker_id: worker_id.clone(),
+        settings: Arc::new(settings),
+        max_rss_mb: qs.max_rss_mb,
+        max_jobs: qs.max_jobs,
+        test_hooks: qs.test_hooks,
+        jobs: queue.jobs.clone(),
+        store: queue.store.clone(),
+        jobs_done: AtomicU64::new(0),
+        exit_code: AtomicI32::new(0),
+        stopping: Arc::new(AtomicBool::new(false)),
+        current_job: Mutex::new(None),
+    });
+    child
+        .settings
+        .monitor
+        .log(&format!("worker {worker_id} start"));
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        child.clone(),
+        queue.conn.clone(),
+        qs.keys.clone(),
+        qs.heartbeat,
+    ));
+
+    let stopping = child.stopping.clone();
+    let signal = async move {
+        crate::child_signal::wait().await;
+        // Stop taking jobs; the running one stops at its next page and is handed back.
+        stopping.store(true, Ordering::SeqCst);
+        tracing::info!("worker: shutdown requested");
+        Ok::<(), std::io::Error>(())
+    };
+    let worker = WorkerBuilder::new(worker_id.clone())
+        .backend(queue.storage.clone())
+        .data(child.clone())
+        .concurrency(1)
+        .build(handle);
+    let result = worker.run_until(signal).await;
+    heartbeat.abort();
+
+    // apalis 1.0 leaves a cleanly stopped worker registered (PEERS.md §1.1): remove it, and
+    // our own heartbeat, so operators see only live workers.
+    let mut conn = queue.conn.clone();
+    let apalis_workers = qs.queue_config().workers_set();
+    let _: Result<(), _> = conn.zrem(apalis_workers, &worker_id).await;
+    let _: Result<(), _> = conn.del(qs.keys.worker(&worker_id)).await;
+    let _: Result<(), _> = conn.zrem(qs.keys.workers(), &worker_id).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "worker stopped with an error");
+        return Ok(1);
+    }
+    Ok(child.exit_code.load(Ordering::SeqCst))
+}
+
+async fn heartbeat_loop(
+    child: Arc<Child>,
+    mut conn: redis::aio::ConnectionManager,
+    keys: fom_core::keys::Keys,
+    every: Duration,
+) {
+    loop {
+        let current = child
+            .current_job
+            .lock()
+            .map(|c| c.clone().unwrap_or_default())
+            .unwrap_or_default();
+        let key = keys.worker(&child.worker_id);
+        let fields = [
+            ("id", child.worker_id.clone()),
+            ("pid", std::process::id().to_string()),
+            ("rss_mb", format!("{:.1}", memory::rss_mb())),
+            (
+                "jobs_done",
+                child.jobs_done.load(Ordering::Relaxed).to_string(),
+            ),
+            ("current_job", current),
+            ("last_seen", fom_core::jobs::now_ms().to_string()),
+        ];
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(&key, &fields)
+            .ignore()
+            .expire(&key, WORKER_TTL.as_secs() as i64)
+            .ignore()
+            .zadd(
+                keys.workers(),
+                &child.worker_id,
+                chrono::Utc::now().timestamp(),
+            )
+            .ignore();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %e, "worker heartbeat not written");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn handle(
+    job: DocJob,
+    child: Data<Arc<Child>>,
+    wrk: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let child: Arc<Child> = (*child).clone();
+    let id = job.job_id;
+    match child.jobs.begin(&id, &child.worker_id).await? {
+        Begin::Run => {}
+        Begin::AlreadyDone | Begin::Missing => return Ok(()),
+        Begin::Dead(why) => {
+            tracing::error!(job = %id, "job dead: {why}");
+            return Err(AbortError::new(std::io::Error::other(why)).into());
+        }
+    }
+    if let Ok(mut c) = child.current_job.lock() {
+        *c = Some(id.clone());
+    }
+    let outcome = run_job(&child, &id).await;
+    if let Ok(mut c) = child.current_job.lock() {
+        *c = None;
+    }
+    let verdict = match outcome {
+        Ok(JobEnd::Done) => Ok(()),
+        Ok(JobEnd::HandedBack(why)) => {
+            child
+                .jobs
+                .settle(&id, &child.worker_id, JobState::Queued, &why)
+                .await?;
+            // Back to the queue, not a failure of the document.
+            Err(RetryAfterError::new(std::io::Error::other(why), Duration::from_secs(1)).into())
+        }
+        Ok(JobEnd::BadInput(why)) => {
+            child
+                .jobs
+                .settle(&id, &child.worker_id, JobState::Dead, &why)
+                .await?;
+            Err(AbortError::new(std::io::Error::other(why)).into())
+        }
+        Err(e) => {
+            let why = format!("{e:#}");
+            child
+                .jobs
+                .settle(&id, &child.worker_id, JobState::Failed, &why)
+                .await?;
+            Err(std::io::Error::other(why).into())
+        }
+    };
+    let done = child.jobs_done.fetch_add(1, Ordering::SeqCst) + 1;
+    let rss = memory::rss_mb();
+    let over_rss = rss > child.max_rss_mb;
+    let over_jobs = child.max_jobs > 0 && done >= child.max_jobs;
+    if over_rss || over_jobs || child.stopping.load(Ordering::SeqCst) {
+        if over_rss || over_jobs {
+            let why = if over_rss {
+                format!(
+                    "RSS {rss:.1} MB over the worker budget of {} MB",
+                    child.max_rss_mb
+                )
+            } else {
+                format!("{done} jobs done, the limit is {}", child.max_jobs)
+            };
+            tracing::warn!(
+                rss_mb = rss,
+                "Memory Monitor: worker {} recycling: {why}",
+                child.worker_id
+            );
+            child.exit_code.store(EXIT_BUDGET, Ordering::SeqCst);
+        }
+        let _ = wrk.stop();
+    }
+    verdict
+}
+
+enum JobEnd {
+    Done,
+    /// Stopped before the end (shutdown or memory): queued again.
+    HandedBack(String),
+    /// The file itself cannot be read; retrying will not help.
+    BadInput(String),
+}
+
+async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
+    let record = child
+        .jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job record vanished"))?;
+    child.settings.monitor.log(&format!("job {id} start"));
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("document");
+    child.store.fetch_to(&record.file_id, &path).await?;
+    child
+        .jobs
+        .progress(id, "render", 0, 0, memory::rss_mb())
+        .await?;
+
+    // Progress flows from the blocking thread to Redis through a small channel; when it is
+    // full the newest reading is dropped, never the job.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u32, u32)>(4);
+    let writer = {
+        let jobs = child.jobs.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            while let Some((page, pages)) = rx.recv().await {
+                if let Err(e) = jobs
+                    .progress(&id, "extract", page, pages, memory::rss_mb())
+                    .await
+                {
+                    tracing::warn!(error = %e, "progress not written");
+                }
+            }
+        })
+    };
+    let c = child.clone();
+    let name = record.file_name.clone();
+    let outcome: FileOutcome = tokio::task::spawn_blocking(move || {
+        if c.test_hooks {
+            test_hook(&name, &c.stopping);
+        }
+        let critical = c.settings.monitor.thresholds.critical_mb;
+        process_file(
+            &path,
+            &name,
+            &c.settings.pdf,
+            &c.settings.rules,
+            &TextExtractor,
+            &c.settings.monitor,
+            &mut |p| {
+                let _ = tx.try_send((p.pages_done, p.page_count));
+                if c.stopping.load(Ordering::SeqCst) {
+                    return ControlFlow::Break(());
+                }
+                if memory::rss_mb() >= critical {
+                    c.settings
+                        .monitor
+                        .log("critical RSS mid-job; handing the job back");
+                    c.stopping.store(true, Ordering::SeqCst);
+                    c.exit_code.store(EXIT_BUDGET, Ordering::SeqCst);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
+        )
+    })
+    .await?;
+    let _ = writer.await;
+    child.settings.monitor.log(&format!("job {id} end"));
+    if outcome.stopped {
+        return Ok(JobEnd::HandedBack(
+            "the worker stopped mid-document; the job was queued again".into(),
+        ));
+    }
+    if let Some(e) = outcome.error {
+        return Ok(JobEnd::BadInput(e));
+    }
+    child
+        .jobs
+        .progress(id, "merge", outcome.pages, outcome.pages, memory::rss_mb())
+        .await?;
+    let result = JobResult {
+        file: &outcome.file,
+        pages: outcome.pages,
+        records: &outcome.records,
+        errors: &outcome.errors,
+    };
+    if !child.jobs.finish(id, &child.worker_id, &result).await? {
+        tracing::warn!(job = %id, "job finished elsewhere; this result was not stored");
+    }
+    // The upload is no longer needed once its records are stored.
+    if let Err(e) = child.store.delete(&record.file_id).await {
+        tracing::warn!(error = %e, "uploaded file not deleted");
+    }
+    Ok(JobEnd::Done)
+}
+
+/// Test-only behaviours (WORKER_TEST_HOOKS=1), chosen by the job's file name, so the
+/// supervisor and queue can be tested against real crashes, leaks and long jobs.
+fn test_hook(name: &str, stopping: &AtomicBool) {
+    let arg = |prefix: &str| -> Option<u64> {
+        name.strip_prefix(prefix)?.split('-').next()?.parse().ok()
+    };
+    if name.starts_with("crash-") {
+        std::process::abort();
+    }
+    if let Some(mb) = arg("bloat-") {
+        // Touch every page so it counts in RSS, and keep it: a leak the budget must catch.
+        let block = vec![1u8; usize::try_from(mb).unwrap_or(0) * 1024 * 1024];
+        std::mem::forget(block);
+    }
+    if let Some(secs) = arg("spin-") {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+    if let Some(secs) = arg("slow-") {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < until && !stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

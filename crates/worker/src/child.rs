@@ -22,6 +22,16 @@ use serde::Serialize;
 use crate::cli::Settings;
 use crate::queue::{DocJob, Queue, QueueSettings, EXIT_BUDGET};
 
+const RELEASE_AND_DEREGISTER: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+if #ids > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(ids))
+  redis.call('DEL', KEYS[1])
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return #ids
+";
+
 /// Shared by the handler, the heartbeat task and the shutdown path.
 struct Child {
     worker_id: String,
@@ -36,6 +46,8 @@ struct Child {
     /// Set on SIGTERM/SIGINT or at the critical memory threshold: stop at the next page.
     stopping: Arc<AtomicBool>,
     current_job: Mutex<Option<String>>,
+    /// Ends `run_until`'s wait when the worker stops on its own (budget), not by signal.
+    stopped_itself: Arc<tokio::sync::Notify>,
 }
 
 /// What a finished job stores as its result.
@@ -67,6 +79,7 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         exit_code: AtomicI32::new(0),
         stopping: Arc::new(AtomicBool::new(false)),
         current_job: Mutex::new(None),
+        stopped_itself: Arc::new(tokio::sync::Notify::new()),
     });
     child
         .settings
@@ -80,11 +93,16 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
     ));
 
     let stopping = child.stopping.clone();
+    let stopped_itself = child.stopped_itself.clone();
     let signal = async move {
-        crate::child_signal::wait().await;
-        // Stop taking jobs; the running one stops at its next page and is handed back.
-        stopping.store(true, Ordering::SeqCst);
-        tracing::info!("worker: shutdown requested");
+        tokio::select! {
+            () = crate::child_signal::wait() => {
+                // Stop taking jobs; the running one stops at its next page and is handed back.
+                stopping.store(true, Ordering::SeqCst);
+                tracing::info!("worker: shutdown requested");
+            }
+            () = stopped_itself.notified() => {}
+        }
         Ok::<(), std::io::Error>(())
     };
     let worker = WorkerBuilder::new(worker_id.clone())
@@ -95,11 +113,26 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
     let result = worker.run_until(signal).await;
     heartbeat.abort();
 
-    // apalis 1.0 leaves a cleanly stopped worker registered (PEERS.md §1.1): remove it, and
-    // our own heartbeat, so operators see only live workers.
+    // apalis 1.0 leaves a cleanly stopped worker registered (PEERS.md §1.1), and a task it
+    // claimed just before stopping can stay in its in-flight set. Hand such tasks back to the
+    // queue and deregister in one script: once the name is gone, orphan recovery would never
+    // look at that set again.
     let mut conn = queue.conn.clone();
-    let apalis_workers = qs.queue_config().workers_set();
-    let _: Result<(), _> = conn.zrem(apalis_workers, &worker_id).await;
+    let cfg = qs.queue_config();
+    let released: Result<i64, _> = redis::Script::new(RELEASE_AND_DEREGISTER)
+        .key(format!("{}:{worker_id}", cfg.inflight_jobs_set()))
+        .key(cfg.active_jobs_list())
+        .key(cfg.workers_set())
+        .arg(&worker_id)
+        .invoke_async(&mut conn)
+        .await;
+    match released {
+        Ok(n) if n > 0 => {
+            tracing::info!(tasks = n, "worker: claimed tasks handed back to the queue")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "worker: could not deregister cleanly"),
+    }
     let _: Result<(), _> = conn.del(qs.keys.worker(&worker_id)).await;
     let _: Result<(), _> = conn.zrem(qs.keys.workers(), &worker_id).await;
     if let Err(e) = result {
@@ -221,6 +254,7 @@ async fn handle(
             child.exit_code.store(EXIT_BUDGET, Ordering::SeqCst);
         }
         let _ = wrk.stop();
+        child.stopped_itself.notify_one();
     }
     verdict
 }

@@ -1,0 +1,345 @@
+//! The queue, worker children and supervisor end to end: real binaries, a real Redis
+//! (REDIS_URL, else 127.0.0.1:6379), real crashes. Each test owns a key prefix and its own
+//! supervisor. Heartbeats are 1 s with 3 missed allowed, so an orphan is noticed in ~3 s.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Env {
+    prefix: String,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self {
+            prefix: format!("qtest-{}", uuid::Uuid::new_v4().simple()),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fom-worker"));
+        c.env("KEY_PREFIX", &self.prefix)
+            .env("UPLOAD_STORE", "redis")
+            .env("WORKER_HEARTBEAT_SECS", "1")
+            .env("WORKER_MISSED_HEARTBEATS", "3")
+            .env("WORKER_TEST_HOOKS", "1")
+            .env("RUST_LOG", "info");
+        c
+    }
+
+    /// A copy of the example CSV under `name` (test hooks read the name).
+    fn file(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::copy(
+            fom_testkit::repo_root().join("examples/online-gifts.csv"),
+            &path,
+        )
+        .unwrap();
+        path
+    }
+
+    fn enqueue(&self, names: &[&str]) -> Vec<String> {
+        let files: Vec<PathBuf> = names.iter().map(|n| self.file(n)).collect();
+        let out = self.cmd().arg("enqueue").args(&files).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect()
+    }
+
+    fn job(&self, id: &str) -> Value {
+        let out = self.cmd().args(["jobs", "show", id]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn wait_job(&self, id: &str, limit: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let j = self.job(id);
+            if ok(&j) {
+                return j;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {id} did not get there in {limit:?}: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn supervisor(&self, extra: &[(&str, &str)]) -> Supervisor {
+        let log = self.dir.path().join("supervisor.log");
+        let mut c = self.cmd();
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Supervisor { child, log }
+    }
+
+    fn redis(&self) -> redis::Connection {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
+    /// Pid of the live worker child running `job_id`, from its heartbeat.
+    fn child_pid_running(&self, job_id: &str) -> Option<i32> {
+        let mut conn = self.redis();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:worker:*", self.prefix))
+            .query(&mut conn)
+            .ok()?;
+        keys.iter().find_map(|k| {
+            let (pid, current): (Option<i32>, Option<String>) = redis::cmd("HMGET")
+                .arg(k)
+                .arg("pid")
+                .arg("current_job")
+                .query(&mut conn)
+                .ok()?;
+            (current.as_deref() == Some(job_id))
+                .then_some(pid)
+                .flatten()
+        })
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let mut conn = self.redis();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
+struct Supervisor {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Supervisor {
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        signal(self.pid(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a process this test started.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+fn state(j: &Value) -> &str {
+    j["state"].as_str().unwrap_or("")
+}
+
+fn result_records(env: &Env, id: &str) -> usize {
+    let mut conn = env.redis();
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(format!("{}:job:{id}:result", env.prefix))
+        .query(&mut conn)
+        .unwrap();
+    let v: Value = serde_json::from_str(&raw.unwrap()).unwrap();
+    v["records"].as_array().unwrap().len()
+}
+
+fn log_time(line: &str) -> chrono::DateTime<chrono::Utc> {
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_killed_child_s_job_is_completed_once_by_the_next_child() {
+    let env = Env::new();
+    let sup = env.supervisor(&[]);
+    let id = env.enqueue(&["slow-6-gifts.csv"]).remove(0);
+    env.wait_job(&id, Duration::from_secs(30), |j| state(j) == "running");
+    let start = Instant::now();
+    let pid = loop {
+        if let Some(p) = env.child_pid_running(&id) {
+            break p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no heartbeat names the job"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let killed = Instant::now();
+    signal(pid, libc::SIGKILL);
+    let done = env.wait_job(&id, Duration::from_secs(60), |j| state(j) == "done");
+    println!(
+        "job recovered and completed {:.1} s after kill -9",
+        killed.elapsed().as_secs_f64()
+    );
+    assert_eq!(done["crashes"], 1);
+    assert_eq!(done["attempts"], 2);
+    assert_eq!(result_records(&env, &id), 4);
+    // The supervisor itself never died.
+    assert!(sup.log().contains("worker child crashed"), "{}", sup.log());
+}
+
+#[test]
+fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
+    let env = Env::new();
+    let sup = env.supervisor(&[("WORKER_MAX_RSS_MB", "64")]);
+    let mut sup = sup;
+    let bloat = env.enqueue(&["bloat-100-gifts.csv"]).remove(0);
+    env.wait_job(&bloat, Duration::from_secs(60), |j| state(j) == "done");
+    // The budget check runs after the job is recorded done: give the log a moment.
+    let start = Instant::now();
+    let log = loop {
+        let log = sup.log();
+        let restarted = log
+            .lines()
+            .skip_while(|l| !l.contains("left over its budget"))
+            .any(|l| l.contains("worker child started"));
+        if restarted || start.elapsed() > Duration::from_secs(15) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let budget = log
+        .lines()
+        .find(|l| l.contains("left over its budget"))
+        .unwrap_or_else(|| panic!("no budget exit in:\n{log}"));
+    let restarted = log
+        .lines()
+        .skip_while(|l| !l.contains("left over its budget"))
+        .find(|l| l.contains("worker child started"))
+        .unwrap_or_else(|| panic!("no restart in:\n{log}"));
+    let gap = log_time(restarted) - log_time(budget);
+    println!(
+        "fresh child started {} ms after the budget exit",
+        gap.num_milliseconds()
+    );
+    assert!(gap.num_milliseconds() < 1000);
+    assert!(log.contains("Memory Monitor: worker"), "{log}");
+    // The fresh child takes the next job; the supervisor is the same process all along.
+    let next = env.enqueue(&["next.csv"]).remove(0);
+    let done = env.wait_job(&next, Duration::from_secs(30), |j| state(j) == "done");
+    assert_ne!(
+        done["worker"],
+        env.job(&bloat)["worker"],
+        "a different child ran it"
+    );
+    assert!(
+        sup.child.try_wait().unwrap().is_none(),
+        "supervisor still running"
+    );
+    assert!(sup.log().contains(&format!("pid={}", sup.pid())));
+    let list: Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["jobs", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["stage"] == "done"));
+}
+
+#[test]
+fn a_poison_document_is_dead_after_three_crashes_and_others_still_run() {
+    let env = Env::new();
+    let _sup = env.supervisor(&[]);
+    let ids = env.enqueue(&["crash-gifts.csv", "fine.csv"]);
+    let dead = env.wait_job(&ids[0], Duration::from_secs(120), |j| state(j) == "dead");
+    assert_eq!(dead["crashes"], 3);
+    assert!(dead["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("crashed its worker 3 times"));
+    env.wait_job(&ids[1], Duration::from_secs(60), |j| state(j) == "done");
+    let dead_list: Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["jobs", "list", "--state", "dead", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(dead_list.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sigterm_drains_within_30_seconds_and_loses_nothing() {
+    let env = Env::new();
+    let mut sup = env.supervisor(&[]);
+    let id = env.enqueue(&["slow-20-gifts.csv"]).remove(0);
+    env.wait_job(&id, Duration::from_secs(30), |j| state(j) == "running");
+    let sent = Instant::now();
+    signal(sup.pid(), libc::SIGTERM);
+    let status = loop {
+        if let Some(s) = sup.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(30),
+            "supervisor still running after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "supervisor exited {:.1} s after SIGTERM",
+        sent.elapsed().as_secs_f64()
+    );
+    assert!(status.success());
+    let j = env.job(&id);
+    assert!(matches!(state(&j), "done" | "queued"), "{j}");
+}
+
+#[test]
+fn a_sixty_second_cpu_bound_job_runs_once() {
+    let env = Env::new();
+    let _sup = env.supervisor(&[]);
+    let id = env.enqueue(&["spin-60-gifts.csv"]).remove(0);
+    let done = env.wait_job(&id, Duration::from_secs(150), |j| state(j) == "done");
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["crashes"], 0, "{done}");
+}

@@ -46,6 +46,15 @@ impl QueueSettings {
         if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
             env.problem("REDIS_URL", "must start with redis:// or rediss://");
         }
+        // Heroku Key-Value Store serves TLS with a self-signed certificate (CONTRACTS.md E.7):
+        // certificate checks are off for rediss:// unless REDIS_TLS_VERIFY=1.
+        let verify = env.flag("REDIS_TLS_VERIFY", false);
+        let redis_url = if redis_url.starts_with("rediss://") && !verify && !redis_url.contains('#')
+        {
+            format!("{redis_url}#insecure")
+        } else {
+            redis_url
+        };
         let prefix = env.text("KEY_PREFIX", "fom");
         if prefix.contains(char::is_whitespace) {
             env.problem("KEY_PREFIX", "must not contain spaces");
@@ -89,6 +98,8 @@ pub struct Queue {
 
 impl Queue {
     pub async fn connect(s: &QueueSettings) -> anyhow::Result<Self> {
+        // One TLS provider for the process (rediss://); an error only means one is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let conn = apalis_redis::connect(s.redis_url.as_str())
             .await
             .context("cannot connect to Redis (REDIS_URL)")?;

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis build lint fmt examples memtest bench heap-profile clean
+.PHONY: demo test pdfium redis build lint fmt examples memtest bench bench-queue heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -46,6 +46,10 @@ memtest: pdfium build
 ## bench: side by side with the old system's PDF handling (needs ../shared/bench)
 bench: pdfium build
 	./scripts/bench-side-by-side.sh 200
+
+## bench-queue: enqueue-to-start latency and budget respawn time against the local Redis
+bench-queue: pdfium redis build
+	python3 scripts/bench-queue.py 200
 
 ## heap-profile: dhat heap profile of a memtest run, written to dhat-heap.json
 heap-profile: pdfium

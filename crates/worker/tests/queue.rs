@@ -194,6 +194,18 @@ fn a_killed_child_s_job_is_completed_once_by_the_next_child() {
     let sup = env.supervisor(&[]);
     let id = env.enqueue(&["slow-6-gifts.csv"]).remove(0);
     env.wait_job(&id, Duration::from_secs(30), |j| state(j) == "running");
+    // Operators see it running, with its stage.
+    let list: Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["jobs", "list", "--state", "running", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(list[0]["id"], id.as_str());
+    assert!(list[0]["stage"].is_string(), "{list}");
+    assert!(list[0]["worker"].is_string(), "{list}");
     let start = Instant::now();
     let pid = loop {
         if let Some(p) = env.child_pid_running(&id) {
@@ -222,8 +234,19 @@ fn a_killed_child_s_job_is_completed_once_by_the_next_child() {
 #[test]
 fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
     let env = Env::new();
-    let sup = env.supervisor(&[("WORKER_MAX_RSS_MB", "64")]);
-    let mut sup = sup;
+    // Queued before any worker runs: listed as queued.
+    let waiting = env.enqueue(&["queued.csv"]).remove(0);
+    let queued: Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["jobs", "list", "--state", "queued", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(queued[0]["id"], waiting.as_str());
+    let mut sup = env.supervisor(&[("WORKER_MAX_RSS_MB", "64")]);
+    env.wait_job(&waiting, Duration::from_secs(30), |j| state(j) == "done");
     let bloat = env.enqueue(&["bloat-100-gifts.csv"]).remove(0);
     env.wait_job(&bloat, Duration::from_secs(60), |j| state(j) == "done");
     // The budget check runs after the job is recorded done: give the log a moment.
@@ -276,7 +299,7 @@ fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
             .stdout,
     )
     .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(list
         .as_array()
         .unwrap()

@@ -210,6 +210,25 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
 
+const HAND_BACK: &str = r"
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then
+  return ''
+end
+local state = 'queued'
+local why = ARGV[2]
+if ARGV[3] == '1' then
+  local n = redis.call('HINCRBY', KEYS[1], 'crashes', 1)
+  if n >= tonumber(ARGV[4]) then
+    state = 'dead'
+    why = 'the document needs more memory than a worker may use (stopped ' .. n .. ' times); split it or scan it at a lower resolution'
+    redis.call('HSET', KEYS[1], 'finished_at', ARGV[5])
+  end
+end
+redis.call('HSET', KEYS[1], 'state', state, 'last_error', why, 'updated_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return state
+";
+
 /// Reads and writes job records.
 #[derive(Clone)]
 pub struct JobStore {
@@ -337,6 +356,30 @@ impl JobStore {
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(changed == 1)
+    }
+
+    /// Hands a running job back to the queue (shutdown, memory). When `counts_as_crash` (a
+    /// fresh worker ran out of memory on it, so another will too) the crash count rises and at
+    /// the limit the job is dead instead of looping. Returns the new state, `None` when
+    /// `worker` no longer owns the job.
+    pub async fn hand_back(
+        &self,
+        id: &str,
+        worker: &str,
+        reason: &str,
+        counts_as_crash: bool,
+    ) -> Result<Option<JobState>, JobError> {
+        let state: String = redis::Script::new(HAND_BACK)
+            .key(self.keys.job(id))
+            .arg(worker)
+            .arg(reason)
+            .arg(if counts_as_crash { "1" } else { "0" })
+            .arg(self.max_crashes)
+            .arg(now_ms())
+            .arg(ttl_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(JobState::parse(&state))
     }
 
     /// An operator's retry: a failed or dead job becomes queued again with its crash count

@@ -208,13 +208,19 @@ async fn handle(
     }
     let verdict = match outcome {
         Ok(JobEnd::Done) => Ok(()),
-        Ok(JobEnd::HandedBack(why)) => {
-            child
+        Ok(JobEnd::HandedBack { why, memory }) => {
+            // Back to the queue, not a failure of the document; but a fresh worker that ran
+            // out of memory on it counts towards the crash limit, or it would loop for ever.
+            let fresh = child.jobs_done.load(Ordering::SeqCst) == 0;
+            let state = child
                 .jobs
-                .settle(&id, &child.worker_id, JobState::Queued, &why)
+                .hand_back(&id, &child.worker_id, &why, memory && fresh)
                 .await?;
-            // Back to the queue, not a failure of the document.
-            Err(RetryAfterError::new(std::io::Error::other(why), Duration::from_secs(1)).into())
+            if state == Some(JobState::Dead) {
+                Err(AbortError::new(std::io::Error::other("needs more memory than allowed")).into())
+            } else {
+                Err(RetryAfterError::new(std::io::Error::other(why), Duration::from_secs(1)).into())
+            }
         }
         Ok(JobEnd::BadInput(why)) => {
             child
@@ -261,8 +267,11 @@ async fn handle(
 
 enum JobEnd {
     Done,
-    /// Stopped before the end (shutdown or memory): queued again.
-    HandedBack(String),
+    /// Stopped before the end (shutdown, or `memory`: the critical threshold): queued again.
+    HandedBack {
+        why: String,
+        memory: bool,
+    },
     /// The file itself cannot be read; retrying will not help.
     BadInput(String),
 }
@@ -334,9 +343,16 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
     let _ = writer.await;
     child.settings.monitor.log(&format!("job {id} end"));
     if outcome.stopped {
-        return Ok(JobEnd::HandedBack(
-            "the worker stopped mid-document; the job was queued again".into(),
-        ));
+        let memory = child.exit_code.load(Ordering::SeqCst) == EXIT_BUDGET;
+        let why = if memory {
+            "the worker reached its critical memory threshold mid-document; the job was queued again"
+        } else {
+            "the worker stopped mid-document; the job was queued again"
+        };
+        return Ok(JobEnd::HandedBack {
+            why: why.into(),
+            memory,
+        });
     }
     if let Some(e) = outcome.error {
         return Ok(JobEnd::BadInput(e));

@@ -44,6 +44,23 @@ impl Env {
         path
     }
 
+    fn enqueue_pdf(&self, name: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::copy(fom_testkit::repo_root().join("examples/deposit.pdf"), &path).unwrap();
+        let out = self.cmd().arg("enqueue").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     fn enqueue(&self, names: &[&str]) -> Vec<String> {
         let files: Vec<PathBuf> = names.iter().map(|n| self.file(n)).collect();
         let out = self.cmd().arg("enqueue").args(&files).output().unwrap();
@@ -365,4 +382,28 @@ fn a_sixty_second_cpu_bound_job_runs_once() {
     let done = env.wait_job(&id, Duration::from_secs(150), |j| state(j) == "done");
     assert_eq!(done["attempts"], 1, "{done}");
     assert_eq!(done["crashes"], 0, "{done}");
+}
+
+#[test]
+fn critical_memory_mid_document_hands_the_job_back_and_never_loops() {
+    let env = Env::new();
+    let sup = env.supervisor(&[("MEMORY_WARNING_MB", "40"), ("MEMORY_CRITICAL_MB", "50")]);
+    // 80 MB held before the first page: every fresh child crosses the critical threshold at the
+    // first page boundary and hands the job back; three such stops make it dead, with a reason.
+    let id = env.enqueue_pdf("bloat-80-deposit.pdf");
+    let dead = env.wait_job(&id, Duration::from_secs(60), |j| state(j) == "dead");
+    assert_eq!(dead["crashes"], 3, "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("needs more memory"),
+        "{dead}"
+    );
+    let log = sup.log();
+    assert!(log.contains("critical RSS mid-job"), "{log}");
+    assert!(log.contains("left over its budget"), "{log}");
+    // The queue keeps moving afterwards.
+    let next = env.enqueue(&["after.csv"]).remove(0);
+    env.wait_job(&next, Duration::from_secs(30), |j| state(j) == "done");
 }

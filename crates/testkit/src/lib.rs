@@ -48,3 +48,13 @@ pub fn bin_path(package: &str, name: &str) -> PathBuf {
     }
     path
 }
+
+/// A child process that is killed and reaped when dropped (servers started by tests).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

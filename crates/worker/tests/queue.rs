@@ -76,6 +76,16 @@ impl Env {
             .collect()
     }
 
+    /// `jobs list --json`, optionally for one state.
+    fn list(&self, state: Option<&str>) -> Value {
+        let mut c = self.cmd();
+        c.args(["jobs", "list", "--json"]);
+        if let Some(s) = state {
+            c.args(["--state", s]);
+        }
+        serde_json::from_slice(&c.output().unwrap().stdout).unwrap()
+    }
+
     fn job(&self, id: &str) -> Value {
         let out = self.cmd().args(["jobs", "show", id]).output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
@@ -212,14 +222,7 @@ fn a_killed_child_s_job_is_completed_once_by_the_next_child() {
     let id = env.enqueue(&["slow-6-gifts.csv"]).remove(0);
     env.wait_job(&id, Duration::from_secs(30), |j| state(j) == "running");
     // Operators see it running, with its stage.
-    let list: Value = serde_json::from_slice(
-        &env.cmd()
-            .args(["jobs", "list", "--state", "running", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let list: Value = env.list(Some("running"));
     assert_eq!(list[0]["id"], id.as_str());
     assert!(list[0]["stage"].is_string(), "{list}");
     assert!(list[0]["worker"].is_string(), "{list}");
@@ -253,14 +256,7 @@ fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
     let env = Env::new();
     // Queued before any worker runs: listed as queued.
     let waiting = env.enqueue(&["queued.csv"]).remove(0);
-    let queued: Value = serde_json::from_slice(
-        &env.cmd()
-            .args(["jobs", "list", "--state", "queued", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let queued: Value = env.list(Some("queued"));
     assert_eq!(queued[0]["id"], waiting.as_str());
     let mut sup = env.supervisor(&[("WORKER_MAX_RSS_MB", "64")]);
     env.wait_job(&waiting, Duration::from_secs(30), |j| state(j) == "done");
@@ -308,14 +304,7 @@ fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
         "supervisor still running"
     );
     assert!(sup.log().contains(&format!("pid={}", sup.pid())));
-    let list: Value = serde_json::from_slice(
-        &env.cmd()
-            .args(["jobs", "list", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let list: Value = env.list(None);
     assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(list
         .as_array()
@@ -336,14 +325,7 @@ fn a_poison_document_is_dead_after_three_crashes_and_others_still_run() {
         .unwrap()
         .contains("crashed its worker 3 times"));
     env.wait_job(&ids[1], Duration::from_secs(60), |j| state(j) == "done");
-    let dead_list: Value = serde_json::from_slice(
-        &env.cmd()
-            .args(["jobs", "list", "--state", "dead", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let dead_list: Value = env.list(Some("dead"));
     assert_eq!(dead_list.as_array().unwrap().len(), 1);
 }
 

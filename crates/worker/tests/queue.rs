@@ -1,6 +1,7 @@
 //! The queue, worker children and supervisor end to end: real binaries, a real Redis
 //! (REDIS_URL, else 127.0.0.1:6379), real crashes. Each test owns a key prefix and its own
-//! supervisor. Heartbeats are 1 s with 3 missed allowed, so an orphan is noticed in ~3 s.
+//! supervisor. Heartbeats are 1 s with 5 missed allowed, so an orphan is noticed in ~5 s while
+//! a loaded CI machine cannot make a live worker look dead.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ impl Env {
         c.env("KEY_PREFIX", &self.prefix)
             .env("UPLOAD_STORE", "redis")
             .env("WORKER_HEARTBEAT_SECS", "1")
-            .env("WORKER_MISSED_HEARTBEATS", "3")
+            .env("WORKER_MISSED_HEARTBEATS", "5")
             .env("WORKER_TEST_HOOKS", "1")
             .env("RUST_LOG", "info");
         c

@@ -78,15 +78,15 @@ impl UploadStore {
                 let _: () = conn.expire(&meta, ttl as i64).await?;
                 let (mut size, mut chunks) = (0u64, 0u64);
                 loop {
-                    let n = read_full(&mut reader, &mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    size += n as u64;
-                    if size > max_bytes {
-                        self.delete(&id).await?;
-                        return Err(StoreError::TooLarge { limit: max_bytes });
-                    }
+                    let n = match next_chunk(&mut reader, &mut buf, &mut size, max_bytes).await {
+                        Ok(Some(n)) => n,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // Nothing of a refused or broken upload stays behind.
+                            self.delete(&id).await?;
+                            return Err(e);
+                        }
+                    };
                     let _: () = conn
                         .set_ex(keys.upload_chunk(&id, chunks), &buf[..n], ttl)
                         .await?;
@@ -110,16 +110,15 @@ impl UploadStore {
                 let mut file = tokio::fs::File::create(&part).await?;
                 let mut size = 0u64;
                 loop {
-                    let n = read_full(&mut reader, &mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    size += n as u64;
-                    if size > max_bytes {
-                        drop(file);
-                        tokio::fs::remove_file(&part).await?;
-                        return Err(StoreError::TooLarge { limit: max_bytes });
-                    }
+                    let n = match next_chunk(&mut reader, &mut buf, &mut size, max_bytes).await {
+                        Ok(Some(n)) => n,
+                        Ok(None) => break,
+                        Err(e) => {
+                            drop(file);
+                            tokio::fs::remove_file(&part).await?;
+                            return Err(e);
+                        }
+                    };
                     file.write_all(&buf[..n]).await?;
                 }
                 file.flush().await?;
@@ -224,6 +223,24 @@ async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {
         Some(Ok(k)) => Some(k),
         _ => None,
     }
+}
+
+/// The next chunk of an upload, counted against `max_bytes`; `None` at the end.
+async fn next_chunk<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+    size: &mut u64,
+    max_bytes: u64,
+) -> Result<Option<usize>, StoreError> {
+    let n = read_full(reader, buf).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    *size += n as u64;
+    if *size > max_bytes {
+        return Err(StoreError::TooLarge { limit: max_bytes });
+    }
+    Ok(Some(n))
 }
 
 /// Fills `buf` as far as the reader allows; 0 only at the end.

@@ -45,26 +45,21 @@ impl Env {
         path
     }
 
+    /// A copy of the example PDF under `name`, queued; returns the job id.
     fn enqueue_pdf(&self, name: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::copy(fom_testkit::repo_root().join("examples/deposit.pdf"), &path).unwrap();
-        let out = self.cmd().arg("enqueue").arg(&path).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split('\t')
-            .next()
-            .unwrap()
-            .to_string()
+        self.enqueue_paths(&[path]).remove(0)
     }
 
+    /// Copies of the example CSV under `names`, queued; returns the job ids in order.
     fn enqueue(&self, names: &[&str]) -> Vec<String> {
         let files: Vec<PathBuf> = names.iter().map(|n| self.file(n)).collect();
-        let out = self.cmd().arg("enqueue").args(&files).output().unwrap();
+        self.enqueue_paths(&files)
+    }
+
+    fn enqueue_paths(&self, files: &[PathBuf]) -> Vec<String> {
+        let out = self.cmd().arg("enqueue").args(files).output().unwrap();
         assert!(
             out.status.success(),
             "{}",

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Keys, JOB_TTL};
+use crate::redis_conn::RedisPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -229,10 +229,30 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 return state
 ";
 
+/// Job counts by state, for /health and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub dead: u64,
+}
+
+const COUNTS: &str = r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local c = {queued = 0, running = 0, done = 0, failed = 0, dead = 0}
+for _, id in ipairs(ids) do
+  local s = redis.call('HGET', ARGV[1] .. id, 'state')
+  if s and c[s] then c[s] = c[s] + 1 end
+end
+return {c.queued, c.running, c.done, c.failed, c.dead}
+";
+
 /// Reads and writes job records.
 #[derive(Clone)]
 pub struct JobStore {
-    conn: ConnectionManager,
+    redis: RedisPool,
     keys: Keys,
     max_crashes: u32,
 }
@@ -246,9 +266,9 @@ fn ttl_secs() -> u64 {
 }
 
 impl JobStore {
-    pub fn new(conn: ConnectionManager, keys: Keys, max_crashes: u32) -> Self {
+    pub fn new(redis: impl Into<RedisPool>, keys: Keys, max_crashes: u32) -> Self {
         Self {
-            conn,
+            redis: redis.into(),
             keys,
             max_crashes: max_crashes.max(1),
         }
@@ -268,12 +288,13 @@ impl JobStore {
             .ignore()
             .zadd(self.keys.jobs_index(), &job.id, job.created_at)
             .ignore();
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        pipe.query_async::<()>(&mut self.redis.get().await?).await?;
         Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
-        let fields: HashMap<String, String> = self.conn.clone().hgetall(self.keys.job(id)).await?;
+        let fields: HashMap<String, String> =
+            self.redis.get().await?.hgetall(self.keys.job(id)).await?;
         Ok(JobRecord::from_fields(fields))
     }
 
@@ -285,7 +306,7 @@ impl JobStore {
             .arg(now_ms())
             .arg(self.max_crashes)
             .arg(ttl_secs())
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.get().await?)
             .await?;
         Ok(match verdict.as_str() {
             "run" => Begin::Run,
@@ -312,7 +333,7 @@ impl JobStore {
             ("rss_mb", format!("{rss_mb:.1}")),
             ("updated_at", now_ms().to_string()),
         ];
-        let _: () = self.conn.clone().hset_multiple(key, &fields).await?;
+        let _: () = self.redis.get().await?.hset_multiple(key, &fields).await?;
         Ok(())
     }
 
@@ -332,7 +353,7 @@ impl JobStore {
             .arg(now_ms())
             .arg(json)
             .arg(ttl_secs())
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.get().await?)
             .await?;
         Ok(done == 1)
     }
@@ -353,7 +374,7 @@ impl JobStore {
             .arg(reason)
             .arg(now_ms())
             .arg(ttl_secs())
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.get().await?)
             .await?;
         Ok(changed == 1)
     }
@@ -377,7 +398,7 @@ impl JobStore {
             .arg(self.max_crashes)
             .arg(now_ms())
             .arg(ttl_secs())
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.get().await?)
             .await?;
         Ok(JobState::parse(&state))
     }
@@ -398,8 +419,9 @@ impl JobStore {
             ("finished_at", String::new()),
         ];
         let _: () = self
-            .conn
-            .clone()
+            .redis
+            .get()
+            .await?
             .hset_multiple(self.keys.job(id), &fields)
             .await?;
         Ok(true)
@@ -411,7 +433,7 @@ impl JobStore {
         state: Option<JobState>,
         limit: usize,
     ) -> Result<Vec<JobRecord>, JobError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.redis.get().await?;
         let ids: Vec<String> = conn.zrevrange(self.keys.jobs_index(), 0, -1).await?;
         let mut out = Vec::new();
         let mut gone = Vec::new();
@@ -440,6 +462,37 @@ impl JobStore {
         Ok(out)
     }
 
+    /// Several jobs at once, in the order asked (`None` for expired ones).
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<JobRecord>>, JobError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.keys.job(id));
+        }
+        let rows: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut self.redis.get().await?).await?;
+        Ok(rows.into_iter().map(JobRecord::from_fields).collect())
+    }
+
+    /// How many known jobs are in each state (one script, so a count is never half-read).
+    pub async fn counts(&self) -> Result<JobCounts, JobError> {
+        let (queued, running, done, failed, dead): (u64, u64, u64, u64, u64) =
+            redis::Script::new(COUNTS)
+                .key(self.keys.jobs_index())
+                .arg(self.keys.job(""))
+                .invoke_async(&mut self.redis.get().await?)
+                .await?;
+        Ok(JobCounts {
+            queued,
+            running,
+            done,
+            failed,
+            dead,
+        })
+    }
+
     /// Deletes done and dead jobs last updated longer ago than `older_than`; returns how many.
     pub async fn purge(&self, older_than: Duration) -> Result<usize, JobError> {
         let cutoff = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
@@ -453,7 +506,7 @@ impl JobStore {
                     .ignore()
                     .zrem(self.keys.jobs_index(), &job.id)
                     .ignore();
-                pipe.query_async::<()>(&mut self.conn.clone()).await?;
+                pipe.query_async::<()>(&mut self.redis.get().await?).await?;
                 purged += 1;
             }
         }

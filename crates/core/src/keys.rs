@@ -65,6 +65,27 @@ impl Keys {
         format!("{}:upload:{file_id}:{n}", self.prefix)
     }
 
+    /// HASH: one deposit (`rev`, `ttl`, `doc` = the deposit as JSON, changed only by
+    /// compare-and-set on `rev`). TTL `DEPOSIT_TTL_DAYS`, renewed on every change.
+    pub fn deposit(&self, deposit_id: &str) -> String {
+        format!("{}:deposit:{deposit_id}", self.prefix)
+    }
+
+    /// ZSET: every deposit id, scored by creation time (ms).
+    pub fn deposits(&self) -> String {
+        format!("{}:deposits", self.prefix)
+    }
+
+    /// STRING: a signed-in session (JSON). TTL `SESSION_TTL_HOURS`.
+    pub fn session(&self, session_id: &str) -> String {
+        format!("{}:session:{session_id}", self.prefix)
+    }
+
+    /// STRING: failed sign-in attempts from one client address. TTL 15 minutes.
+    pub fn login_attempts(&self, client: &str) -> String {
+        format!("{}:login:{client}", self.prefix)
+    }
+
     /// The name of a job queue (apalis keeps its own keys under it).
     pub fn queue(&self, name: &str) -> String {
         format!("{}:queue:{name}", self.prefix)
@@ -93,6 +114,10 @@ mod tests {
             k.upload("f"),
             k.upload_chunk("f", 3),
             k.queue("documents"),
+            k.deposit("d"),
+            k.deposits(),
+            k.session("s"),
+            k.login_attempts("127.0.0.1"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

@@ -9,6 +9,7 @@
 pub mod aliases;
 pub mod config;
 pub mod dedup;
+pub mod deposits;
 pub mod donation;
 pub mod extract;
 pub mod filetype;
@@ -18,6 +19,8 @@ pub mod memory;
 pub mod normalize;
 pub mod pdf;
 pub mod pipeline;
+pub mod queue;
+pub mod redis_conn;
 pub mod report;
 pub mod runtime;
 pub mod store;

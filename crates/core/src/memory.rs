@@ -97,8 +97,8 @@ impl Thresholds {
     /// `MEMORY_WARNING_MB` and `MEMORY_CRITICAL_MB`; warning must be below critical.
     pub fn from_env(env: &mut EnvReader) -> Self {
         let d = Self::default();
-        let warning_mb = env.number("MEMORY_WARNING_MB", d.warning_mb, 16.0, 65_536.0);
-        let critical_mb = env.number("MEMORY_CRITICAL_MB", d.critical_mb, 16.0, 65_536.0);
+        let warning_mb = env.number("MEMORY_WARNING_MB", d.warning_mb, 1.0, 65_536.0);
+        let critical_mb = env.number("MEMORY_CRITICAL_MB", d.critical_mb, 1.0, 65_536.0);
         if warning_mb >= critical_mb {
             env.problem(
                 "MEMORY_WARNING_MB",

@@ -86,8 +86,38 @@ pub fn normalize(d: &mut Donation, rules: &Rules) {
     c.zip = zip
         .as_deref()
         .map(|z| normalize_zip(z).unwrap_or_else(|| z.to_string()));
-    if let Some(s) = &state {
-        if normalize_state(s).is_none() {
+    check_contact(d);
+
+    if d.deposit_method.is_none() {
+        d.deposit_method = match d.payment_method {
+            Some(PaymentMethod::Online) => Some("Online".into()),
+            Some(_) => Some("ATM Deposit".into()),
+            None => None,
+        };
+    }
+    apply_payment_date_rule(d);
+    validate(d, rules);
+}
+
+/// Re-runs the checks after a person edited the record. Their values are kept as entered
+/// (the payment-date rule is not re-applied: the treasurer's date wins).
+pub fn revalidate(d: &mut Donation, rules: &Rules) {
+    d.issues
+        .retain(|i| !VALIDATION_CODES.contains(&i.code.as_str()));
+    check_contact(d);
+    validate(d, rules);
+}
+
+/// Replaces the donor's name as written and rebuilds its variants.
+pub fn set_name(d: &mut Donation, name: Option<String>) {
+    d.payer.aliases = name.into_iter().collect();
+    normalize_names(d);
+}
+
+/// Warnings for contact values that are not what they should be (kept as written).
+fn check_contact(d: &mut Donation) {
+    if let Some(s) = d.contact.state.clone() {
+        if normalize_state(&s).is_none() {
             d.issue(
                 IssueLevel::Warning,
                 "state_unknown",
@@ -96,8 +126,8 @@ pub fn normalize(d: &mut Donation, rules: &Rules) {
             );
         }
     }
-    if let Some(z) = &zip {
-        if normalize_zip(z).is_none() {
+    if let Some(z) = d.contact.zip.clone() {
+        if normalize_zip(&z).is_none() {
             d.issue(
                 IssueLevel::Warning,
                 "zip_invalid",
@@ -116,16 +146,6 @@ pub fn normalize(d: &mut Donation, rules: &Rules) {
             );
         }
     }
-
-    if d.deposit_method.is_none() {
-        d.deposit_method = match d.payment_method {
-            Some(PaymentMethod::Online) => Some("Online".into()),
-            Some(_) => Some("ATM Deposit".into()),
-            None => None,
-        };
-    }
-    apply_payment_date_rule(d);
-    validate(d, rules);
 }
 
 fn normalize_names(d: &mut Donation) {

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::keys::{Keys, UPLOAD_TTL};
+use crate::redis_conn::RedisPool;
 
 /// Chunk size for the Redis store: small enough for Redis, large enough to keep round trips few.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -29,6 +29,15 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
 }
 
+/// Checks an `UPLOAD_STORE` value without connecting to anything.
+pub fn check_spec(spec: &str) -> Result<(), StoreError> {
+    match spec.trim() {
+        "redis" => Ok(()),
+        s if s.strip_prefix("dir:").is_some_and(|p| !p.is_empty()) => Ok(()),
+        _ => Err(StoreError::BadSpec(spec.to_string())),
+    }
+}
+
 /// A file in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
@@ -39,15 +48,22 @@ pub struct StoredFile {
 
 #[derive(Clone)]
 pub enum UploadStore {
-    Redis { conn: ConnectionManager, keys: Keys },
+    Redis { redis: RedisPool, keys: Keys },
     Dir { root: PathBuf },
 }
 
 impl UploadStore {
-    /// From `UPLOAD_STORE`: "redis" (needs `conn`) or "dir:/path".
-    pub fn from_spec(spec: &str, conn: ConnectionManager, keys: Keys) -> Result<Self, StoreError> {
+    /// From `UPLOAD_STORE`: "redis" (uses `redis`) or "dir:/path".
+    pub fn from_spec(
+        spec: &str,
+        redis: impl Into<RedisPool>,
+        keys: Keys,
+    ) -> Result<Self, StoreError> {
         match spec.trim() {
-            "redis" => Ok(Self::Redis { conn, keys }),
+            "redis" => Ok(Self::Redis {
+                redis: redis.into(),
+                keys,
+            }),
             s => match s.strip_prefix("dir:") {
                 Some(p) if !p.is_empty() => Ok(Self::Dir {
                     root: PathBuf::from(p),
@@ -67,42 +83,20 @@ impl UploadStore {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut buf = vec![0u8; CHUNK_BYTES];
         match self {
-            Self::Redis { conn, keys } => {
-                let mut conn = conn.clone();
-                let meta = keys.upload(&id);
-                let ttl = UPLOAD_TTL.as_secs();
-                // Incomplete until the last chunk is in: a reader never sees half a file as whole.
-                let _: () = conn
-                    .hset_multiple(&meta, &[("name", name), ("complete", "0")])
-                    .await?;
-                let _: () = conn.expire(&meta, ttl as i64).await?;
-                let (mut size, mut chunks) = (0u64, 0u64);
-                loop {
-                    let n = match next_chunk(&mut reader, &mut buf, &mut size, max_bytes).await {
-                        Ok(Some(n)) => n,
-                        Ok(None) => break,
-                        Err(e) => {
-                            // Nothing of a refused or broken upload stays behind.
-                            self.delete(&id).await?;
-                            return Err(e);
-                        }
-                    };
-                    let _: () = conn
-                        .set_ex(keys.upload_chunk(&id, chunks), &buf[..n], ttl)
-                        .await?;
-                    chunks += 1;
+            Self::Redis { redis, keys } => {
+                let written = put_redis(redis, keys, &id, name, &mut reader, &mut buf, max_bytes).await;
+                match written {
+                    Ok(size) => Ok(StoredFile {
+                        id,
+                        name: name.to_string(),
+                        size,
+                    }),
+                    Err(e) => {
+                        // Nothing of a refused or broken upload stays behind.
+                        self.delete(&id).await?;
+                        Err(e)
+                    }
                 }
-                let fields = [
-                    ("size", size.to_string()),
-                    ("chunks", chunks.to_string()),
-                    ("complete", "1".into()),
-                ];
-                let _: () = conn.hset_multiple(&meta, &fields).await?;
-                Ok(StoredFile {
-                    id,
-                    name: name.to_string(),
-                    size,
-                })
             }
             Self::Dir { root } => {
                 tokio::fs::create_dir_all(root).await?;
@@ -138,8 +132,8 @@ impl UploadStore {
     pub async fn fetch_to(&self, id: &str, dest: &Path) -> Result<u64, StoreError> {
         let mut out = tokio::fs::File::create(dest).await?;
         let size = match self {
-            Self::Redis { conn, keys } => {
-                let mut conn = conn.clone();
+            Self::Redis { redis, keys } => {
+                let mut conn = redis.get().await?;
                 let (complete, chunks): (Option<String>, Option<u64>) = redis::cmd("HMGET")
                     .arg(keys.upload(id))
                     .arg("complete")
@@ -178,8 +172,8 @@ impl UploadStore {
     /// Removes a stored file; removing a missing file is not an error.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
         match self {
-            Self::Redis { conn, keys } => {
-                let mut conn = conn.clone();
+            Self::Redis { redis, keys } => {
+                let mut conn = redis.get().await?;
                 let chunks: Option<u64> = conn.hget(keys.upload(id), "chunks").await?;
                 // An interrupted upload has no chunk count: scan this file's chunk keys instead.
                 let mut doomed: Vec<String> = match chunks {
@@ -216,6 +210,44 @@ impl UploadStore {
             }
         }
     }
+}
+
+/// Streams into chunk keys. A connection is taken per chunk, not held for the whole upload:
+/// a slow client must not keep one of the web pool's few connections.
+async fn put_redis<R: AsyncRead + Unpin>(
+    redis: &RedisPool,
+    keys: &Keys,
+    id: &str,
+    name: &str,
+    reader: &mut R,
+    buf: &mut [u8],
+    max_bytes: u64,
+) -> Result<u64, StoreError> {
+    let meta = keys.upload(id);
+    let ttl = UPLOAD_TTL.as_secs();
+    // Incomplete until the last chunk is in: a reader never sees half a file as whole.
+    let mut pipe = redis::pipe();
+    pipe.hset_multiple(&meta, &[("name", name), ("complete", "0")])
+        .ignore()
+        .expire(&meta, ttl as i64)
+        .ignore();
+    pipe.query_async::<()>(&mut redis.get().await?).await?;
+    let (mut size, mut chunks) = (0u64, 0u64);
+    while let Some(n) = next_chunk(reader, buf, &mut size, max_bytes).await? {
+        let _: () = redis
+            .get()
+            .await?
+            .set_ex(keys.upload_chunk(id, chunks), &buf[..n], ttl)
+            .await?;
+        chunks += 1;
+    }
+    let fields = [
+        ("size", size.to_string()),
+        ("chunks", chunks.to_string()),
+        ("complete", "1".into()),
+    ];
+    let _: () = redis.get().await?.hset_multiple(&meta, &fields).await?;
+    Ok(size)
 }
 
 async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {

@@ -1,60 +1,25 @@
-//! fom-web: the thin web process. For now: configuration check, `/health` with the memory
-//! monitor, graceful shutdown. Uploads, the review API and the pages come with their issues.
+//! fom-web: the thin web process. It takes uploads (streamed into the upload store, one job
+//! per file), answers the treasurer's page and API, and reports health. It never renders a
+//! PDF: that is the worker's job.
 
-use actix_web::{get, middleware, web, App, HttpResponse, HttpServer};
+mod api;
+mod auth;
+mod config;
+mod health;
+mod http;
+mod pages;
+mod state;
+mod upload;
+
+use std::time::Duration;
+
+use actix_web::middleware::{from_fn, Compress};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use fom_core::config::EnvReader;
-use fom_core::memory::Monitor;
-use serde::Serialize;
-
-struct Config {
-    port: u16,
-    workers: usize,
-    monitor: Monitor,
-}
-
-fn config() -> Result<Config, fom_core::config::ConfigError> {
-    let mut env = EnvReader::from_process();
-    let port = env.number("PORT", 8080u16, 1, 65_535);
-    let workers = env.number("WEB_CONCURRENCY", 2usize, 1, 64);
-    let monitor = fom_core::runtime::memory_settings(&mut env);
-    env.finish()?;
-    Ok(Config {
-        port,
-        workers,
-        monitor,
-    })
-}
-
-#[derive(Serialize)]
-struct Health {
-    status: &'static str,
-    version: &'static str,
-    system: System,
-}
-
-#[derive(Serialize)]
-struct System {
-    memory_monitor: fom_core::memory::Snapshot,
-}
-
-#[get("/health")]
-async fn health(monitor: web::Data<Monitor>) -> HttpResponse {
-    let snapshot = monitor.snapshot();
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(Health {
-            status: "ok",
-            version: env!("CARGO_PKG_VERSION"),
-            system: System {
-                memory_monitor: snapshot,
-            },
-        })
-}
 
 fn main() -> std::process::ExitCode {
     fom_core::runtime::init_logs("info");
-    let cfg = match config() {
+    let cfg = match config::Config::load() {
         Ok(c) => c,
         Err(e) => {
             eprint!("fom-web: {e}");
@@ -71,23 +36,56 @@ fn main() -> std::process::ExitCode {
 }
 
 #[actix_web::main]
-async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let monitor = web::Data::new(cfg.monitor);
-    monitor.log("web start");
-    tracing::info!(port = cfg.port, workers = cfg.workers, "listening");
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let port = cfg.port;
+    let workers = cfg.workers;
+    let hsts = !cfg.insecure_cookies;
+    let max_json = 256 * 1024;
+    let state = web::Data::new(state::AppState::connect(cfg).await?);
+    state.cfg.monitor.log("web start");
+    tracing::info!(port, workers, "listening");
+    let app_state = state.clone();
     // actix-web stops accepting and drains in-flight requests on SIGTERM/SIGINT.
     HttpServer::new(move || {
+        let protected = web::scope("")
+            .wrap(from_fn(auth::require_session))
+            .service(pages::index)
+            .service(pages::deposit)
+            .service(api::create_deposit)
+            .service(api::list_deposits)
+            .service(api::get_deposit)
+            .service(api::patch_record)
+            .service(api::delete_record)
+            .service(api::get_progress)
+            .service(api::events)
+            .service(api::list_jobs)
+            .service(api::get_job)
+            .service(api::retry_file)
+            .service(upload::upload);
         App::new()
-            .app_data(monitor.clone())
-            // Path only: query strings can carry OAuth codes and must never reach the logs.
-            .wrap(middleware::Logger::new("%U %s %Dms"))
-            .service(health)
+            .app_data(app_state.clone())
+            .app_data(web::JsonConfig::default().limit(max_json))
+            .app_data(web::FormConfig::default().limit(16 * 1024))
+            // Outermost last: the request log sees every answer, including refusals.
+            .wrap(from_fn(http::time_limit))
+            .wrap(from_fn(http::same_site_only))
+            .wrap(http::security_headers(hsts))
+            .wrap(Compress::default())
+            .wrap(from_fn(http::request_log))
+            .service(health::health)
+            .service(auth::login_page)
+            .service(auth::login)
+            .service(auth::logout)
+            .service(pages::css)
+            .service(protected)
     })
-    .workers(cfg.workers)
+    .workers(workers)
     .shutdown_timeout(25)
-    .client_request_timeout(std::time::Duration::from_secs(20))
-    .bind(("0.0.0.0", cfg.port))
-    .with_context(|| format!("cannot bind 0.0.0.0:{}", cfg.port))?
+    .client_request_timeout(Duration::from_secs(20))
+    .client_disconnect_timeout(Duration::from_secs(5))
+    .keep_alive(Duration::from_secs(75))
+    .bind(("0.0.0.0", port))
+    .with_context(|| format!("cannot bind 0.0.0.0:{port}"))?
     .run()
     .await
     .context("web server failed")

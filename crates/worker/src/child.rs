@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::*;
+use fom_core::deposits::DepositStore;
 use fom_core::donation::Donation;
 use fom_core::extract::text::TextExtractor;
 use fom_core::extract::ExtractError;
@@ -20,7 +21,8 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 use crate::cli::Settings;
-use crate::queue::{DocJob, Queue, QueueSettings, EXIT_BUDGET};
+use crate::queue::{Queue, QueueSettings, EXIT_BUDGET};
+use fom_core::queue::DocJob;
 
 const RELEASE_AND_DEREGISTER: &str = r"
 local ids = redis.call('SMEMBERS', KEYS[1])
@@ -41,6 +43,7 @@ struct Child {
     test_hooks: bool,
     jobs: JobStore,
     store: UploadStore,
+    deposits: DepositStore,
     jobs_done: AtomicU64,
     exit_code: AtomicI32,
     /// Set on SIGTERM/SIGINT or at the critical memory threshold: stop at the next page.
@@ -75,6 +78,7 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         test_hooks: qs.test_hooks,
         jobs: queue.jobs.clone(),
         store: queue.store.clone(),
+        deposits: queue.deposits.clone(),
         jobs_done: AtomicU64::new(0),
         exit_code: AtomicI32::new(0),
         stopping: Arc::new(AtomicBool::new(false)),
@@ -106,7 +110,7 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         Ok::<(), std::io::Error>(())
     };
     let worker = WorkerBuilder::new(worker_id.clone())
-        .backend(queue.storage.clone())
+        .backend(queue.storage())
         .data(child.clone())
         .concurrency(1)
         .build(handle);
@@ -361,6 +365,25 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
         .jobs
         .progress(id, "merge", outcome.pages, outcome.pages, memory::rss_mb())
         .await?;
+    // Into the deposit before the job is marked done: a crash in between re-runs the job, and
+    // the deposit takes each job's records once.
+    if !record.deposit_id.is_empty() {
+        match child
+            .deposits
+            .merge_job(&record.deposit_id, id, &outcome.records, &outcome.errors)
+            .await?
+        {
+            Some(s) => tracing::info!(
+                job = %id,
+                added = s.added,
+                merged = s.merged,
+                "records merged into the deposit"
+            ),
+            None => {
+                tracing::warn!(job = %id, "the deposit no longer exists; records kept on the job")
+            }
+        }
+    }
     let result = JobResult {
         file: &outcome.file,
         pages: outcome.pages,

@@ -153,14 +153,5 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
 
 /// Pushes a task for `id` that bypasses the idempotency key of the first push.
 async fn requeue_fresh(queue: &mut Queue, id: &str) -> anyhow::Result<()> {
-    use apalis::prelude::TaskSink;
-    let task = apalis::prelude::TaskBuilder::new(crate::queue::DocJob {
-        job_id: id.to_string(),
-    })
-    .build();
-    queue
-        .storage
-        .push_task(task)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot queue job {id}: {e}"))
+    Ok(queue.queue.push_again(id).await?)
 }

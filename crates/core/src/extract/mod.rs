@@ -5,7 +5,7 @@
 pub mod csv;
 pub mod text;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::donation::Donation;
 use crate::pdf::Page;
@@ -20,7 +20,7 @@ pub enum Outcome {
 }
 
 /// A part of a file that yielded no records, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtractError {
     pub file: String,
     /// 1-based pages concerned (empty when the whole file is meant).

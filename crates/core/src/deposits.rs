@@ -1,0 +1,436 @@
+//! Deposits: what the treasurer uploads files into and reviews. A deposit holds its files
+//! (each with one job), its records (merged across files and later uploads) and the errors of
+//! pages that yielded no records.
+//!
+//! A deposit is one JSON document in a Redis hash, changed only by compare-and-set on a
+//! revision number (one Lua script), so a worker merging a finished job and the treasurer
+//! editing a row never overwrite each other: the loser re-reads and applies its change again.
+//! This works over the worker's shared multiplexed connection, where WATCH would not.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::dedup::{merge_into, MergeSummary};
+use crate::donation::{parse_amount, parse_date, Donation};
+use crate::extract::ExtractError;
+use crate::keys::Keys;
+use crate::normalize::{self, Rules};
+use crate::redis_conn::RedisPool;
+
+/// Default time a deposit is kept after its last change.
+pub const DEPOSIT_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deposit {
+    pub id: String,
+    pub name: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub files: Vec<DepositFile>,
+    pub records: Vec<Donation>,
+    /// Pages or files that yielded no records, and why.
+    pub errors: Vec<ExtractError>,
+    /// Jobs whose results are already in `records` (a re-delivered job merges once).
+    #[serde(default)]
+    pub merged_jobs: Vec<String>,
+}
+
+/// One uploaded file and the job that reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositFile {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    /// pdf, jpeg, png, csv
+    pub kind: String,
+    pub job_id: String,
+    pub uploaded_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DepositError {
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("deposit {0} is damaged in storage: {1}")]
+    Corrupt(String, serde_json::Error),
+    #[error("cannot encode deposit: {0}")]
+    Encode(serde_json::Error),
+    #[error("deposit {0} is changing too fast; try again")]
+    Busy(String),
+}
+
+/// Compare-and-set: ARGV[1] is the revision read ('' = create), ARGV[2] the document.
+const CAS: &str = r"
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[1] == '' then
+  if rev then return -1 end
+  redis.call('HSET', KEYS[1], 'rev', 1, 'doc', ARGV[2], 'ttl', ARGV[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+  return 1
+end
+if rev ~= ARGV[1] then return 0 end
+local ttl = redis.call('HGET', KEYS[1], 'ttl') or ARGV[3]
+redis.call('HSET', KEYS[1], 'rev', tonumber(rev) + 1, 'doc', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+return 1
+";
+
+/// Attempts before a contended update gives up (each re-reads the deposit).
+const CAS_ATTEMPTS: usize = 50;
+
+#[derive(Clone)]
+pub struct DepositStore {
+    redis: RedisPool,
+    keys: Keys,
+    ttl: Duration,
+}
+
+impl DepositStore {
+    pub fn new(redis: impl Into<RedisPool>, keys: Keys) -> Self {
+        Self {
+            redis: redis.into(),
+            keys,
+            ttl: DEPOSIT_TTL,
+        }
+    }
+
+    /// Time a deposit created by this store is kept after its last change.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    pub async fn create(&self, name: &str) -> Result<Deposit, DepositError> {
+        let now = crate::jobs::now_ms();
+        let deposit = Deposit {
+            id: Uuid::new_v4().simple().to_string(),
+            name: name.to_string(),
+            created_at: now,
+            updated_at: now,
+            files: Vec::new(),
+            records: Vec::new(),
+            errors: Vec::new(),
+            merged_jobs: Vec::new(),
+        };
+        let written = self.write(&deposit, "").await?;
+        if written != 1 {
+            // A fresh random id cannot exist; treat it as contention rather than panic.
+            return Err(DepositError::Busy(deposit.id));
+        }
+        Ok(deposit)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Deposit>, DepositError> {
+        Ok(self.load(id).await?.map(|(_, d)| d))
+    }
+
+    /// Applies `change` atomically: `Continue(t)` writes the changed deposit, `Break(t)` leaves
+    /// it as it was. `change` may run more than once (after a conflict) and must not have other
+    /// side effects. `None` when the deposit does not exist.
+    pub async fn update<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Deposit) -> ControlFlow<T, T>,
+    ) -> Result<Option<T>, DepositError> {
+        for attempt in 0..CAS_ATTEMPTS {
+            let Some((rev, mut deposit)) = self.load(id).await? else {
+                return Ok(None);
+            };
+            let out = match change(&mut deposit) {
+                ControlFlow::Break(t) => return Ok(Some(t)),
+                ControlFlow::Continue(t) => t,
+            };
+            deposit.updated_at = crate::jobs::now_ms();
+            if self.write(&deposit, &rev).await? == 1 {
+                return Ok(Some(out));
+            }
+            // Lost the race: back off a little, with jitter, and apply the change again.
+            let wait = 2 + fastrand::u64(0..(5 * (attempt as u64 + 1)).min(100));
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        Err(DepositError::Busy(id.to_string()))
+    }
+
+    /// The newest deposits first.
+    pub async fn list(&self, limit: usize) -> Result<Vec<Deposit>, DepositError> {
+        let mut conn = self.redis.get().await?;
+        let ids: Vec<String> = conn.zrevrange(self.keys.deposits(), 0, -1).await?;
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for chunk in ids.chunks(100) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hget(self.keys.deposit(id), "doc");
+            }
+            let docs: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+            for (id, doc) in chunk.iter().zip(docs) {
+                match doc {
+                    Some(doc) => out.push(decode(id, &doc)?),
+                    None => gone.push(id.clone()),
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        if !gone.is_empty() {
+            // Deposits that expired: drop them from the index too.
+            let _: () = conn.zrem(self.keys.deposits(), gone).await?;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Merges a finished job's records and errors into its deposit, once per job. Returns
+    /// `None` when the deposit no longer exists.
+    pub async fn merge_job(
+        &self,
+        deposit_id: &str,
+        job_id: &str,
+        records: &[Donation],
+        errors: &[ExtractError],
+    ) -> Result<Option<MergeSummary>, DepositError> {
+        self.update(deposit_id, |d| {
+            if d.merged_jobs.iter().any(|j| j == job_id) {
+                return ControlFlow::Break(MergeSummary::default());
+            }
+            d.merged_jobs.push(job_id.to_string());
+            d.errors.extend(errors.iter().cloned());
+            ControlFlow::Continue(merge_into(&mut d.records, records.to_vec()))
+        })
+        .await
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<(String, Deposit)>, DepositError> {
+        let (rev, doc): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.deposit(id))
+            .arg("rev")
+            .arg("doc")
+            .query_async(&mut self.redis.get().await?)
+            .await?;
+        match (rev, doc) {
+            (Some(rev), Some(doc)) => Ok(Some((rev, decode(id, &doc)?))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn write(&self, d: &Deposit, rev: &str) -> Result<i64, DepositError> {
+        let doc = serde_json::to_string(d).map_err(DepositError::Encode)?;
+        Ok(redis::Script::new(CAS)
+            .key(self.keys.deposit(&d.id))
+            .key(self.keys.deposits())
+            .arg(rev)
+            .arg(doc)
+            .arg(self.ttl.as_secs().max(1))
+            .arg(&d.id)
+            .arg(d.created_at)
+            .invoke_async(&mut self.redis.get().await?)
+            .await?)
+    }
+}
+
+fn decode(id: &str, doc: &str) -> Result<Deposit, DepositError> {
+    serde_json::from_str(doc).map_err(|e| DepositError::Corrupt(id.to_string(), e))
+}
+
+/// A field the treasurer's edit could not take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// Fields a person may edit, as the API names them.
+pub const EDITABLE_FIELDS: &[&str] = &[
+    "name",
+    "organization_name",
+    "salutation",
+    "payment_ref",
+    "amount",
+    "payment_date",
+    "check_date",
+    "postmark_date",
+    "deposit_date",
+    "deposit_method",
+    "memo",
+    "address_line_1",
+    "city",
+    "state",
+    "zip",
+    "email",
+    "phone",
+];
+
+/// Applies a person's edit (`{"amount": "125.00", "memo": null, ...}`) to a record: every field
+/// is checked first and nothing changes unless all are valid. A null or blank value clears the
+/// field. The record is re-validated afterwards; the values are kept as entered.
+pub fn apply_patch(
+    d: &mut Donation,
+    patch: &serde_json::Map<String, serde_json::Value>,
+    rules: &Rules,
+) -> Result<Vec<String>, Vec<FieldProblem>> {
+    let mut problems = Vec::new();
+    let mut next = d.clone();
+    let mut changed = Vec::new();
+    for (field, value) in patch {
+        let text = match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => normalize::clean(Some(s.clone())),
+            serde_json::Value::Number(n) if field == "amount" => Some(n.to_string()),
+            _ => {
+                problems.push(FieldProblem {
+                    field: field.clone(),
+                    message: "must be text or null".into(),
+                });
+                continue;
+            }
+        };
+        if let Err(message) = set_field(&mut next, field, text) {
+            problems.push(FieldProblem {
+                field: field.clone(),
+                message,
+            });
+        } else {
+            changed.push(field.clone());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Problems read from the paper no longer apply to a value the treasurer entered.
+    next.issues.retain(|i| {
+        let f = i.field.as_deref().unwrap_or_default();
+        !changed
+            .iter()
+            .any(|c| c == f || (c == "name" && f == "payer"))
+    });
+    normalize::revalidate(&mut next, rules);
+    *d = next;
+    Ok(changed)
+}
+
+fn set_field(d: &mut Donation, field: &str, v: Option<String>) -> Result<(), String> {
+    let date = |v: Option<String>| -> Result<_, String> {
+        v.map(|s| parse_date(&s).map_err(|e| e.to_string()))
+            .transpose()
+    };
+    match field {
+        "name" => normalize::set_name(d, v),
+        "organization_name" => d.payer.organization_name = v,
+        "salutation" => d.payer.salutation = v,
+        "payment_ref" => d.payment_ref = v,
+        "amount" => {
+            d.amount = v
+                .map(|s| parse_amount(&s).map_err(|e| e.to_string()))
+                .transpose()?;
+            if let Some(a) = d.amount {
+                if a <= rust_decimal::Decimal::ZERO {
+                    return Err(format!("${a} is not a positive amount"));
+                }
+            }
+        }
+        "payment_date" => d.payment_date = date(v)?,
+        "check_date" => d.check_date = date(v)?,
+        "postmark_date" => d.postmark_date = date(v)?,
+        "deposit_date" => d.deposit_date = date(v)?,
+        "deposit_method" => d.deposit_method = v,
+        "memo" => d.memo = v,
+        "address_line_1" => d.contact.address_line_1 = v,
+        "city" => d.contact.city = v,
+        "state" => {
+            d.contact.state = v.map(|s| normalize::normalize_state(&s).unwrap_or(s));
+        }
+        "zip" => d.contact.zip = v.map(|z| normalize::normalize_zip(&z).unwrap_or(z)),
+        "email" => d.contact.email = v.map(|e| e.to_lowercase()),
+        "phone" => d.contact.phone = v.map(|p| normalize::normalize_phone(&p)),
+        _ => {
+            return Err(format!(
+                "is not an editable field (editable: {})",
+                EDITABLE_FIELDS.join(", ")
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use serde_json::json;
+
+    fn rules() -> Rules {
+        Rules::new(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default())
+    }
+
+    fn patch(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn an_edit_is_validated_and_clears_stale_issues() {
+        let mut d = Donation::new("scan.pdf");
+        normalize::normalize(&mut d, &rules());
+        assert!(d.has_issue("amount_missing"));
+        let changed = apply_patch(
+            &mut d,
+            &patch(
+                json!({"amount": "$1,250.50", "payment_date": "11/20/2026", "name": "jane doe"}),
+            ),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(changed.len(), 3);
+        assert_eq!(d.amount, Some(rust_decimal::Decimal::new(125_050, 2)));
+        assert!(!d.has_issue("amount_missing"));
+        assert!(!d.has_issue("date_missing"));
+        assert_eq!(
+            d.payer.aliases.first().map(String::as_str),
+            Some("Jane Doe")
+        );
+        assert!(d.payer.aliases.iter().any(|a| a == "Doe, Jane"));
+    }
+
+    #[test]
+    fn a_bad_edit_changes_nothing_and_names_every_problem() {
+        let mut d = Donation::new("scan.pdf");
+        d.memo = Some("kept".into());
+        let before = d.clone();
+        let err = apply_patch(
+            &mut d,
+            &patch(json!({"amount": "twelve", "check_date": "31/31/2026", "memo": "x", "colour": "red"})),
+            &rules(),
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields.len(), 3, "{err:?}");
+        for f in ["amount", "check_date", "colour"] {
+            assert!(fields.contains(&f), "{f} missing from {err:?}");
+        }
+        assert_eq!(d, before);
+        assert!(apply_patch(&mut d, &patch(json!({"amount": "-5"})), &rules()).is_err());
+    }
+
+    #[test]
+    fn null_clears_and_the_treasurers_date_wins() {
+        let mut d = Donation::new("scan.pdf");
+        d.payment_method = Some(crate::donation::PaymentMethod::HandwrittenCheck);
+        d.postmark_date = NaiveDate::from_ymd_opt(2026, 11, 1);
+        d.memo = Some("x".into());
+        apply_patch(
+            &mut d,
+            &patch(json!({"memo": null, "payment_date": "2026-11-03", "zip": "2134"})),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(d.memo, None);
+        assert_eq!(d.payment_date, NaiveDate::from_ymd_opt(2026, 11, 3));
+        assert_eq!(d.contact.zip.as_deref(), Some("02134"));
+    }
+}

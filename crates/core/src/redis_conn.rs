@@ -1,0 +1,266 @@
+//! Redis settings and connections shared by both processes.
+//!
+//! The worker talks to Redis through one multiplexed `ConnectionManager` (the queue library
+//! needs one); the web process uses a small `deadpool-redis` pool whose size bounds its share
+//! of the Key-Value Store's connection limit (docs/REDIS.md, "Connection budget"). Stores in
+//! this crate accept either through [`RedisPool`].
+
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+use crate::config::EnvReader;
+use crate::keys::Keys;
+
+/// `REDIS_URL`, `REDIS_TLS_VERIFY`, `KEY_PREFIX` and `UPLOAD_STORE`, checked once.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// With `#insecure` appended for `rediss://` unless verification is on.
+    pub url: String,
+    pub keys: Keys,
+    pub upload_store: String,
+}
+
+impl RedisSettings {
+    pub fn from_env(env: &mut EnvReader) -> Self {
+        let url = env.text("REDIS_URL", "redis://127.0.0.1:6379");
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            env.problem("REDIS_URL", "must start with redis:// or rediss://");
+        }
+        // Heroku Key-Value Store serves TLS with a self-signed certificate (CONTRACTS.md E.7):
+        // certificate checks are off for rediss:// unless REDIS_TLS_VERIFY=1.
+        let verify = env.flag("REDIS_TLS_VERIFY", false);
+        let url = if url.starts_with("rediss://") && !verify && !url.contains('#') {
+            format!("{url}#insecure")
+        } else {
+            url
+        };
+        let prefix = env.text("KEY_PREFIX", "fom");
+        if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+            env.problem("KEY_PREFIX", "must be non-empty and contain no spaces");
+        }
+        let upload_store = env.text("UPLOAD_STORE", "redis");
+        if let Err(e) = crate::store::check_spec(&upload_store) {
+            env.problem("UPLOAD_STORE", e.to_string());
+        }
+        Self {
+            url,
+            keys: Keys::new(prefix),
+            upload_store,
+        }
+    }
+
+    /// Installs the process's TLS provider for `rediss://` (idempotent).
+    pub fn install_tls_provider() {
+        // An error only means a provider is already installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Either the worker's shared multiplexed connection or the web's pool.
+#[derive(Clone)]
+pub enum RedisPool {
+    Shared(ConnectionManager),
+    Pool(deadpool_redis::Pool),
+}
+
+impl From<ConnectionManager> for RedisPool {
+    fn from(c: ConnectionManager) -> Self {
+        Self::Shared(c)
+    }
+}
+
+impl From<deadpool_redis::Pool> for RedisPool {
+    fn from(p: deadpool_redis::Pool) -> Self {
+        Self::Pool(p)
+    }
+}
+
+impl RedisPool {
+    /// A pool of at most `size` connections, opened lazily; a connection waits at most
+    /// `wait` for a free slot.
+    pub fn pool(url: &str, size: usize, wait: Duration) -> Result<Self, RedisError> {
+        let mut cfg = deadpool_redis::Config::from_url(url);
+        let mut pc = deadpool_redis::PoolConfig::new(size.max(1));
+        pc.timeouts.wait = Some(wait);
+        pc.timeouts.create = Some(wait);
+        pc.timeouts.recycle = Some(wait);
+        cfg.pool = Some(pc);
+        cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map(Self::Pool)
+            .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))
+    }
+
+    /// A connection for a few commands; pooled connections go back when dropped.
+    pub async fn get(&self) -> Result<RedisConn, RedisError> {
+        match self {
+            Self::Shared(c) => Ok(RedisConn::Shared(c.clone())),
+            Self::Pool(p) => match p.get().await {
+                Ok(c) => Ok(RedisConn::Pooled(Box::new(c))),
+                Err(deadpool_redis::PoolError::Backend(e)) => Err(e),
+                Err(e) => Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no Redis connection available: {e}"),
+                ))),
+            },
+        }
+    }
+
+    /// Pool occupancy for /health: (in use, size); `None` for a shared connection.
+    pub fn occupancy(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::Shared(_) => None,
+            Self::Pool(p) => {
+                let s = p.status();
+                Some((s.size.saturating_sub(s.available), s.max_size))
+            }
+        }
+    }
+}
+
+pub enum RedisConn {
+    Shared(ConnectionManager),
+    Pooled(Box<deadpool_redis::Connection>),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Shared(c) => c.req_packed_command(cmd),
+            Self::Pooled(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Shared(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Pooled(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Shared(c) => c.get_db(),
+            Self::Pooled(c) => c.get_db(),
+        }
+    }
+}
+
+/// What /health reports about Redis.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RedisHealth {
+    pub ok: bool,
+    pub latency_ms: f64,
+    pub used_memory_mb: Option<f64>,
+    /// `None` when Redis has no memory limit.
+    pub maxmemory_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Memory figures from `INFO memory`, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RedisMemory {
+    pub used: u64,
+    /// 0 = no limit.
+    pub max: u64,
+}
+
+impl RedisMemory {
+    /// Bytes left before `maxmemory`; `None` without a limit.
+    pub fn headroom(&self) -> Option<u64> {
+        (self.max > 0).then(|| self.max.saturating_sub(self.used))
+    }
+}
+
+pub async fn memory_info(conn: &mut RedisConn) -> Result<RedisMemory, RedisError> {
+    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
+    Ok(parse_memory_info(&info))
+}
+
+fn parse_memory_info(info: &str) -> RedisMemory {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    RedisMemory {
+        used: field("used_memory"),
+        max: field("maxmemory"),
+    }
+}
+
+/// PING and `INFO memory`, bounded by `timeout`: a hung Redis makes /health say so, not hang.
+pub async fn health(pool: &RedisPool, timeout: Duration) -> RedisHealth {
+    let started = Instant::now();
+    let probe = async {
+        let mut conn = pool.get().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        let latency = started.elapsed();
+        let mem = memory_info(&mut conn).await?;
+        Ok::<_, RedisError>((latency, mem))
+    };
+    let mb = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok((latency, mem))) => RedisHealth {
+            ok: true,
+            latency_ms: (latency.as_secs_f64() * 10_000.0).round() / 10.0,
+            used_memory_mb: Some(mb(mem.used)),
+            maxmemory_mb: (mem.max > 0).then(|| mb(mem.max)),
+            error: None,
+        },
+        Ok(Err(e)) => RedisHealth {
+            error: Some(e.to_string()),
+            ..RedisHealth::default()
+        },
+        Err(_) => RedisHealth {
+            error: Some(format!("no answer within {} ms", timeout.as_millis())),
+            ..RedisHealth::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_info_is_parsed() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:26214400\r\nmaxmemory_human:25.00M\r\n";
+        let m = parse_memory_info(info);
+        assert_eq!(m.used, 1_048_576);
+        assert_eq!(m.max, 26_214_400);
+        assert_eq!(m.headroom(), Some(25_165_824));
+        assert_eq!(parse_memory_info("maxmemory:0").headroom(), None);
+    }
+
+    #[test]
+    fn rediss_urls_skip_verification_unless_asked() {
+        let mut env = EnvReader::from_pairs([("REDIS_URL", "rediss://h:1")]);
+        assert_eq!(
+            RedisSettings::from_env(&mut env).url,
+            "rediss://h:1#insecure"
+        );
+        let mut env =
+            EnvReader::from_pairs([("REDIS_URL", "rediss://h:1"), ("REDIS_TLS_VERIFY", "1")]);
+        assert_eq!(RedisSettings::from_env(&mut env).url, "rediss://h:1");
+        let mut env = EnvReader::from_pairs([("REDIS_URL", "http://x"), ("KEY_PREFIX", "a b")]);
+        let _ = RedisSettings::from_env(&mut env);
+        let err = env
+            .finish()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("KEY_PREFIX"),
+            "{err}"
+        );
+    }
+}

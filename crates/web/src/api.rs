@@ -1,0 +1,476 @@
+//! The JSON API: deposits, their records, files and progress, and a read-only jobs view.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use bytes::Bytes;
+use fom_core::deposits::{apply_patch, Deposit, FieldProblem};
+use fom_core::extract::ExtractError;
+use fom_core::jobs::{JobRecord, JobState};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// Polling interval of event streams (they read the same records a poll would).
+const STREAM_POLL: Duration = Duration::from_millis(500);
+/// A comment line at least this often keeps proxies (Heroku's router) from closing a stream.
+const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
+
+#[derive(Deserialize, Default)]
+pub struct NewDeposit {
+    name: Option<String>,
+}
+
+#[post("/api/deposits")]
+pub async fn create_deposit(
+    state: web::Data<AppState>,
+    body: Option<web::Json<NewDeposit>>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body
+        .and_then(|b| b.into_inner().name)
+        .map(|n| n.trim().chars().take(120).collect::<String>())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("Deposit of {}", chrono::Local::now().format("%m/%d/%Y")));
+    let d = state.deposits.create(&name).await?;
+    tracing::info!(deposit = %d.id, "deposit created");
+    let view = deposit_view(&state, d).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/deposits/{}", view.id)))
+        .json(view))
+}
+
+/// One line of the deposits list.
+#[derive(Serialize)]
+struct DepositSummary {
+    id: String,
+    name: String,
+    created_at: i64,
+    updated_at: i64,
+    files: usize,
+    records: usize,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    sent: usize,
+    unsent: usize,
+    errors: usize,
+}
+
+#[get("/api/deposits")]
+pub async fn list_deposits(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let deposits = state.deposits.list(500).await?;
+    let out: Vec<DepositSummary> = deposits
+        .into_iter()
+        .map(|d| {
+            let sent = d
+                .records
+                .iter()
+                .filter(|r| r.qbo.sync_status == fom_core::donation::SyncStatus::Sent)
+                .count();
+            DepositSummary {
+                total: d.records.iter().filter_map(|r| r.amount).sum(),
+                files: d.files.len(),
+                records: d.records.len(),
+                unsent: d.records.len() - sent,
+                sent,
+                errors: d.errors.len(),
+                id: d.id,
+                name: d.name,
+                created_at: d.created_at,
+                updated_at: d.updated_at,
+            }
+        })
+        .collect();
+    Ok(json_no_store(
+        StatusCode::OK,
+        &serde_json::json!({ "deposits": out }),
+    ))
+}
+
+/// A file with its job's progress, as people see it.
+#[derive(Serialize, Clone, PartialEq)]
+pub struct FileView {
+    id: String,
+    name: String,
+    size: u64,
+    kind: String,
+    uploaded_at: i64,
+    job_id: String,
+    /// queued, running, done, failed, dead, or expired (the job record is gone)
+    state: String,
+    stage: Option<String>,
+    page: u32,
+    pages: u32,
+    rss_mb: f64,
+    error: Option<String>,
+    /// True in done, failed, dead and expired: nothing more will happen without a retry.
+    finished: bool,
+}
+
+#[derive(Serialize)]
+pub struct DepositView {
+    id: String,
+    name: String,
+    created_at: i64,
+    updated_at: i64,
+    files: Vec<FileView>,
+    records: Vec<fom_core::donation::Donation>,
+    /// Pages that yielded no records, and files whose job failed.
+    errors: Vec<ExtractError>,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    /// True while any file is still queued or running.
+    processing: bool,
+}
+
+fn is_finished(state: &str) -> bool {
+    !matches!(state, "queued" | "running")
+}
+
+async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiError> {
+    let ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
+    let jobs = state.jobs.get_many(&ids).await?;
+    Ok(d.files
+        .iter()
+        .zip(jobs)
+        .map(|(f, job)| {
+            let (st, stage, page, pages, rss, error) = match job {
+                Some(j) => (
+                    j.state.as_str().to_string(),
+                    j.stage,
+                    j.page,
+                    j.pages,
+                    j.rss_mb,
+                    // A queued job's last error is history (a hand-back), not a verdict.
+                    j.last_error
+                        .filter(|_| matches!(j.state, JobState::Failed | JobState::Dead)),
+                ),
+                None => (
+                    "expired".to_string(),
+                    None,
+                    0,
+                    0,
+                    0.0,
+                    Some("the job record expired; upload the file again".to_string()),
+                ),
+            };
+            FileView {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                size: f.size,
+                kind: f.kind.clone(),
+                uploaded_at: f.uploaded_at,
+                job_id: f.job_id.clone(),
+                finished: is_finished(&st),
+                state: st,
+                stage,
+                page,
+                pages,
+                rss_mb: rss,
+                error,
+            }
+        })
+        .collect())
+}
+
+async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiError> {
+    let files = file_views(state, &d).await?;
+    let mut errors = d.errors;
+    for f in &files {
+        if let (Some(e), true) = (&f.error, f.finished) {
+            errors.push(ExtractError {
+                file: f.name.clone(),
+                pages: Vec::new(),
+                reason: e.clone(),
+            });
+        }
+    }
+    Ok(DepositView {
+        total: d.records.iter().filter_map(|r| r.amount).sum(),
+        processing: files.iter().any(|f| !f.finished),
+        id: d.id,
+        name: d.name,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+        files,
+        records: d.records,
+        errors,
+    })
+}
+
+fn json_no_store(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Deposit, ApiError> {
+    state
+        .deposits
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deposit"))
+}
+
+#[get("/api/deposits/{id}")]
+pub async fn get_deposit(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let d = load(&state, &id).await?;
+    Ok(json_no_store(
+        StatusCode::OK,
+        &deposit_view(&state, d).await?,
+    ))
+}
+
+/// What `PATCH` and `DELETE` of a record found.
+enum RecordEdit {
+    Missing,
+    Invalid(Vec<FieldProblem>),
+    Done(Box<fom_core::donation::Donation>),
+}
+
+#[patch("/api/deposits/{id}/records/{record_id}")]
+pub async fn patch_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, record_id) = path.into_inner();
+    let serde_json::Value::Object(fields) = body.into_inner() else {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            "send a JSON object of the fields to change",
+        ));
+    };
+    let mut rules = state.cfg.rules.clone();
+    rules.today = chrono::Local::now().date_naive();
+    let outcome = state
+        .deposits
+        .update(&id, |d| {
+            let Some(r) = d.records.iter_mut().find(|r| r.id.to_string() == record_id) else {
+                return ControlFlow::Break(RecordEdit::Missing);
+            };
+            match apply_patch(r, &fields, &rules) {
+                Ok(_) => ControlFlow::Continue(RecordEdit::Done(Box::new(r.clone()))),
+                Err(p) => ControlFlow::Break(RecordEdit::Invalid(p)),
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("deposit"))?;
+    match outcome {
+        RecordEdit::Missing => Err(ApiError::not_found("record")),
+        RecordEdit::Invalid(problems) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_fields",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .with_details(problems)),
+        RecordEdit::Done(r) => Ok(json_no_store(StatusCode::OK, &r)),
+    }
+}
+
+#[delete("/api/deposits/{id}/records/{record_id}")]
+pub async fn delete_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, record_id) = path.into_inner();
+    let outcome = state
+        .deposits
+        .update(&id, |d| {
+            match d.records.iter().position(|r| r.id.to_string() == record_id) {
+                Some(i) => ControlFlow::Continue(RecordEdit::Done(Box::new(d.records.remove(i)))),
+                None => ControlFlow::Break(RecordEdit::Missing),
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("deposit"))?;
+    match outcome {
+        RecordEdit::Done(_) => Ok(HttpResponse::NoContent().finish()),
+        _ => Err(ApiError::not_found("record")),
+    }
+}
+
+/// Progress of every file of a deposit, for polling.
+#[derive(Serialize, PartialEq, Clone)]
+pub struct Progress {
+    deposit_id: String,
+    files: Vec<FileView>,
+    records: usize,
+    /// True when no file is queued or running.
+    finished: bool,
+}
+
+async fn progress(state: &AppState, id: &str) -> Result<Progress, ApiError> {
+    let d = load(state, id).await?;
+    let files = file_views(state, &d).await?;
+    Ok(Progress {
+        deposit_id: d.id,
+        records: d.records.len(),
+        finished: files.iter().all(|f| f.finished),
+        files,
+    })
+}
+
+#[get("/api/deposits/{id}/progress")]
+pub async fn get_progress(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(json_no_store(StatusCode::OK, &progress(&state, &id).await?))
+}
+
+/// Server-sent events: `progress` whenever a file's state, stage or page changes, a comment
+/// every 15 s while nothing changes, and a final `done` event when every file is finished,
+/// after which the stream ends. An unknown deposit is 404 before any event.
+#[get("/api/deposits/{id}/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let first = progress(&state, &id).await?;
+    let id = id.into_inner();
+    struct S {
+        state: web::Data<AppState>,
+        id: String,
+        last: Option<Progress>,
+        pending: Option<Progress>,
+        quiet_since: Instant,
+        ended: bool,
+    }
+    let init = S {
+        state,
+        id,
+        last: None,
+        pending: Some(first),
+        quiet_since: Instant::now(),
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(init, |mut s| async move {
+        if s.ended {
+            return None;
+        }
+        loop {
+            if let Some(p) = s.pending.take() {
+                if s.last.as_ref() != Some(&p) {
+                    let name = if p.finished { "done" } else { "progress" };
+                    let frame = sse(name, &p);
+                    s.ended = p.finished;
+                    s.last = Some(p);
+                    s.quiet_since = Instant::now();
+                    return Some((Ok::<_, actix_web::Error>(frame), s));
+                }
+            }
+            if s.quiet_since.elapsed() >= STREAM_HEARTBEAT {
+                s.quiet_since = Instant::now();
+                return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), s));
+            }
+            tokio::time::sleep(STREAM_POLL).await;
+            match progress(&s.state, &s.id).await {
+                Ok(p) => s.pending = Some(p),
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    // The deposit expired or was removed: say so, and end.
+                    s.ended = true;
+                    let frame = sse(
+                        "gone",
+                        &serde_json::json!({ "deposit_id": s.id, "message": e.message }),
+                    );
+                    return Some((Ok(frame), s));
+                }
+                // Storage trouble: keep the stream and try again on the next tick.
+                Err(_) => {}
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .content_type("text/event-stream")
+        .streaming(stream))
+}
+
+fn sse(event: &str, data: &impl Serialize) -> Bytes {
+    let json = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
+}
+
+#[derive(Deserialize)]
+pub struct JobsQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The operators' read-only view of jobs, newest first, with counts by state.
+#[get("/api/jobs")]
+pub async fn list_jobs(
+    state: web::Data<AppState>,
+    q: web::Query<JobsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_state",
+                "state must be queued, running, done, failed or dead",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let jobs = state.jobs.list(filter, limit).await?;
+    let counts = state.jobs.counts().await?;
+    Ok(json_no_store(
+        StatusCode::OK,
+        &serde_json::json!({ "counts": counts, "jobs": jobs }),
+    ))
+}
+
+#[get("/api/jobs/{id}")]
+pub async fn get_job(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job: JobRecord = state
+        .jobs
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(json_no_store(StatusCode::OK, &job))
+}
+
+/// Queues a failed or dead file's job again (the treasurer's retry button).
+#[post("/api/deposits/{id}/files/{file_id}/retry")]
+pub async fn retry_file(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, file_id) = path.into_inner();
+    let d = load(&state, &id).await?;
+    let file = d
+        .files
+        .iter()
+        .find(|f| f.id == file_id)
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    if !state.jobs.reset_for_retry(&file.job_id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            "only a failed file can be retried",
+        ));
+    }
+    if let Err(e) = state.queue.push_again(&file.job_id).await {
+        tracing::error!(error = %e, "retry not queued");
+        return Err(ApiError::storage(e));
+    }
+    let counts: HashMap<&str, &str> = HashMap::from([("job_id", file.job_id.as_str())]);
+    Ok(json_no_store(StatusCode::ACCEPTED, &counts))
+}

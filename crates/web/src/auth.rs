@@ -1,0 +1,284 @@
+//! Sign-in for one organisation: one password (`APP_PASSWORD`), compared in constant time; a
+//! signed session cookie whose session lives in Redis (so sign-out and restarts behave, and
+//! every web dyno sees it); failed attempts limited per client address.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::{Cookie, CookieJar, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use redis::AsyncCommands;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::http::ApiError;
+use crate::pages;
+use crate::state::AppState;
+
+pub const COOKIE: &str = "fom_session";
+/// Failed attempts are counted over this window.
+const ATTEMPT_WINDOW_SECS: u64 = 15 * 60;
+
+/// The signed-in session of this request (put there by [`require_session`]).
+#[derive(Clone, Debug)]
+pub struct Session;
+
+/// The client's address: Heroku's router appends the address it saw as the last
+/// `X-Forwarded-For` entry (earlier entries are whatever the client claimed).
+pub fn client_addr(req: &HttpRequest, trust_proxy: bool) -> String {
+    if trust_proxy {
+        if let Some(last) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            return last.to_string();
+        }
+    }
+    req.peer_addr()
+        .map_or_else(|| "unknown".into(), |a| a.ip().to_string())
+}
+
+/// The session id in the request's cookie, when its signature holds.
+fn signed_session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let cookie = req.cookie(COOKIE)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie.into_owned());
+    let verified = jar.signed(&state.cfg.session_key).get(COOKIE)?;
+    Some(verified.value().to_string())
+}
+
+/// The live session of a request, renewing its expiry (sliding).
+pub async fn current_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<Session>, ApiError> {
+    let Some(id) = signed_session_id(req, state) else {
+        return Ok(None);
+    };
+    let mut conn = state.redis.get().await?;
+    let found: Option<String> = redis::cmd("GETEX")
+        .arg(state.cfg.redis.keys.session(&id))
+        .arg("EX")
+        .arg(state.cfg.session_ttl.as_secs())
+        .query_async(&mut conn)
+        .await?;
+    Ok(found.map(|_| Session))
+}
+
+/// Every route behind it needs a session: API paths answer 401, pages redirect to sign-in.
+pub async fn require_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state");
+        return Ok(req.into_response(e.error_response()));
+    };
+    let session = match current_session(req.request(), &state).await {
+        Ok(s) => s,
+        Err(e) => return Ok(req.into_response(e.error_response())),
+    };
+    match session {
+        Some(s) => {
+            req.extensions_mut().insert(s);
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        None if req.path().starts_with("/api/") => {
+            let e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_required",
+                "sign in first (POST /login)",
+            );
+            Ok(req.into_response(e.error_response()))
+        }
+        None => {
+            let target = format!("/login?next={}", url_escape(req.path()));
+            let res = HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target))
+                .finish();
+            Ok(req.into_response(res))
+        }
+    }
+}
+
+fn url_escape(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only a local path may follow sign-in (no `//host` or `https://` open redirect).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+fn password_matches(given: &str, expected: &str) -> bool {
+    // Equal-length digests: the comparison time reveals neither content nor length.
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[get("/login")]
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if current_session(&req, &state).await?.is_some() {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, safe_next(q.next.as_deref())))
+            .finish());
+    }
+    Ok(pages::login(StatusCode::OK, None, q.next.as_deref()))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    password: String,
+    next: Option<String>,
+}
+
+#[post("/login")]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, ApiError> {
+    let keys = &state.cfg.redis.keys;
+    let client = client_addr(&req, state.cfg.trust_proxy);
+    let attempts_key = keys.login_attempts(&client);
+    let mut conn = state.redis.get().await?;
+    let failed: Option<u64> = conn.get(&attempts_key).await?;
+    if failed.unwrap_or(0) >= state.cfg.login_max_attempts {
+        let ttl: i64 = conn.ttl(&attempts_key).await?;
+        let wait = u64::try_from(ttl).unwrap_or(ATTEMPT_WINDOW_SECS).max(1);
+        tracing::warn!("sign-in refused: too many failed attempts from one address");
+        let mut page = pages::login(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong passwords. Try again in {} minutes.",
+                wait.div_ceil(60)
+            )),
+            form.next.as_deref(),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(page);
+    }
+    if !password_matches(&form.password, &state.cfg.app_password) {
+        let mut pipe = redis::pipe();
+        pipe.incr(&attempts_key, 1)
+            .ignore()
+            .expire(&attempts_key, ATTEMPT_WINDOW_SECS as i64)
+            .arg("NX")
+            .ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        tracing::warn!("sign-in failed: wrong password");
+        return Ok(pages::login(
+            StatusCode::UNAUTHORIZED,
+            Some("That password is not right."),
+            form.next.as_deref(),
+        ));
+    }
+    let id = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let ttl = state.cfg.session_ttl.as_secs();
+    let record = serde_json::json!({ "created_at": fom_core::jobs::now_ms() }).to_string();
+    let mut pipe = redis::pipe();
+    pipe.del(&attempts_key)
+        .ignore()
+        .set_ex(keys.session(&id), record, ttl)
+        .ignore();
+    pipe.query_async::<()>(&mut conn).await?;
+    tracing::info!("signed in");
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&state.cfg.session_key).add(
+        Cookie::build(COOKIE, id)
+            .path("/")
+            .http_only(true)
+            .secure(!state.cfg.insecure_cookies)
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                i64::try_from(ttl).unwrap_or(i64::MAX),
+            ))
+            .finish(),
+    );
+    let mut res = HttpResponse::SeeOther();
+    res.insert_header((header::LOCATION, safe_next(form.next.as_deref())));
+    for c in jar.delta() {
+        res.cookie(c.clone());
+    }
+    Ok(res.finish())
+}
+
+#[post("/logout")]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(id) = signed_session_id(&req, &state) {
+        let _: () = state
+            .redis
+            .get()
+            .await?
+            .del(state.cfg.redis.keys.session(&id))
+            .await?;
+    }
+    let mut gone = Cookie::build(COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .secure(!state.cfg.insecure_cookies)
+        .same_site(SameSite::Lax)
+        .finish();
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .cookie(gone)
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_follow_sign_in() {
+        assert_eq!(safe_next(Some("/deposits/abc")), "/deposits/abc");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn password_comparison() {
+        assert!(password_matches("correct horse", "correct horse"));
+        assert!(!password_matches("correct hors", "correct horse"));
+        assert!(!password_matches("", "correct horse"));
+    }
+}

@@ -1,0 +1,159 @@
+//! The web process's settings, all from environment variables, checked once at start-up
+//! (every problem listed at once). Each variable is in `.env.example`.
+
+use std::time::Duration;
+
+use actix_web::cookie::Key;
+use base64::Engine;
+use fom_core::config::{ConfigError, EnvReader};
+use fom_core::memory::Monitor;
+use fom_core::normalize::Rules;
+use fom_core::redis_conn::RedisSettings;
+
+pub struct Config {
+    pub port: u16,
+    pub workers: usize,
+    pub redis: RedisSettings,
+    pub pool_size: usize,
+    pub app_password: String,
+    pub session_key: Key,
+    /// Cookies without `Secure`, for plain-HTTP local use only.
+    pub insecure_cookies: bool,
+    pub session_ttl: Duration,
+    pub login_max_attempts: u64,
+    /// Take the client address from the last `X-Forwarded-For` entry (Heroku's router).
+    pub trust_proxy: bool,
+    pub max_upload_files: usize,
+    pub max_file_bytes: u64,
+    pub deposit_ttl: Duration,
+    pub min_headroom_bytes: u64,
+    pub request_timeout: Duration,
+    pub rules: Rules,
+    pub monitor: Monitor,
+}
+
+const MB: u64 = 1024 * 1024;
+
+impl Config {
+    pub fn from_env(env: &mut EnvReader) -> Self {
+        let port = env.number("PORT", 8080u16, 1, 65_535);
+        let workers = env.number("WEB_CONCURRENCY", 2usize, 1, 64);
+        let redis = RedisSettings::from_env(env);
+        let pool_size = env.number("REDIS_POOL_SIZE", 4usize, 1, 64);
+        let app_password = env.raw("APP_PASSWORD").unwrap_or_default();
+        if app_password.chars().count() < 8 {
+            env.problem(
+                "APP_PASSWORD",
+                "required: the treasurer's sign-in password, at least 8 characters",
+            );
+        }
+        let session_key = session_key(env);
+        let insecure_cookies = env.flag("INSECURE_COOKIES", false);
+        let session_ttl =
+            Duration::from_secs(env.number("SESSION_TTL_HOURS", 12u64, 1, 24 * 30) * 3600);
+        let login_max_attempts = env.number("LOGIN_MAX_ATTEMPTS", 10u64, 1, 1000);
+        let trust_proxy = env.flag("TRUST_PROXY", false);
+        let max_upload_files = env.number("MAX_UPLOAD_FILES", 30usize, 1, 500);
+        let max_file_bytes = env.number("MAX_FILE_MB", 25u64, 1, 1024) * MB;
+        let deposit_ttl =
+            Duration::from_secs(env.number("DEPOSIT_TTL_DAYS", 30u64, 1, 3650) * 24 * 3600);
+        let min_headroom_bytes = env.number("REDIS_MIN_HEADROOM_MB", 5u64, 0, 1024) * MB;
+        let request_timeout =
+            Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 25u64, 1, 600));
+        let rules = Rules::from_env(env, chrono::Local::now().date_naive());
+        let monitor = fom_core::runtime::memory_settings(env);
+        Self {
+            port,
+            workers,
+            redis,
+            pool_size,
+            app_password,
+            session_key,
+            insecure_cookies,
+            session_ttl,
+            login_max_attempts,
+            trust_proxy,
+            max_upload_files,
+            max_file_bytes,
+            deposit_ttl,
+            min_headroom_bytes,
+            request_timeout,
+            rules,
+            monitor,
+        }
+    }
+
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut env = EnvReader::from_process();
+        let cfg = Self::from_env(&mut env);
+        env.finish()?;
+        Ok(cfg)
+    }
+}
+
+/// `SESSION_SECRET`: at least 64 random bytes, base64 (`openssl rand -base64 64`).
+fn session_key(env: &mut EnvReader) -> Key {
+    const HOW: &str =
+        "required: at least 64 random bytes, base64 (openssl rand -base64 64 | tr -d '\\n')";
+    let Some(raw) = env.raw("SESSION_SECRET") else {
+        env.problem("SESSION_SECRET", HOW);
+        return Key::generate();
+    };
+    let raw = raw.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(raw))
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw));
+    match decoded {
+        Ok(bytes) if bytes.len() >= 64 => match Key::try_from(bytes.as_slice()) {
+            Ok(k) => k,
+            Err(e) => {
+                env.problem("SESSION_SECRET", format!("unusable key: {e}"));
+                Key::generate()
+            }
+        },
+        Ok(bytes) => {
+            env.problem(
+                "SESSION_SECRET",
+                format!("decodes to {} bytes; {HOW}", bytes.len()),
+            );
+            Key::generate()
+        }
+        Err(_) => {
+            env.problem("SESSION_SECRET", format!("is not base64; {HOW}"));
+            Key::generate()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(pairs: &[(&str, &str)]) -> String {
+        let mut env = EnvReader::from_pairs(pairs.iter().copied());
+        let _ = Config::from_env(&mut env);
+        env.finish()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn password_and_secret_are_required_and_checked() {
+        let err = problems(&[]);
+        assert!(
+            err.contains("APP_PASSWORD") && err.contains("SESSION_SECRET"),
+            "{err}"
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let err = problems(&[("APP_PASSWORD", "long enough"), ("SESSION_SECRET", &short)]);
+        assert!(err.contains("decodes to 32 bytes"), "{err}");
+        let good = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert_eq!(
+            problems(&[("APP_PASSWORD", "long enough"), ("SESSION_SECRET", &good)]),
+            ""
+        );
+    }
+}

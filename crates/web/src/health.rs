@@ -1,0 +1,168 @@
+//! `GET /health`: this process's memory monitor (always live), Redis, the queue and the
+//! workers' heartbeats. It never calls QuickBooks or Gemini, answers even over the critical
+//! memory threshold, and reads Redis at most once a second however often it is asked.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, web, HttpResponse};
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+const CACHE_FOR: Duration = Duration::from_secs(1);
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize)]
+struct Health {
+    /// ok, warning or critical (this process's memory), or degraded when Redis is unreachable.
+    status: &'static str,
+    version: &'static str,
+    system: System,
+    #[serde(flatten)]
+    shared: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct System {
+    memory_monitor: fom_core::memory::Snapshot,
+}
+
+#[derive(Serialize)]
+struct Shared {
+    redis: fom_core::redis_conn::RedisHealth,
+    queue: Queue,
+    workers: Vec<Worker>,
+}
+
+#[derive(Serialize, Default)]
+struct Queue {
+    queued: u64,
+    running: u64,
+    failed: u64,
+    dead: u64,
+}
+
+#[derive(Serialize)]
+struct Worker {
+    id: String,
+    pid: Option<u32>,
+    rss_mb: Option<f64>,
+    jobs_done: Option<u64>,
+    current_job: Option<String>,
+    last_seen_s: Option<f64>,
+}
+
+async fn shared(state: &AppState) -> serde_json::Value {
+    let redis = fom_core::redis_conn::health(&state.redis, REDIS_TIMEOUT).await;
+    let (queue, workers) = if redis.ok {
+        let queue = match tokio::time::timeout(REDIS_TIMEOUT, state.jobs.counts()).await {
+            Ok(Ok(c)) => Queue {
+                queued: c.queued,
+                running: c.running,
+                failed: c.failed,
+                dead: c.dead,
+            },
+            _ => Queue::default(),
+        };
+        let workers = tokio::time::timeout(REDIS_TIMEOUT, workers(state))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        (queue, workers)
+    } else {
+        (Queue::default(), Vec::new())
+    };
+    serde_json::to_value(Shared {
+        redis,
+        queue,
+        workers,
+    })
+    .unwrap_or_default()
+}
+
+/// Live worker children from their heartbeats (expired ones are left out).
+async fn workers(state: &AppState) -> Result<Vec<Worker>, redis::RedisError> {
+    let keys = &state.cfg.redis.keys;
+    let mut conn = state.redis.get().await?;
+    let ids: Vec<String> = conn.zrange(keys.workers(), 0, -1).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.hgetall(keys.worker(id));
+    }
+    let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+    let now = fom_core::jobs::now_ms();
+    Ok(ids
+        .into_iter()
+        .zip(rows)
+        .filter(|(_, row)| !row.is_empty())
+        .map(|(id, row)| {
+            let get = |k: &str| row.get(k).filter(|v| !v.is_empty());
+            Worker {
+                pid: get("pid").and_then(|v| v.parse().ok()),
+                rss_mb: get("rss_mb").and_then(|v| v.parse().ok()),
+                jobs_done: get("jobs_done").and_then(|v| v.parse().ok()),
+                current_job: get("current_job").cloned(),
+                last_seen_s: get("last_seen")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .map(|t| ((now - t).max(0) as f64 / 100.0).round() / 10.0),
+                id,
+            }
+        })
+        .collect())
+}
+
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.cfg.monitor.snapshot();
+    let cached = state.health_cache.lock().ok().and_then(|c| {
+        c.as_ref()
+            .filter(|(at, _)| at.elapsed() < CACHE_FOR)
+            .map(|(_, v)| v.clone())
+    });
+    let shared = match cached {
+        Some(v) => v,
+        None => {
+            let v = shared(&state).await;
+            if let Ok(mut c) = state.health_cache.lock() {
+                *c = Some((Instant::now(), v.clone()));
+            }
+            v
+        }
+    };
+    let redis_ok = shared
+        .pointer("/redis/ok")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let status = if !redis_ok {
+        "degraded"
+    } else {
+        match snapshot.status {
+            fom_core::memory::Status::Ok => "ok",
+            fom_core::memory::Status::Warning => "warning",
+            fom_core::memory::Status::Critical => "critical",
+        }
+    };
+    // 503 only when Redis is gone (nothing works without it); memory is reported, not failed.
+    let code = if redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(code)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Health {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            system: System {
+                memory_monitor: snapshot,
+            },
+            shared,
+        })
+}

@@ -1,0 +1,420 @@
+//! `POST /api/deposits/{id}/files`: multipart uploads streamed part by part into the upload
+//! store (never whole in memory), one verdict and one job per file. A refused file does not
+//! sink the others; a file cut off mid-stream leaves nothing behind and gets no job.
+
+use std::ops::ControlFlow;
+
+use actix_multipart::{Field, Multipart};
+use actix_web::http::{header, StatusCode};
+use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
+use fom_core::deposits::DepositFile;
+use fom_core::filetype::{sniff, SniffError, SNIFF_LEN};
+use fom_core::jobs::{now_ms, JobRecord, JobState};
+use fom_core::redis_conn::memory_info;
+use fom_core::store::{StoreError, UploadStore};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use tokio_util::io::StreamReader;
+
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// What happened to one uploaded file.
+#[derive(Serialize, Debug)]
+pub struct Verdict {
+    /// The file name as stored (sanitised).
+    name: String,
+    accepted: bool,
+    /// HTTP-style status of this file: 202 accepted, 400, 413, 415, 503.
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Verdict {
+    fn rejected(name: &str, status: StatusCode, code: &'static str, error: String) -> Self {
+        Self {
+            name: name.to_string(),
+            accepted: false,
+            status: status.as_u16(),
+            file_id: None,
+            job_id: None,
+            kind: None,
+            size: None,
+            code: Some(code),
+            error: Some(error),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UploadAnswer {
+    deposit_id: String,
+    accepted: usize,
+    rejected: usize,
+    files: Vec<Verdict>,
+}
+
+/// A file name safe to show and store: the last path component, no control characters, no
+/// leading dots, at most 200 characters. Stored files are named by id, never by this.
+pub fn sanitize_name(raw: &str, n: usize) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .trim_start_matches('.')
+        .trim()
+        .chars()
+        .take(200)
+        .collect();
+    if cleaned.is_empty() {
+        format!("upload-{n}")
+    } else {
+        cleaned
+    }
+}
+
+#[post("/api/deposits/{id}/files")]
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    mut payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let cfg = &state.cfg;
+    // Load shedding: over the critical threshold, new work waits; everything else answers.
+    let rss = fom_core::memory::rss_mb();
+    if rss >= cfg.monitor.thresholds.critical_mb {
+        cfg.monitor.log("upload refused: critical RSS");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is short of memory right now; try the upload again in a minute",
+        )
+        .with_retry_after(30));
+    }
+    if state.deposits.get(&id).await?.is_none() {
+        return Err(ApiError::not_found("deposit"));
+    }
+    let declared: Option<u64> = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let request_limit = cfg.max_file_bytes * cfg.max_upload_files as u64 + 1024 * 1024;
+    if declared.is_some_and(|n| n > request_limit) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!(
+                "this upload is larger than {} files of {} MB; send fewer files at a time",
+                cfg.max_upload_files,
+                cfg.max_file_bytes / (1024 * 1024)
+            ),
+        ));
+    }
+    if let UploadStore::Redis { .. } = state.store {
+        check_redis_headroom(&state, declared.unwrap_or(cfg.max_file_bytes)).await?;
+    }
+
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    let mut files = 0usize;
+    loop {
+        let field = match payload.next().await {
+            None => break,
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                // A malformed or cut-off body: what came before stands, nothing after.
+                tracing::warn!(error = %e, "multipart body ended badly");
+                verdicts.push(Verdict::rejected(
+                    "",
+                    StatusCode::BAD_REQUEST,
+                    "upload_interrupted",
+                    "the upload was interrupted or malformed; send the file again".into(),
+                ));
+                break;
+            }
+        };
+        if field.name() != Some("files") {
+            drain(field).await;
+            continue;
+        }
+        files += 1;
+        let raw_name = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename().map(str::to_string))
+            .unwrap_or_default();
+        let name = sanitize_name(&raw_name, files);
+        if files > cfg.max_upload_files {
+            drain(field).await;
+            verdicts.push(Verdict::rejected(
+                &name,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_files",
+                format!(
+                    "only {} files can be sent at once; send this one again on its own",
+                    cfg.max_upload_files
+                ),
+            ));
+            continue;
+        }
+        match accept_file(&state, &id, &name, field).await {
+            ControlFlow::Continue(v) => verdicts.push(v),
+            ControlFlow::Break(v) => {
+                verdicts.push(v);
+                break;
+            }
+        }
+    }
+    let accepted = verdicts.iter().filter(|v| v.accepted).count();
+    if verdicts.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_files",
+            "no files received: send multipart/form-data with parts named \"files\"",
+        ));
+    }
+    let status = if accepted > 0 {
+        StatusCode::ACCEPTED
+    } else {
+        verdicts
+            .iter()
+            .find_map(|v| StatusCode::from_u16(v.status).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST)
+    };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(UploadAnswer {
+            deposit_id: id,
+            accepted,
+            rejected: verdicts.len() - accepted,
+            files: verdicts,
+        }))
+}
+
+/// With the Redis store (mini plans: 25 MB, noeviction), refuses an upload that would leave
+/// Redis less than `REDIS_MIN_HEADROOM_MB`: at the limit, every write (jobs, sessions) fails.
+async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), ApiError> {
+    let mut conn = state.redis.get().await?;
+    let mem = memory_info(&mut conn).await?;
+    let Some(free) = mem.headroom() else {
+        return Ok(());
+    };
+    let need = incoming.saturating_add(state.cfg.min_headroom_bytes);
+    if free < need {
+        let mb = |b: u64| b as f64 / 1_048_576.0;
+        tracing::warn!(
+            free_mb = mb(free),
+            need_mb = mb(need),
+            "upload refused: Redis memory headroom too low"
+        );
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            format!(
+                "the upload space is nearly full ({:.1} MB free, this upload needs {:.1} MB); \
+                 wait for the documents being processed to finish, or ask the operator to \
+                 use a larger Redis plan or an S3 upload store",
+                mb(free),
+                mb(need)
+            ),
+        )
+        .with_retry_after(60));
+    }
+    Ok(())
+}
+
+/// Reads what is left of a part we do not keep, so the next part can be read.
+async fn drain(mut field: Field) {
+    while let Some(chunk) = field.next().await {
+        if chunk.is_err() {
+            break;
+        }
+    }
+}
+
+/// Stores one file and queues its job. `Break` when the request body itself broke (no later
+/// part can be read).
+async fn accept_file(
+    state: &AppState,
+    deposit_id: &str,
+    name: &str,
+    field: Field,
+) -> ControlFlow<Verdict, Verdict> {
+    let cfg = &state.cfg;
+    let mut reader = StreamReader::new(field.map_err(|e| std::io::Error::other(e.to_string())));
+    // The first bytes decide the type, whatever the name or the browser claims.
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    if let Err(e) = (&mut reader)
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut head)
+        .await
+    {
+        tracing::warn!(error = %e, "upload interrupted while reading the file's start");
+        return ControlFlow::Break(interrupted(name));
+    }
+    let kind = match sniff(&head) {
+        Ok(k) => k,
+        Err(e) => {
+            let rest = drain_reader(&mut reader).await;
+            let (status, code) = match e {
+                SniffError::Empty => (StatusCode::BAD_REQUEST, "empty_file"),
+                _ => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
+            };
+            let v = Verdict::rejected(name, status, code, e.to_string());
+            return if rest {
+                ControlFlow::Continue(v)
+            } else {
+                ControlFlow::Break(v)
+            };
+        }
+    };
+    let body = std::io::Cursor::new(head).chain(&mut reader);
+    let stored = match state.store.put(name, body, cfg.max_file_bytes).await {
+        Ok(s) => s,
+        Err(StoreError::TooLarge { .. }) => {
+            let rest = drain_reader(&mut reader).await;
+            let v = Verdict::rejected(
+                name,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!(
+                    "the file is larger than {} MB; split it or scan at a lower resolution",
+                    cfg.max_file_bytes / (1024 * 1024)
+                ),
+            );
+            return if rest {
+                ControlFlow::Continue(v)
+            } else {
+                ControlFlow::Break(v)
+            };
+        }
+        Err(StoreError::Io(e)) if is_client_io(&e) => {
+            tracing::warn!(error = %e, "upload interrupted");
+            return ControlFlow::Break(interrupted(name));
+        }
+        Err(e) => {
+            let e = ApiError::storage(e);
+            return ControlFlow::Continue(Verdict::rejected(
+                name,
+                e.status_code(),
+                "storage_unavailable",
+                e.message,
+            ));
+        }
+    };
+    let job_id = uuid::Uuid::new_v4().simple().to_string();
+    let now = now_ms();
+    let job = JobRecord::new(&job_id, deposit_id, &stored.id, name, now);
+    let file = DepositFile {
+        id: stored.id.clone(),
+        name: name.to_string(),
+        size: stored.size,
+        kind: kind.as_str().to_string(),
+        job_id: job_id.clone(),
+        uploaded_at: now,
+    };
+    let registered = async {
+        state.jobs.create(&job).await?;
+        let added = state
+            .deposits
+            .update(deposit_id, |d| {
+                d.files.push(file.clone());
+                ControlFlow::Continue(())
+            })
+            .await?;
+        Ok::<_, ApiError>(added.is_some())
+    }
+    .await;
+    match registered {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            // The deposit vanished or storage failed: leave nothing half-registered.
+            let _ = state.store.delete(&stored.id).await;
+            let reason = "the file could not be registered; try again";
+            let _ = mark_unqueued(state, &job, reason).await;
+            return ControlFlow::Continue(Verdict::rejected(
+                name,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                reason.into(),
+            ));
+        }
+    }
+    if let Err(e) = state.queue.push(&job_id).await {
+        tracing::error!(error = %e, "job not queued");
+        // The file stays on the deposit, visibly failed, with a retry available.
+        let _ = mark_unqueued(state, &job, "the file could not be queued; press retry").await;
+    }
+    tracing::info!(job = %job_id, kind = kind.as_str(), size = stored.size, "file accepted");
+    ControlFlow::Continue(Verdict {
+        name: name.to_string(),
+        accepted: true,
+        status: StatusCode::ACCEPTED.as_u16(),
+        file_id: Some(stored.id),
+        job_id: Some(job_id),
+        kind: Some(kind.as_str()),
+        size: Some(stored.size),
+        code: None,
+        error: None,
+    })
+}
+
+fn interrupted(name: &str) -> Verdict {
+    Verdict::rejected(
+        name,
+        StatusCode::BAD_REQUEST,
+        "upload_interrupted",
+        "the upload was interrupted; nothing of this file was kept, send it again".into(),
+    )
+}
+
+/// Errors of the request body (ours to report as an interrupted upload), as opposed to the
+/// store's own I/O (disk full, S3 down).
+fn is_client_io(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::Other || e.kind() == std::io::ErrorKind::UnexpectedEof
+}
+
+/// Reads and discards the rest of a part; false when the body broke.
+async fn drain_reader<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> bool {
+    tokio::io::copy(reader, &mut tokio::io::sink())
+        .await
+        .is_ok()
+}
+
+async fn mark_unqueued(state: &AppState, job: &JobRecord, reason: &str) -> Result<(), ApiError> {
+    let mut failed = job.clone();
+    failed.state = JobState::Failed;
+    failed.last_error = Some(reason.to_string());
+    failed.finished_at = Some(now_ms());
+    state.jobs.create(&failed).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_paths_and_controls() {
+        assert_eq!(sanitize_name("../../etc/passwd", 1), "passwd");
+        assert_eq!(sanitize_name("C:\\Users\\x\\scan 1.pdf", 1), "scan 1.pdf");
+        assert_eq!(sanitize_name("..", 3), "upload-3");
+        assert_eq!(sanitize_name("a\u{0}b\nc.csv", 1), "abc.csv");
+        assert_eq!(sanitize_name(".hidden.pdf", 1), "hidden.pdf");
+        assert_eq!(sanitize_name(&"x".repeat(500), 1).len(), 200);
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod examples;
 pub mod fixtures;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

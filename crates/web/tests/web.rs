@@ -1,0 +1,578 @@
+//! The real fom-web binary against a real Redis: health, sign-in, cross-site refusal, upload
+//! verdicts, interrupted uploads, load shedding and the Redis headroom check. Each test runs
+//! its own server with its own key prefix. (The worker is exercised in tests/e2e.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use fom_testkit::web::{client, Options, PrivateRedis, Stack};
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+fn redis_keys(stack: &Stack, pattern: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(stack.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{}:{pattern}", stack.prefix))
+        .query(&mut conn)
+        .unwrap()
+}
+
+async fn new_deposit(stack: &Stack, c: &reqwest::Client, cookie: &str) -> String {
+    let res = c
+        .post(stack.url("/api/deposits"))
+        .header("Cookie", cookie)
+        .header("Origin", stack.origin())
+        .json(&serde_json::json!({"name": "Test deposit"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let v: Value = res.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+fn file(name: &str, bytes: Vec<u8>) -> Part {
+    Part::bytes(bytes).file_name(name.to_string())
+}
+
+async fn upload(
+    stack: &Stack,
+    c: &reqwest::Client,
+    cookie: &str,
+    id: &str,
+    form: Form,
+) -> (u16, Value) {
+    let res = c
+        .post(stack.url(&format!("/api/deposits/{id}/files")))
+        .header("Cookie", cookie)
+        .header("Origin", stack.origin())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn csv(rows: usize) -> Vec<u8> {
+    let mut s = String::from("Date,Name,Amount,Transaction ID\n");
+    for i in 0..rows {
+        s.push_str(&format!(
+            "11/0{},Donor {i},{}.00,tx{i}\n",
+            1 + i % 9,
+            10 + i
+        ));
+    }
+    s.into_bytes()
+}
+
+#[tokio::test]
+async fn health_reports_memory_redis_queue_and_workers() {
+    let stack = Stack::start(Options::new("health"));
+    let res = client().get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().contains_key("x-request-id"));
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert!(v["version"].is_string());
+    let m = &v["system"]["memory_monitor"];
+    for k in ["rss_mb", "warning_mb", "critical_mb"] {
+        assert!(m[k].as_f64().unwrap() > 0.0, "{k}: {m}");
+    }
+    assert_eq!(m["status"], "ok");
+    assert_eq!(v["redis"]["ok"], true);
+    assert!(v["redis"]["latency_ms"].as_f64().is_some());
+    assert!(v["redis"]["used_memory_mb"].as_f64().unwrap() > 0.0);
+    for k in ["queued", "running", "failed", "dead"] {
+        assert_eq!(v["queue"][k], 0, "{k}");
+    }
+    assert_eq!(v["workers"], Value::Array(vec![]));
+}
+
+#[test]
+fn missing_secrets_stop_start_up_with_every_problem_named() {
+    let out = Command::new(fom_testkit::bin_path("fom-web", "fom-web"))
+        .env_remove("APP_PASSWORD")
+        .env_remove("SESSION_SECRET")
+        .env("REDIS_URL", "http://nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for var in ["APP_PASSWORD", "SESSION_SECRET", "REDIS_URL"] {
+        assert!(err.contains(var), "{var} not named in: {err}");
+    }
+}
+
+#[tokio::test]
+async fn everything_but_health_and_sign_in_needs_a_session() {
+    let stack = Stack::start(Options::new("auth"));
+    let c = client();
+    let res = c.get(stack.url("/api/deposits")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "sign_in_required");
+    let res = c.get(stack.url("/")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/login?next=/");
+    let res = c.get(stack.url("/login")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("name=\"password\""));
+    assert_eq!(
+        c.get(stack.url("/static/app.css"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // An upload without a session is refused before anything is stored.
+    let form = Form::new().part("files", file("gifts.csv", csv(2)));
+    let res = c
+        .post(stack.url("/api/deposits/whatever/files"))
+        .header("Origin", stack.origin())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(redis_keys(&stack, "upload:*").is_empty());
+
+    let res = c
+        .post(stack.url("/login"))
+        .header("Origin", stack.origin())
+        .form(&[("password", "wrong password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.headers().get("set-cookie").is_none());
+
+    let res = c
+        .post(stack.url("/login"))
+        .header("Origin", stack.origin())
+        .form(&[
+            ("password", fom_testkit::web::PASSWORD),
+            ("next", "/deposits/x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(res.headers()["location"], "/deposits/x");
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "INSECURE_COOKIES=1 drops Secure: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let ok = c
+        .get(stack.url("/api/deposits"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+
+    // A forged or altered cookie is no session.
+    let (name, value) = cookie.split_once('=').unwrap();
+    let forged = format!("{name}={}x", &value[..value.len() - 1]);
+    for bad in [forged, format!("{name}=plainsessionid")] {
+        let res = c
+            .get(stack.url("/api/deposits"))
+            .header("Cookie", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+
+    // Signing out ends the session on the server, not only in the browser.
+    let res = c
+        .post(stack.url("/logout"))
+        .header("Cookie", &cookie)
+        .header("Origin", stack.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let res = c
+        .get(stack.url("/api/deposits"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused() {
+    let stack = Stack::start(Options::new("csrf"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut r = c.post(stack.url("/api/deposits")).header("Cookie", &cookie);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    for (headers, why) in [
+        (vec![], "no Origin and no Referer"),
+        (
+            vec![("Origin", "https://evil.example".to_string())],
+            "foreign Origin",
+        ),
+        (
+            vec![("Referer", "https://evil.example/page".to_string())],
+            "foreign Referer",
+        ),
+        (
+            vec![
+                ("Origin", stack.origin()),
+                ("Sec-Fetch-Site", "cross-site".to_string()),
+            ],
+            "cross-site fetch",
+        ),
+    ] {
+        let res = post(headers).await.unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{why}");
+    }
+    // Sign-in is protected too (login CSRF).
+    let res = c
+        .post(stack.url("/login"))
+        .header("Origin", "https://evil.example")
+        .form(&[("password", fom_testkit::web::PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let res = post(vec![("Referer", stack.url("/deposits"))])
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "same-site Referer is accepted");
+    assert!(c
+        .get(stack.url("/api/deposits"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited_per_address() {
+    let stack = Stack::start(Options::new("limit").env("LOGIN_MAX_ATTEMPTS", "3"));
+    let c = client();
+    let attempt = |password: &'static str| {
+        c.post(stack.url("/login"))
+            .header("Origin", stack.origin())
+            .form(&[("password", password)])
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("nope nope").await.unwrap().status().as_u16(), 401);
+    }
+    let res = attempt(fom_testkit::web::PASSWORD).await.unwrap();
+    assert_eq!(res.status().as_u16(), 429, "even the right password waits");
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 900, "{wait}");
+}
+
+#[tokio::test]
+async fn each_file_gets_its_own_verdict() {
+    let stack = Stack::start(
+        Options::new("verdicts")
+            .env("MAX_FILE_MB", "1")
+            .env("MAX_UPLOAD_FILES", "3"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+
+    // Too large: 413, and nothing of it stays in the store.
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(1024 * 1024 + 4096, b'x');
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("big.pdf", big)),
+    )
+    .await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["files"][0]["code"], "file_too_large");
+    assert!(redis_keys(&stack, "upload:*").is_empty());
+
+    // Wrong type by content, whatever the name says: 415. Empty: 400.
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part(
+            "files",
+            file("scan.pdf", b"PK\x03\x04 a zip really".to_vec()),
+        ),
+    )
+    .await;
+    assert_eq!(status, 415, "{v}");
+    assert!(v["files"][0]["error"].as_str().unwrap().contains("ZIP"));
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("empty.csv", vec![])),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["files"][0]["code"], "empty_file");
+
+    // One bad file does not sink the others; a path in the name is dropped.
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(2 * 1024 * 1024, b'x');
+    let form = Form::new()
+        .part("files", file("../../etc/gifts.csv", csv(3)))
+        .part("files", file("big.pdf", big))
+        .part("files", file("more.csv", csv(2)));
+    let (status, v) = upload(&stack, &c, &cookie, &id, form).await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(v["files"][0]["name"], "gifts.csv");
+    assert_eq!(v["files"][0]["kind"], "csv");
+    assert_eq!(v["files"][1]["status"], 413);
+    assert!(v["files"][2]["job_id"].is_string());
+
+    // More files than allowed: the extra ones are refused by name, the rest accepted.
+    let mut form = Form::new();
+    for i in 0..4 {
+        form = form.part("files", file(&format!("f{i}.csv"), csv(1)));
+    }
+    let (status, v) = upload(&stack, &c, &cookie, &id, form).await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["accepted"], 3);
+    assert_eq!(v["files"][3]["code"], "too_many_files");
+    assert_eq!(v["files"][3]["name"], "f3.csv");
+
+    // The deposit lists exactly the accepted files, each with a queued job.
+    let d: Value = c
+        .get(stack.url(&format!("/api/deposits/{id}")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files = d["files"].as_array().unwrap();
+    assert_eq!(files.len(), 5);
+    assert!(files
+        .iter()
+        .all(|f| f["state"] == "queued" && !f["finished"].as_bool().unwrap()));
+    assert_eq!(d["processing"], true);
+    let jobs: Value = c
+        .get(stack.url("/api/jobs"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["counts"]["queued"], 5);
+
+    // Unknown ids are 404, never "processing".
+    for path in [
+        "/api/deposits/nope".to_string(),
+        "/api/deposits/nope/progress".to_string(),
+        "/api/deposits/nope/events".to_string(),
+        "/api/jobs/nope".to_string(),
+        format!("/api/deposits/{id}/records/nope"),
+    ] {
+        let res = if path.contains("/records/") {
+            c.delete(stack.url(&path))
+                .header("Cookie", &cookie)
+                .header("Origin", stack.origin())
+                .send()
+                .await
+                .unwrap()
+        } else {
+            c.get(stack.url(&path))
+                .header("Cookie", &cookie)
+                .send()
+                .await
+                .unwrap()
+        };
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+    }
+    let (status, _) = upload(
+        &stack,
+        &c,
+        &cookie,
+        "nope",
+        Form::new().part("files", file("a.csv", csv(1))),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_mid_stream_leaves_nothing() {
+    let stack = Stack::start(Options::new("cutoff"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let port = stack.port;
+    let origin = stack.origin();
+    let cookie2 = cookie.clone();
+    let id2 = id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let boundary = "XyZbOuNdArY";
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"scan.pdf\"\r\n\
+             Content-Type: application/pdf\r\n\r\n%PDF-1.7\n"
+        );
+        write!(
+            s,
+            "POST /api/deposits/{id2}/files HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\n\
+             Cookie: {cookie2}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+             Content-Length: 5000000\r\n\r\n{head}"
+        )
+        .unwrap();
+        // 600 KB of the promised 5 MB, so some chunks reach the store, then the line drops.
+        s.write_all(&vec![b'x'; 600 * 1024]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+    })
+    .await
+    .unwrap();
+    // The server notices the broken body and cleans up.
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = redis_keys(&stack, "upload:*");
+        if left.is_empty() {
+            break;
+        }
+    }
+    assert!(left.is_empty(), "partial upload left behind: {left:?}");
+    assert!(redis_keys(&stack, "job:*").is_empty(), "a job was created");
+    let d: Value = c
+        .get(stack.url(&format!("/api/deposits/{id}")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["files"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn over_the_critical_threshold_uploads_wait_and_the_rest_answers() {
+    let stack = Stack::start(
+        Options::new("shed")
+            .env("MEMORY_WARNING_MB", "1")
+            .env("MEMORY_CRITICAL_MB", "2"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("a.csv", csv(1))),
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "busy");
+    let res = c.get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "health answers over the threshold"
+    );
+    let h: Value = res.json().await.unwrap();
+    assert_eq!(h["status"], "critical");
+    assert_eq!(h["system"]["memory_monitor"]["status"], "critical");
+    let res = c
+        .get(stack.url(&format!("/api/deposits/{id}")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(redis_keys(&stack, "upload:*").is_empty());
+}
+
+#[tokio::test]
+async fn uploads_that_would_fill_redis_get_507() {
+    // A private server: maxmemory must not be set on the shared one.
+    let redis = PrivateRedis::start(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let stack = Stack::start(
+        Options::new("headroom")
+            .redis(&redis.url)
+            .env("REDIS_MIN_HEADROOM_MB", "1"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(3 * 1024 * 1024, b'x');
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("big.pdf", big)),
+    )
+    .await;
+    assert_eq!(status, 507, "{v}");
+    assert_eq!(v["error"]["code"], "storage_full");
+    assert!(redis_keys(&stack, "upload:*").is_empty());
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("small.csv", csv(2))),
+    )
+    .await;
+    assert_eq!(status, 202, "a small file still fits: {v}");
+    let h: Value = c
+        .get(stack.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["redis"]["maxmemory_mb"], 4.0);
+}

@@ -381,7 +381,7 @@ mod tests {
         let changed = apply_patch(
             &mut d,
             &patch(
-                json!({"amount": "$1,250.50", "payment_date": "11/20/2026", "name": "jane doe"}),
+                json!({"amount": "$1,250.50", "payment_date": "11/20/2026", "name": "Jane Doe"}),
             ),
             &rules(),
         )

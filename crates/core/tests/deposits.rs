@@ -1,0 +1,147 @@
+//! Deposits against a real Redis: concurrent merges and edits never lose each other's work,
+//! a re-delivered job merges once, and both connection kinds (the worker's shared connection
+//! and the web's pool) work. Each test owns a fresh key prefix.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use fom_core::deposits::DepositStore;
+use fom_core::donation::Donation;
+use fom_core::extract::ExtractError;
+use fom_core::keys::Keys;
+use fom_core::redis_conn::RedisPool;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+fn url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn shared() -> ConnectionManager {
+    ConnectionManager::new(redis::Client::open(url()).unwrap())
+        .await
+        .expect("Redis must answer (make redis)")
+}
+
+fn keys() -> Keys {
+    Keys::new(format!("test-dep-{}", uuid::Uuid::new_v4().simple()))
+}
+
+async fn cleanup(keys: &Keys) {
+    let mut conn = shared().await;
+    let found: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", keys.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !found.is_empty() {
+        let _: () = conn.del(found).await.unwrap();
+    }
+}
+
+fn gift(reference: &str, cents: i64) -> Donation {
+    let mut d = Donation::new("gifts.csv");
+    d.payment_ref = Some(reference.to_string());
+    d.amount = Some(rust_decimal::Decimal::new(cents, 2));
+    d
+}
+
+#[tokio::test]
+async fn concurrent_merges_and_edits_lose_nothing() {
+    let keys = keys();
+    // The web's pool and the worker's shared connection, writing the same deposit at once.
+    let pool = RedisPool::pool(&url(), 4, Duration::from_secs(5)).unwrap();
+    let web = DepositStore::new(pool, keys.clone());
+    let worker = DepositStore::new(shared().await, keys.clone());
+    let d = web.create("Busy deposit").await.unwrap();
+
+    let mut tasks = Vec::new();
+    for job in 0..20 {
+        let store = if job % 2 == 0 {
+            web.clone()
+        } else {
+            worker.clone()
+        };
+        let id = d.id.clone();
+        tasks.push(tokio::spawn(async move {
+            let records = vec![gift(&format!("tx{job}"), 1000 + job)];
+            let errors = vec![ExtractError {
+                file: format!("f{job}.pdf"),
+                pages: vec![2],
+                reason: "blurred".into(),
+            }];
+            store
+                .merge_job(&id, &format!("job{job}"), &records, &errors)
+                .await
+                .unwrap()
+                .unwrap()
+        }));
+    }
+    // Meanwhile the treasurer renames the deposit, repeatedly.
+    for i in 0..10 {
+        web.update(&d.id, |dep| {
+            dep.name = format!("Renamed {i}");
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().added, 1);
+    }
+    let got = web.get(&d.id).await.unwrap().unwrap();
+    assert_eq!(got.records.len(), 20);
+    assert_eq!(got.errors.len(), 20);
+    assert_eq!(got.merged_jobs.len(), 20);
+    assert_eq!(got.name, "Renamed 9");
+
+    // A job delivered again (a worker died after merging) does not add its records twice.
+    let again = worker
+        .merge_job(&d.id, "job3", &[gift("tx3", 1003)], &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.added, again.merged), (0, 0));
+    // A later upload of a duplicate merges into the existing record.
+    let later = worker
+        .merge_job(
+            &d.id,
+            "job-late",
+            &[gift("tx3", 1003), gift("new", 500)],
+            &[],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((later.added, later.merged), (1, 1));
+    let got = web.get(&d.id).await.unwrap().unwrap();
+    assert_eq!(got.records.len(), 21);
+
+    // Listing finds it; a missing deposit is None, not an error.
+    assert_eq!(web.list(10).await.unwrap().len(), 1);
+    assert!(web.get("missing").await.unwrap().is_none());
+    assert!(worker
+        .merge_job("missing", "j", &[gift("x", 1)], &[])
+        .await
+        .unwrap()
+        .is_none());
+    cleanup(&keys).await;
+}
+
+#[tokio::test]
+async fn deposits_expire_after_their_ttl_and_leave_the_list() {
+    let keys = keys();
+    let store = DepositStore::new(shared().await, keys.clone()).with_ttl(Duration::from_secs(1));
+    let d = store.create("Short-lived").await.unwrap();
+    let mut conn = shared().await;
+    let ttl: i64 = conn.ttl(keys.deposit(&d.id)).await.unwrap();
+    assert!((0..=1).contains(&ttl), "{ttl}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(store.get(&d.id).await.unwrap().is_none());
+    assert!(store.list(10).await.unwrap().is_empty());
+    let left: Vec<String> = conn.zrange(keys.deposits(), 0, -1).await.unwrap();
+    assert!(left.is_empty(), "expired ids are dropped from the index");
+    cleanup(&keys).await;
+}

@@ -33,6 +33,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     pub worker: bool,
     pub tag: &'static str,
+    /// Reuse another stack's key prefix (a second dyno, or a restart).
+    pub prefix: Option<String>,
 }
 
 impl Options {
@@ -43,6 +45,7 @@ impl Options {
             env: Vec::new(),
             worker: false,
             tag,
+            prefix: None,
         }
     }
 
@@ -53,6 +56,11 @@ impl Options {
 
     pub fn with_worker(mut self) -> Self {
         self.worker = true;
+        self
+    }
+
+    pub fn same_keys_as(mut self, other: &Stack) -> Self {
+        self.prefix = Some(other.prefix.clone());
         self
     }
 
@@ -75,7 +83,10 @@ impl Stack {
     /// Starts the processes and waits until /health answers (panics after 60 s: a test).
     pub fn start(opts: Options) -> Self {
         let port = free_port();
-        let prefix = unique_prefix(opts.tag);
+        let prefix = opts
+            .prefix
+            .clone()
+            .unwrap_or_else(|| unique_prefix(opts.tag));
         let common = |cmd: &mut Command| {
             cmd.env("REDIS_URL", &opts.redis_url)
                 .env("KEY_PREFIX", &prefix)

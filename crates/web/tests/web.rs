@@ -576,3 +576,34 @@ async fn uploads_that_would_fill_redis_get_507() {
         .unwrap();
     assert_eq!(h["redis"]["maxmemory_mb"], 4.0);
 }
+
+#[tokio::test]
+async fn deposits_and_sessions_outlive_the_web_process() {
+    let first = Stack::start(Options::new("restart"));
+    let c = client();
+    let cookie = first.login(&c).await;
+    let id = new_deposit(&first, &c, &cookie).await;
+    // A second web process on the same Redis (another dyno, or the same one restarted) knows
+    // the session and the deposit.
+    let second = Stack::start(Options::new("restart").same_keys_as(&first));
+    let res = c
+        .get(second.url(&format!("/api/deposits/{id}")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["name"], "Test deposit");
+    let list: Value = c
+        .get(second.url("/api/deposits"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["deposits"][0]["id"], id.as_str());
+    drop(second);
+}

@@ -248,7 +248,7 @@ pub async fn patch_record(
             "send a JSON object of the fields to change",
         ));
     };
-    let mut rules = state.cfg.rules.clone();
+    let mut rules = state.cfg.rules;
     rules.today = chrono::Local::now().date_naive();
     let outcome = state
         .deposits

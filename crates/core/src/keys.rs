@@ -60,6 +60,12 @@ impl Keys {
         format!("{}:upload:{file_id}", self.prefix)
     }
 
+    /// ZSET: uploaded files kept after their job succeeded (`UPLOAD_RETENTION_HOURS`), scored by
+    /// the time (s) they may be deleted; workers sweep it.
+    pub fn uploads_expiring(&self) -> String {
+        format!("{}:uploads:expiring", self.prefix)
+    }
+
     /// STRING: chunk `n` of an uploaded file. TTL [`UPLOAD_TTL`].
     pub fn upload_chunk(&self, file_id: &str, n: u64) -> String {
         format!("{}:upload:{file_id}:{n}", self.prefix)
@@ -114,6 +120,7 @@ mod tests {
             k.upload("f"),
             k.upload_chunk("f", 3),
             k.queue("documents"),
+            k.uploads_expiring(),
             k.deposit("d"),
             k.deposits(),
             k.session("s"),

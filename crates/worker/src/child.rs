@@ -44,6 +44,9 @@ struct Child {
     jobs: JobStore,
     store: UploadStore,
     deposits: DepositStore,
+    keys: fom_core::keys::Keys,
+    conn: redis::aio::ConnectionManager,
+    upload_retention: Duration,
     jobs_done: AtomicU64,
     exit_code: AtomicI32,
     /// Set on SIGTERM/SIGINT or at the critical memory threshold: stop at the next page.
@@ -79,6 +82,9 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         jobs: queue.jobs.clone(),
         store: queue.store.clone(),
         deposits: queue.deposits.clone(),
+        keys: qs.keys.clone(),
+        conn: queue.conn.clone(),
+        upload_retention: qs.upload_retention,
         jobs_done: AtomicU64::new(0),
         exit_code: AtomicI32::new(0),
         stopping: Arc::new(AtomicBool::new(false)),
@@ -89,6 +95,7 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         .settings
         .monitor
         .log(&format!("worker {worker_id} start"));
+    sweep_uploads(&child).await;
     let heartbeat = tokio::spawn(heartbeat_loop(
         child.clone(),
         queue.conn.clone(),
@@ -393,11 +400,54 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
     if !child.jobs.finish(id, &child.worker_id, &result).await? {
         tracing::warn!(job = %id, "job finished elsewhere; this result was not stored");
     }
-    // The upload is no longer needed once its records are stored.
-    if let Err(e) = child.store.delete(&record.file_id).await {
-        tracing::warn!(error = %e, "uploaded file not deleted");
+    // The upload is no longer needed once its records are stored (or after the retention).
+    if child.upload_retention.is_zero() {
+        if let Err(e) = child.store.delete(&record.file_id).await {
+            tracing::warn!(error = %e, "uploaded file not deleted");
+        }
+    } else {
+        let when = chrono::Utc::now().timestamp() + child.upload_retention.as_secs() as i64;
+        let kept: Result<(), _> = child
+            .conn
+            .clone()
+            .zadd(child.keys.uploads_expiring(), &record.file_id, when)
+            .await;
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "uploaded file not scheduled for deletion");
+        }
     }
+    sweep_uploads(child).await;
     Ok(JobEnd::Done)
+}
+
+/// Deletes kept uploads whose retention has passed (a few per call: it runs between jobs).
+async fn sweep_uploads(child: &Child) {
+    let key = child.keys.uploads_expiring();
+    let mut conn = child.conn.clone();
+    let due: Vec<String> = match redis::cmd("ZRANGEBYSCORE")
+        .arg(&key)
+        .arg("-inf")
+        .arg(chrono::Utc::now().timestamp())
+        .arg("LIMIT")
+        .arg(0)
+        .arg(50)
+        .query_async(&mut conn)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "upload sweep skipped");
+            return;
+        }
+    };
+    for id in due {
+        match child.store.delete(&id).await {
+            Ok(()) => {
+                let _: Result<(), _> = conn.zrem(&key, &id).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "kept upload not deleted"),
+        }
+    }
 }
 
 /// Test-only behaviours (WORKER_TEST_HOOKS=1), chosen by the job's file name, so the

@@ -28,6 +28,8 @@ pub struct QueueSettings {
     pub missed_heartbeats: usize,
     pub processes: usize,
     pub max_file_bytes: u64,
+    /// Kept after a job succeeded, then deleted by a worker's sweep (0: deleted at once).
+    pub upload_retention: Duration,
     /// Test-only behaviours keyed on file names (see `child::test_hook`).
     pub test_hooks: bool,
 }
@@ -46,6 +48,9 @@ impl QueueSettings {
             missed_heartbeats: env.number("WORKER_MISSED_HEARTBEATS", 10, 1, 100),
             processes: env.number("WORKER_PROCESSES", 1, 1, 16),
             max_file_bytes: env.number("MAX_FILE_MB", 25u64, 1, 1024) * 1024 * 1024,
+            upload_retention: Duration::from_secs(
+                env.number("UPLOAD_RETENTION_HOURS", 0u64, 0, 24 * 365) * 3600,
+            ),
             test_hooks: env.flag("WORKER_TEST_HOOKS", false),
         }
     }

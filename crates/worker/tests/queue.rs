@@ -385,3 +385,58 @@ fn critical_memory_mid_document_hands_the_job_back_and_never_loops() {
     let next = env.enqueue(&["after.csv"]).remove(0);
     env.wait_job(&next, Duration::from_secs(30), |j| state(j) == "done");
 }
+
+fn upload_keys(env: &Env) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{}:upload:*", env.prefix))
+        .query(&mut env.redis())
+        .unwrap()
+}
+
+#[test]
+fn uploads_are_deleted_after_success_or_kept_for_the_retention() {
+    // Default: the file goes as soon as its records are stored.
+    let env = Env::new();
+    let _sup = env.supervisor(&[]);
+    let id = env.enqueue(&["gifts.csv"]).remove(0);
+    env.wait_job(&id, Duration::from_secs(30), |j| state(j) == "done");
+    assert!(upload_keys(&env).is_empty(), "{:?}", upload_keys(&env));
+
+    // With a retention the file stays, scheduled for deletion; once due, a worker sweeps it.
+    let env = Env::new();
+    let _sup = env.supervisor(&[("UPLOAD_RETENTION_HOURS", "1")]);
+    let first = env.enqueue(&["gifts.csv"]).remove(0);
+    env.wait_job(&first, Duration::from_secs(30), |j| state(j) == "done");
+    let file_id = env.job(&first)["file_id"].as_str().unwrap().to_string();
+    let expiring = format!("{}:uploads:expiring", env.prefix);
+    let mut conn = env.redis();
+    let when: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&expiring)
+        .arg(&file_id)
+        .query(&mut conn)
+        .unwrap();
+    let in_an_hour = chrono::Utc::now().timestamp() as f64 + 3600.0;
+    assert!(
+        when.is_some_and(|w| (w - in_an_hour).abs() < 60.0),
+        "{when:?}"
+    );
+    assert!(!upload_keys(&env).is_empty(), "kept during the retention");
+    // Make it due, then let the next job's sweep remove it.
+    let _: () = redis::cmd("ZADD")
+        .arg(&expiring)
+        .arg(0)
+        .arg(&file_id)
+        .query(&mut conn)
+        .unwrap();
+    let second = env.enqueue(&["more.csv"]).remove(0);
+    env.wait_job(&second, Duration::from_secs(30), |j| state(j) == "done");
+    let left = upload_keys(&env);
+    assert!(
+        left.iter().all(|k| !k.contains(&file_id)),
+        "the due file was not swept: {left:?}"
+    );
+    assert!(
+        !left.is_empty(),
+        "the second file is kept for its own retention"
+    );
+}

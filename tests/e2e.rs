@@ -243,6 +243,39 @@ mod web_and_worker {
         // The edited record kept the treasurer's values.
         assert_eq!(d["records"][0]["amount"], "1234.50");
 
+        // A damaged file ends visibly: dead, with a reason, listed among the deposit's errors.
+        let broken =
+            Part::bytes(b"%PDF-1.7\nthis is not really a PDF\n".to_vec()).file_name("broken.pdf");
+        let res = c
+            .post(stack.url(&format!("/api/deposits/{id}/files")))
+            .header("Cookie", &cookie)
+            .header("Origin", stack.origin())
+            .multipart(Form::new().part("files", broken))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 202);
+        let (_, last) = follow(&stack, &cookie, &id).await;
+        let f = last["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "broken.pdf")
+            .unwrap()
+            .clone();
+        assert_eq!(f["state"], "dead", "{f}");
+        assert!(f["error"].as_str().is_some_and(|e| !e.is_empty()), "{f}");
+        let d = deposit(&stack, &cookie, &id).await;
+        assert!(
+            d["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["file"] == "broken.pdf"),
+            "{}",
+            d["errors"]
+        );
+
         // The workers' heartbeats show in /health.
         let h: Value = c
             .get(stack.url("/health"))

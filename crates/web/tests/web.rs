@@ -78,6 +78,12 @@ async fn health_reports_memory_redis_queue_and_workers() {
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert!(res.headers().contains_key("x-request-id"));
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'self'"));
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert!(v["version"].is_string());
@@ -606,4 +612,42 @@ async fn deposits_and_sessions_outlive_the_web_process() {
         .unwrap();
     assert_eq!(list["deposits"][0]["id"], id.as_str());
     drop(second);
+}
+
+#[tokio::test]
+async fn event_streams_send_state_then_heartbeats_while_waiting() {
+    use futures_util::StreamExt;
+    let stack = Stack::start(Options::new("sse"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let (status, _) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("a.csv", csv(1))),
+    )
+    .await;
+    assert_eq!(status, 202);
+    // No worker runs here: the file stays queued, so the stream must keep the line alive.
+    let res = c
+        .get(stack.url(&format!("/api/deposits/{id}/events")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut stream = res.bytes_stream();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    while !seen.contains(": heartbeat") {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            _ => panic!("no heartbeat within 25 s: {seen}"),
+        }
+    }
+    assert!(seen.starts_with("event: progress\ndata: "), "{seen}");
+    assert!(seen.contains("\"state\":\"queued\""), "{seen}");
+    assert!(!seen.contains("event: done"));
 }

@@ -395,6 +395,8 @@ pub async fn events(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
+        // Never compressed: a gzip encoder would hold events back until its buffer fills.
+        .insert_header((header::CONTENT_ENCODING, "identity"))
         .content_type("text/event-stream")
         .streaming(stream))
 }

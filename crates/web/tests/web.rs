@@ -634,10 +634,16 @@ async fn event_streams_send_state_then_heartbeats_while_waiting() {
     let res = c
         .get(stack.url(&format!("/api/deposits/{id}/events")))
         .header("Cookie", &cookie)
+        .header("Accept-Encoding", "gzip, br")
         .send()
         .await
         .unwrap();
     assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        res.headers()["content-encoding"],
+        "identity",
+        "events are never buffered by compression"
+    );
     let mut stream = res.bytes_stream();
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis build lint fmt examples memtest bench bench-queue heap-profile clean
+.PHONY: demo test pdfium redis build lint fmt examples memtest bench bench-queue bench-web heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -50,6 +50,10 @@ bench: pdfium build
 ## bench-queue: enqueue-to-start latency and budget respawn time against the local Redis
 bench-queue: pdfium redis build
 	python3 scripts/bench-queue.py 200
+
+## bench-web: fom-web's idle RSS, peak RSS under 20 concurrent 20 MB uploads, /health under wrk
+bench-web:
+	./scripts/bench-web.sh 20 20
 
 ## heap-profile: dhat heap profile of a memtest run, written to dhat-heap.json
 heap-profile: pdfium

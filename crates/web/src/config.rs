@@ -59,7 +59,7 @@ impl Config {
             Duration::from_secs(env.number("DEPOSIT_TTL_DAYS", 30u64, 1, 3650) * 24 * 3600);
         let min_headroom_bytes = env.number("REDIS_MIN_HEADROOM_MB", 5u64, 0, 1024) * MB;
         let request_timeout =
-            Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 25u64, 1, 600));
+            Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
         let rules = Rules::from_env(env, chrono::Local::now().date_naive());
         let monitor = fom_core::runtime::memory_settings(env);
         Self {

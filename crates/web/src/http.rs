@@ -260,7 +260,7 @@ pub async fn time_limit(
     let exempt = req.path().ends_with("/events") || req.path().ends_with("/files");
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map_or(Duration::from_secs(25), |s| s.cfg.request_timeout);
+        .map_or(Duration::from_secs(15), |s| s.cfg.request_timeout);
     if exempt {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod memory;
 pub mod normalize;
 pub mod pdf;
+pub mod photo;
 pub mod pipeline;
 pub mod queue;
 pub mod redis_conn;

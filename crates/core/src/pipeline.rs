@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::donation::Donation;
+use crate::extract::gemini::TokenUsage;
 use crate::extract::{csv, ExtractError, Extractor, Outcome};
 use crate::filetype::{self, FileKind};
 use crate::memory::Monitor;
@@ -39,6 +40,9 @@ pub struct FileOutcome {
     /// The progress callback asked to stop before the end: the outcome is partial.
     #[serde(skip)]
     pub stopped: bool,
+    /// Model tokens spent on this file (Gemini only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
 }
 
 impl FileOutcome {
@@ -51,6 +55,7 @@ impl FileOutcome {
             errors: Vec::new(),
             error: Some(error.to_string()),
             stopped: false,
+            usage: None,
         }
     }
 }
@@ -101,14 +106,7 @@ fn read_file(
         },
         FileKind::Jpeg | FileKind::Png => {
             if extractor.needs_images() {
-                FileOutcome::failed(
-                    name,
-                    Some(kind),
-                    format!(
-                        "the {} extractor does not read image files yet",
-                        extractor.name()
-                    ),
-                )
+                process_photo(path, name, kind, cfg, extractor, progress)
             } else {
                 FileOutcome::failed(
                     name,
@@ -121,6 +119,33 @@ fn read_file(
     };
     monitor.log(&format!("end {} file", kind.as_str()));
     outcome
+}
+
+/// A photo or scanned image: one page through the same extractor as PDF pages.
+fn process_photo(
+    path: &Path,
+    name: &str,
+    kind: FileKind,
+    cfg: &PdfConfig,
+    extractor: &dyn Extractor,
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> FileOutcome {
+    let page = match crate::photo::load_page(path, cfg) {
+        Ok(p) => p,
+        Err(e) => return FileOutcome::failed(name, Some(kind), e),
+    };
+    let mut doc = extractor.begin(name);
+    let mut outcomes = doc.push(&page);
+    drop(page);
+    let meter = doc.usage_meter();
+    outcomes.extend(doc.finish());
+    let _ = progress(Progress {
+        pages_done: 1,
+        page_count: 1,
+    });
+    let mut out = collect(name, kind, 1, outcomes);
+    out.usage = meter.and_then(|m| m.lock().ok().map(|u| *u));
+    out
 }
 
 fn process_pdf(
@@ -167,8 +192,11 @@ fn process_pdf(
             return out;
         }
     }
+    let meter = doc.usage_meter();
     outcomes.extend(doc.finish());
-    collect(name, FileKind::Pdf, page_count, outcomes)
+    let mut out = collect(name, FileKind::Pdf, page_count, outcomes);
+    out.usage = meter.and_then(|m| m.lock().ok().map(|u| *u));
+    out
 }
 
 fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> FileOutcome {
@@ -188,5 +216,6 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         errors,
         error: None,
         stopped: false,
+        usage: None,
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use apalis::prelude::*;
 use fom_core::deposits::DepositStore;
 use fom_core::donation::Donation;
-use fom_core::extract::text::TextExtractor;
 use fom_core::extract::ExtractError;
 use fom_core::jobs::{Begin, JobState, JobStore};
 use fom_core::keys::WORKER_TTL;
@@ -63,6 +62,9 @@ struct JobResult<'a> {
     pages: u32,
     records: &'a [Donation],
     errors: &'a [ExtractError],
+    /// Model tokens spent (Gemini).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<fom_core::extract::gemini::TokenUsage>,
 }
 
 pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
@@ -331,7 +333,7 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
             &name,
             &c.settings.pdf,
             &c.settings.rules,
-            &TextExtractor,
+            c.settings.extractor.as_ref(),
             &c.settings.monitor,
             &mut |p| {
                 let _ = tx.try_send((p.pages_done, p.page_count));
@@ -396,6 +398,7 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
         pages: outcome.pages,
         records: &outcome.records,
         errors: &outcome.errors,
+        usage: outcome.usage,
     };
     if !child.jobs.finish(id, &child.worker_id, &result).await? {
         tracing::warn!(job = %id, "job finished elsewhere; this result was not stored");

@@ -54,6 +54,8 @@ pub struct Settings {
     pub pdf: PdfConfig,
     pub rules: Rules,
     pub monitor: Monitor,
+    /// `EXTRACTOR`: gemini (with `GEMINI_API_KEY`) or the offline text extractor.
+    pub extractor: std::sync::Arc<dyn fom_core::extract::Extractor + Send + Sync>,
 }
 
 fn settings() -> Result<Settings, fom_core::config::ConfigError> {
@@ -61,11 +63,13 @@ fn settings() -> Result<Settings, fom_core::config::ConfigError> {
     let pdf = PdfConfig::from_env(&mut env);
     let rules = Rules::from_env(&mut env, chrono::Local::now().date_naive());
     let monitor = runtime::memory_settings(&mut env);
+    let extractor = fom_core::extract::from_env(&mut env);
     env.finish()?;
     Ok(Settings {
         pdf,
         rules,
         monitor,
+        extractor,
     })
 }
 

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use fom_core::dedup;
 use fom_core::donation::{format_amount, Donation};
-use fom_core::extract::text::TextExtractor;
 use fom_core::extract::ExtractError;
 use fom_core::memory;
 use fom_core::normalize::normalize;
@@ -33,7 +32,7 @@ impl Deposit {
 /// Reads every file (one failing file does not stop the others), then merges duplicates across
 /// files with the same rules a later upload into an existing deposit uses.
 pub fn read_deposit(settings: &Settings, files: &[PathBuf]) -> Deposit {
-    let extractor = TextExtractor;
+    let extractor = settings.extractor.clone();
     let bar = progress_bar();
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     let mut records = Vec::new();
@@ -50,7 +49,7 @@ pub fn read_deposit(settings: &Settings, files: &[PathBuf]) -> Deposit {
             &name,
             &settings.pdf,
             &settings.rules,
-            &extractor,
+            extractor.as_ref(),
             &settings.monitor,
             &mut |p| {
                 bar.set_length(u64::from(p.page_count));

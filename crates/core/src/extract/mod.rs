@@ -3,9 +3,14 @@
 //! Every backend implements [`Extractor`]; the pipeline does not know which one runs.
 
 pub mod csv;
+pub mod gemini;
 pub mod text;
 
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
+
+use crate::config::EnvReader;
 
 use crate::donation::Donation;
 use crate::pdf::Page;
@@ -74,6 +79,33 @@ pub trait Extractor {
 pub trait DocumentExtraction {
     fn push(&mut self, page: &Page) -> Vec<Outcome>;
     fn finish(self: Box<Self>) -> Vec<Outcome>;
+    /// Model token counts of this document, complete once `finish` has returned.
+    fn usage_meter(&self) -> Option<Arc<Mutex<gemini::TokenUsage>>> {
+        None
+    }
+}
+
+/// The extractor chosen by `EXTRACTOR` (gemini or text; default gemini when `GEMINI_API_KEY`
+/// is set, else text, so everything runs offline without a key).
+pub fn from_env(env: &mut EnvReader) -> Arc<dyn Extractor + Send + Sync> {
+    let key = env.raw("GEMINI_API_KEY").filter(|k| !k.trim().is_empty());
+    let default = if key.is_some() { "gemini" } else { "text" };
+    match env.text("EXTRACTOR", default).as_str() {
+        "text" => Arc::new(text::TextExtractor),
+        "gemini" => match key {
+            Some(k) => Arc::new(gemini::GeminiExtractor::new(
+                gemini::GeminiConfig::from_env(env, k.trim()),
+            )),
+            None => {
+                env.problem("GEMINI_API_KEY", "required when EXTRACTOR=gemini");
+                Arc::new(text::TextExtractor)
+            }
+        },
+        other => {
+            env.problem("EXTRACTOR", format!("{other:?}: use gemini or text"));
+            Arc::new(text::TextExtractor)
+        }
+    }
 }
 
 #[cfg(test)]

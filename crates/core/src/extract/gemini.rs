@@ -514,7 +514,7 @@ impl Api<'_> {
     }
 
     async fn call(&self, batch: &[&PagePart]) -> Result<WireAnswer, GeminiError> {
-        let body = request_body(self.cfg, self.file, batch);
+        let body = bytes::Bytes::from(request_body(self.cfg, self.file, batch));
         let url = format!(
             "{}/v1beta/models/{}:generateContent",
             self.cfg.base_url, self.cfg.model
@@ -526,7 +526,8 @@ impl Api<'_> {
                 .client
                 .post(&url)
                 .header("x-goog-api-key", &self.cfg.api_key)
-                .json(&body)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
                 .send()
                 .await;
             let outcome = match sent {
@@ -665,8 +666,20 @@ fn retry_delay(err: &Value) -> Option<Duration> {
 }
 
 /// The request for a batch: each page's header and text layer, then its image; the question
-/// last (images before text, as Google advises).
-fn request_body(cfg: &GeminiConfig, file: &str, batch: &[&PagePart]) -> Value {
+/// last (images before text, as Google advises). Serialised straight from borrowed page data:
+/// the images are copied once, into the body.
+fn request_body(cfg: &GeminiConfig, file: &str, batch: &[&PagePart]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Inline<'a> {
+        mime_type: &'static str,
+        data: &'a str,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Part<'a> {
+        Text { text: String },
+        Image { inline_data: Inline<'a> },
+    }
     let mut parts = Vec::with_capacity(batch.len() * 2 + 1);
     for p in batch {
         let text = p.text.trim();
@@ -675,24 +688,56 @@ fn request_body(cfg: &GeminiConfig, file: &str, batch: &[&PagePart]) -> Value {
         } else {
             format!("Text layer (may be wrong; the image is authoritative):\n{text}")
         };
-        parts.push(json!({"text": format!("Page {} of {file}\n{layer}", p.number)}));
-        parts.push(json!({"inline_data": {"mime_type": "image/jpeg", "data": p.jpeg_b64}}));
+        parts.push(Part::Text {
+            text: format!("Page {} of {file}\n{layer}", p.number),
+        });
+        parts.push(Part::Image {
+            inline_data: Inline {
+                mime_type: "image/jpeg",
+                data: &p.jpeg_b64,
+            },
+        });
     }
     let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
-    parts.push(json!({"text": format!(
-        "Extract every payment on pages {} of {file} as JSON matching the schema.",
-        numbers.join(", ")
-    )}));
-    json!({
+    parts.push(Part::Text {
+        text: format!(
+            "Extract every payment on pages {} of {file} as JSON matching the schema.",
+            numbers.join(", ")
+        ),
+    });
+    let body = json!({
         "systemInstruction": {"parts": [{"text": PROMPT}]},
-        "contents": [{"role": "user", "parts": parts}],
         "generationConfig": {
             "responseMimeType": "application/json",
             "responseJsonSchema": response_schema(),
             "maxOutputTokens": cfg.max_output_tokens,
             "thinkingConfig": {"thinkingLevel": cfg.thinking_level},
         }
-    })
+    });
+    // Everything but the parts is small; write it, then splice the parts in without a
+    // second copy of the images.
+    #[derive(Serialize)]
+    struct Content<'a, 'b> {
+        role: &'static str,
+        parts: &'b [Part<'a>],
+    }
+    #[derive(Serialize)]
+    struct Request<'a, 'b> {
+        #[serde(rename = "systemInstruction")]
+        system_instruction: &'b Value,
+        contents: [Content<'a, 'b>; 1],
+        #[serde(rename = "generationConfig")]
+        generation_config: &'b Value,
+    }
+    let req = Request {
+        system_instruction: &body["systemInstruction"],
+        contents: [Content {
+            role: "user",
+            parts: &parts,
+        }],
+        generation_config: &body["generationConfig"],
+    };
+    serde_json::to_vec(&req).unwrap_or_default()
 }
 
 /// The records in a 200 answer, or why there are none.
@@ -973,7 +1018,8 @@ mod tests {
     fn requests_put_each_page_header_before_its_image_and_the_question_last() {
         let cfg = GeminiConfig::new("k");
         let (a, b) = (part(3), part(4));
-        let body = request_body(&cfg, "scan.pdf", &[&a, &b]);
+        let body: Value =
+            serde_json::from_slice(&request_body(&cfg, "scan.pdf", &[&a, &b])).unwrap();
         let parts = body["contents"][0]["parts"].as_array().unwrap();
         assert_eq!(parts.len(), 5);
         assert!(parts[0]["text"]

@@ -9,6 +9,8 @@
 
 pub mod examples;
 pub mod fixtures;
+pub mod gemini;
+pub mod moto;
 pub mod web;
 
 use std::path::{Path, PathBuf};

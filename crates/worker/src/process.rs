@@ -93,6 +93,9 @@ struct FileSummary<'a> {
     /// Records read from this file, before duplicates across files were merged.
     records: usize,
     error: Option<&'a str>,
+    /// Model tokens spent on this file (Gemini).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<fom_core::extract::gemini::TokenUsage>,
 }
 
 pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
@@ -109,6 +112,7 @@ pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result
                 pages: o.pages,
                 records: o.records.len(),
                 error: o.error.as_deref(),
+                usage: o.usage,
             })
             .collect(),
         duplicates_merged: deposit.merged,

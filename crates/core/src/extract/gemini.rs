@@ -178,7 +178,7 @@ pub struct WireAnswer {
 }
 
 /// The response schema: generated from [`WireAnswer`], sub-schemas inlined and `$schema`
-/// dropped (the API's JSON-schema subset has no `$schema`).
+/// `$schema`, `title` and `default` dropped (not in the API's JSON-schema subset).
 pub fn response_schema() -> Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA
@@ -187,7 +187,7 @@ pub fn response_schema() -> Value {
                 .with(|s| s.inline_subschemas = true)
                 .into_generator();
             let mut v = generator.into_root_schema_for::<WireAnswer>().to_value();
-            strip_keys(&mut v, &["$schema", "title"]);
+            strip_keys(&mut v, &["$schema", "title", "default"]);
             v
         })
         .clone()

@@ -1,0 +1,255 @@
+//! The Gemini path through the real worker binary against the contract fake
+//! (`fom_testkit::gemini`): provenance, retries, failures that stay visible, batch splitting,
+//! and the exact request we send (a committed golden file).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fom_core::pdf::synth::{write_scan_pdf, ScanOptions};
+use fom_testkit::gemini::{FakeGemini, FakeOptions};
+use serde_json::Value;
+
+fn scan(dir: &Path, name: &str, pages: u32) -> PathBuf {
+    let path = dir.join(name);
+    write_scan_pdf(
+        &path,
+        &ScanOptions {
+            pages,
+            dpi: 100,
+            distinct: 2,
+            seed: 7,
+            quality: 70,
+        },
+    )
+    .unwrap();
+    path
+}
+
+fn process(fake: &FakeGemini, files: &[&Path], extra: &[(&str, &str)]) -> (i32, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fom-worker"));
+    cmd.arg("process")
+        .arg("--json")
+        .args(files)
+        .env("EXTRACTOR", "gemini")
+        .env("GEMINI_API_KEY", fom_testkit::gemini::DEFAULT_KEY)
+        .env("GEMINI_BASE_URL", fake.base_url())
+        .env("GEMINI_BATCH_PAGES", "2")
+        .env("GEMINI_RETRY_INITIAL_MS", "50")
+        .env("GEMINI_RPM", "0")
+        .env("RUST_LOG", "warn");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+fn record_pages(json: &Value) -> Vec<u32> {
+    let mut pages: Vec<u32> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["provenance"]["pages"].as_array().unwrap().clone())
+        .map(|p| p.as_u64().unwrap() as u32)
+        .collect();
+    pages.sort_unstable();
+    pages
+}
+
+#[test]
+fn a_scanned_pdf_becomes_records_with_their_pages() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = scan(dir.path(), "scan.pdf", 6);
+    let (code, json) = process(&fake, &[&pdf], &[]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(record_pages(&json), vec![1, 2, 3, 4, 5, 6]);
+    let r = &json["records"][2];
+    assert_eq!(r["provenance"]["file"], "scan.pdf");
+    assert_eq!(r["provenance"]["kind"], "check");
+    assert_eq!(r["amount"], "30.00");
+    assert_eq!(r["payment_ref"], "1003");
+    assert_eq!(json["errors"], Value::Array(vec![]));
+    // Three requests of two pages; the token counts are kept for the job.
+    assert_eq!(fake.request_count(), 3);
+    let usage = &json["files"][0]["usage"];
+    assert_eq!(usage["requests"], 3, "{json}");
+    assert!(usage["total_tokens"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn rate_limits_and_overload_are_retried_until_they_pass() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = scan(dir.path(), "429-once.pdf", 2);
+    let b = scan(dir.path(), "503-twice.pdf", 2);
+    let (code, json) = process(&fake, &[&a, &b], &[]);
+    assert_eq!(code, 0, "{json}");
+    // (The fake gives both files the same checks, so they also merge into two records.)
+    assert_eq!(json["files"][0]["records"], 2, "{json}");
+    assert_eq!(json["files"][1]["records"], 2, "{json}");
+    assert_eq!(json["errors"], Value::Array(vec![]));
+    assert_eq!(fake.requests_for("429-once.pdf"), 2);
+    assert_eq!(fake.requests_for("503-twice.pdf"), 3);
+}
+
+#[test]
+fn a_batch_that_always_fails_is_an_error_for_its_pages_and_the_rest_continues() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = scan(dir.path(), "p3-500.pdf", 6);
+    let (code, json) = process(&fake, &[&pdf], &[("GEMINI_MAX_ATTEMPTS", "3")]);
+    assert_eq!(code, 0, "page errors are not a failed file: {json}");
+    assert_eq!(record_pages(&json), vec![1, 2, 5, 6]);
+    let errors = json["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{json}");
+    assert_eq!(errors[0]["pages"], serde_json::json!([3, 4]));
+    let reason = errors[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("3 attempts") && reason.contains("500"),
+        "{reason}"
+    );
+    // Three attempts for the failing batch, one for each other batch.
+    assert_eq!(fake.requests_for("p3-500.pdf"), 5);
+}
+
+#[test]
+fn fenced_thoughtful_cut_off_blocked_and_malformed_answers() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        "fenced.pdf",
+        "thought.pdf",
+        "maxtokens.pdf",
+        "blocked.pdf",
+        "malformed.pdf",
+        "perday.pdf",
+    ];
+    let files: Vec<PathBuf> = names.iter().map(|n| scan(dir.path(), n, 2)).collect();
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let (_, json) = process(&fake, &refs, &[("GEMINI_MAX_ATTEMPTS", "2")]);
+    // Records read per file (the fake gives every file the same checks, which then merge).
+    let from = |file: &str| -> u64 {
+        json["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"] == file)
+            .map(|f| f["records"].as_u64().unwrap())
+            .unwrap()
+    };
+    let error = |file: &str| -> String {
+        json["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["file"] == file)
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(from("fenced.pdf"), 2);
+    assert_eq!(from("thought.pdf"), 2);
+    // Cut off with two pages: retried as two one-page requests, which fit.
+    assert_eq!(from("maxtokens.pdf"), 2);
+    assert_eq!(fake.requests_for("maxtokens.pdf"), 3);
+    assert_eq!(from("blocked.pdf"), 0);
+    assert!(error("blocked.pdf").contains("blocked") && error("blocked.pdf").contains("SAFETY"));
+    assert!(
+        error("malformed.pdf").contains("malformed"),
+        "{}",
+        error("malformed.pdf")
+    );
+    assert_eq!(
+        fake.requests_for("malformed.pdf"),
+        2,
+        "malformed answers are retried"
+    );
+    assert!(
+        error("perday.pdf").contains("daily"),
+        "{}",
+        error("perday.pdf")
+    );
+    assert_eq!(
+        fake.requests_for("perday.pdf"),
+        1,
+        "a daily quota is not retried"
+    );
+}
+
+#[test]
+fn batches_shrink_so_an_oversize_request_is_never_sent() {
+    // The fake refuses bodies over 1 MB; our limit is the same, so batches must split.
+    let fake = FakeGemini::start(FakeOptions {
+        max_request_bytes: 1024 * 1024,
+        ..FakeOptions::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = scan(dir.path(), "scan.pdf", 6);
+    let (code, json) = process(
+        &fake,
+        &[&pdf],
+        &[("GEMINI_BATCH_PAGES", "6"), ("GEMINI_MAX_REQUEST_MB", "1")],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(record_pages(&json), vec![1, 2, 3, 4, 5, 6], "{json}");
+    let sizes: Vec<usize> = fake
+        .requests()
+        .iter()
+        .map(|r| r["contents"][0]["parts"].as_array().unwrap().len())
+        .collect();
+    assert!(
+        sizes.len() > 1,
+        "one request would have been too large: {sizes:?}"
+    );
+    for r in fake.requests() {
+        assert!(
+            !r.to_string().contains("too large"),
+            "an oversize body reached the fake"
+        );
+    }
+}
+
+#[test]
+fn the_request_matches_the_golden_file() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let pdf = fom_testkit::repo_root().join("examples/deposit.pdf");
+    let (code, _) = process(&fake, &[&pdf], &[("GEMINI_BATCH_PAGES", "4")]);
+    assert_eq!(code, 0);
+    let got = fake.requests().remove(0);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemini-request.json");
+    // Image sizes depend on the JPEG encoder's CPU path; the shape and text are what matter.
+    let pretty = elide_sizes(&(serde_json::to_string_pretty(&got).unwrap() + "\n"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &pretty).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden)
+        .expect("golden file missing: run with UPDATE_GOLDEN=1 once and review it");
+    assert!(
+        want == pretty,
+        "the Gemini request changed; if intended, run with UPDATE_GOLDEN=1 and review the diff"
+    );
+}
+
+/// "<elided: 121832 base64 chars>" -> "<elided image>".
+fn elide_sizes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("<elided: ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find('>').map_or(tail.len(), |e| e + 1);
+        out.push_str("<elided image>");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis build lint fmt examples memtest bench bench-queue bench-web heap-profile clean
+.PHONY: demo test pdfium redis moto build lint fmt examples memtest bench bench-queue bench-web heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -11,8 +11,8 @@ demo: pdfium build
 	@echo
 	@RUST_LOG=warn ./target/release/fom-worker report examples/deposit.pdf examples/online-gifts.csv
 
-## test: install pdfium, make sure Redis answers, run lints and every test
-test: pdfium redis
+## test: install pdfium and moto, make sure Redis answers, run lints and every test
+test: pdfium redis moto
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	CARGO=$(CARGO) ./scripts/cargo-test-summary.sh --workspace --locked
@@ -22,6 +22,10 @@ pdfium:
 
 redis:
 	./scripts/ensure-redis.sh
+
+## moto: install moto_server (the S3 fake the S3 upload-store tests use) in target/tools/moto
+moto:
+	./scripts/ensure-moto.sh
 
 build:
 	$(CARGO) build --release --locked -p fom-worker -p fom-web

@@ -1,9 +1,21 @@
-//! Where uploaded files wait for the worker: `UPLOAD_STORE=redis` (chunked keys with a TTL; the
-//! default, needing nothing but the Redis add-on) or `UPLOAD_STORE=dir:/path` (one host or a
-//! compose volume). Files go in and out chunk by chunk: never whole in memory.
+//! Where uploaded files wait for the worker, one of three stores chosen by `UPLOAD_STORE`:
+//! - `redis` (the default): chunked keys with a TTL, needing nothing but the Redis add-on;
+//! - `dir:/path`: a directory on one host or a compose volume;
+//! - `s3://bucket/prefix`: an S3-compatible bucket (AWS, MinIO, R2, ...), configured by the
+//!   standard `AWS_*` variables (see [`UploadStore::from_spec`]).
+//!
+//! Files go in and out chunk by chunk, never whole in memory: the Redis and dir stores hold one
+//! 256 KiB chunk per concurrent upload, the S3 store up to one 5 MiB part (S3's smallest
+//! multipart part).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientConfigKey, MultipartUpload, ObjectStoreExt, PutPayload};
 use redis::AsyncCommands;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -13,10 +25,21 @@ use crate::redis_conn::RedisPool;
 /// Chunk size for the Redis store: small enough for Redis, large enough to keep round trips few.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
+/// Part size for the S3 store's multipart uploads: S3's minimum for every part but the last.
+pub const PART_BYTES: usize = 5 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("UPLOAD_STORE {0:?} is not understood; use \"redis\" or \"dir:/path\"")]
+    #[error(
+        "UPLOAD_STORE {0:?} is not understood; use \"redis\", \"dir:/path\" or \"s3://bucket\" \
+         (optionally \"s3://bucket/prefix\")"
+    )]
     BadSpec(String),
+    #[error(
+        "the S3 upload store cannot be set up: {0}; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+         AWS_REGION, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP"
+    )]
+    S3Config(String),
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("stored file {0} not found (expired or deleted)")]
@@ -27,6 +50,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("Redis error: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("S3 error: {0}")]
+    S3(#[from] object_store::Error),
 }
 
 /// Checks an `UPLOAD_STORE` value without connecting to anything.
@@ -34,8 +59,22 @@ pub fn check_spec(spec: &str) -> Result<(), StoreError> {
     match spec.trim() {
         "redis" => Ok(()),
         s if s.strip_prefix("dir:").is_some_and(|p| !p.is_empty()) => Ok(()),
+        s if s.starts_with("s3:") => parse_s3(s)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::BadSpec(spec.to_string())),
         _ => Err(StoreError::BadSpec(spec.to_string())),
     }
+}
+
+/// `s3://bucket[/prefix]` as (bucket, prefix); `None` without a bucket or with a prefix that is
+/// not a valid object path (empty segments, `.` or `..`).
+fn parse_s3(spec: &str) -> Option<(&str, ObjectPath)> {
+    let rest = spec.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() || bucket.contains(char::is_whitespace) {
+        return None;
+    }
+    Some((bucket, ObjectPath::parse(prefix).ok()?))
 }
 
 /// A file in the store.
@@ -48,12 +87,30 @@ pub struct StoredFile {
 
 #[derive(Clone)]
 pub enum UploadStore {
-    Redis { redis: RedisPool, keys: Keys },
-    Dir { root: PathBuf },
+    Redis {
+        redis: RedisPool,
+        keys: Keys,
+    },
+    Dir {
+        root: PathBuf,
+    },
+    /// Objects at `{prefix}/{id}` in one bucket.
+    S3 {
+        s3: Arc<AmazonS3>,
+        prefix: ObjectPath,
+    },
 }
 
 impl UploadStore {
-    /// From `UPLOAD_STORE`: "redis" (uses `redis`) or "dir:/path".
+    /// From `UPLOAD_STORE`: "redis" (uses `redis`), "dir:/path" or "s3://bucket[/prefix]".
+    ///
+    /// The S3 store reads the standard AWS variables (object_store's `AmazonS3Builder::from_env`
+    /// reads every `AWS_*` variable it knows), chiefly: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary keys), `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION` (default us-east-1), `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` (or
+    /// `AWS_ENDPOINT_URL_S3`, which wins) for an S3-compatible service, `AWS_ALLOW_HTTP=true`
+    /// for an http:// endpoint and `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true` for services that
+    /// need bucket-in-host addressing.
     pub fn from_spec(
         spec: &str,
         redis: impl Into<RedisPool>,
@@ -64,6 +121,11 @@ impl UploadStore {
                 redis: redis.into(),
                 keys,
             }),
+            s if s.starts_with("s3:") => {
+                let (bucket, prefix) =
+                    parse_s3(s).ok_or_else(|| StoreError::BadSpec(spec.to_string()))?;
+                s3_store(AmazonS3Builder::from_env(), bucket, prefix)
+            }
             s => match s.strip_prefix("dir:") {
                 Some(p) if !p.is_empty() => Ok(Self::Dir {
                     root: PathBuf::from(p),
@@ -71,6 +133,26 @@ impl UploadStore {
                 _ => Err(StoreError::BadSpec(spec.to_string())),
             },
         }
+    }
+
+    /// An S3 store configured only by `options`, not the environment (tests run in parallel
+    /// threads and cannot share process-wide `AWS_*` variables). Keys are the lower-case AWS
+    /// variable names, e.g. `("aws_endpoint", "http://127.0.0.1:9000")`.
+    pub fn s3_with<'a>(
+        bucket: &str,
+        prefix: &str,
+        options: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, StoreError> {
+        let mut builder = AmazonS3Builder::new();
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key
+                .parse()
+                .map_err(|e| StoreError::S3Config(format!("{key}: {e}")))?;
+            builder = builder.with_config(key, value);
+        }
+        let prefix = ObjectPath::parse(prefix)
+            .map_err(|e| StoreError::S3Config(format!("prefix {prefix:?}: {e}")))?;
+        s3_store(builder, bucket, prefix)
     }
 
     /// Streams `reader` into the store, refusing more than `max_bytes`.
@@ -81,49 +163,29 @@ impl UploadStore {
         max_bytes: u64,
     ) -> Result<StoredFile, StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let mut buf = vec![0u8; CHUNK_BYTES];
-        match self {
+        let written = match self {
             Self::Redis { redis, keys } => {
-                let written = put_redis(redis, keys, &id, name, &mut reader, &mut buf, max_bytes).await;
-                match written {
-                    Ok(size) => Ok(StoredFile {
-                        id,
-                        name: name.to_string(),
-                        size,
-                    }),
-                    Err(e) => {
-                        // Nothing of a refused or broken upload stays behind.
-                        self.delete(&id).await?;
-                        Err(e)
-                    }
-                }
+                let mut buf = vec![0u8; CHUNK_BYTES];
+                put_redis(redis, keys, &id, name, &mut reader, &mut buf, max_bytes).await
             }
-            Self::Dir { root } => {
-                tokio::fs::create_dir_all(root).await?;
-                let part = root.join(format!("{id}.part"));
-                let mut file = tokio::fs::File::create(&part).await?;
-                let mut size = 0u64;
-                loop {
-                    let n = match next_chunk(&mut reader, &mut buf, &mut size, max_bytes).await {
-                        Ok(Some(n)) => n,
-                        Ok(None) => break,
-                        Err(e) => {
-                            drop(file);
-                            tokio::fs::remove_file(&part).await?;
-                            return Err(e);
-                        }
-                    };
-                    file.write_all(&buf[..n]).await?;
+            Self::S3 { s3, prefix } => {
+                put_s3(s3, &object_path(prefix, &id), &mut reader, max_bytes).await
+            }
+            Self::Dir { root } => put_dir(root, &id, name, &mut reader, max_bytes).await,
+        };
+        match written {
+            Ok(size) => Ok(StoredFile {
+                id,
+                name: name.to_string(),
+                size,
+            }),
+            Err(e) => {
+                // Nothing of a refused or broken upload stays behind. A failed clean-up is
+                // logged, not returned: the caller must still see why the upload failed.
+                if let Err(cleanup) = self.delete(&id).await {
+                    tracing::warn!(file = %id, error = %cleanup, "could not remove a failed upload");
                 }
-                file.flush().await?;
-                file.sync_all().await?;
-                tokio::fs::write(root.join(format!("{id}.name")), name).await?;
-                tokio::fs::rename(&part, root.join(&id)).await?;
-                Ok(StoredFile {
-                    id,
-                    name: name.to_string(),
-                    size,
-                })
+                Err(e)
             }
         }
     }
@@ -163,6 +225,26 @@ impl UploadStore {
                             _ => StoreError::Io(e),
                         })?;
                 tokio::io::copy(&mut src, &mut out).await?
+            }
+            Self::S3 { s3, prefix } => {
+                let got = s3
+                    .get(&object_path(prefix, id))
+                    .await
+                    .map_err(|e| match e {
+                        object_store::Error::NotFound { .. } => {
+                            StoreError::NotFound(id.to_string())
+                        }
+                        e => StoreError::S3(e),
+                    })?;
+                // The body as it arrives, never whole in memory.
+                let mut body = got.into_stream();
+                let mut size = 0u64;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk?;
+                    out.write_all(&chunk).await?;
+                    size += chunk.len() as u64;
+                }
+                size
             }
         };
         out.flush().await?;
@@ -208,6 +290,10 @@ impl UploadStore {
                 }
                 Ok(())
             }
+            Self::S3 { s3, prefix } => match s3.delete(&object_path(prefix, id)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
         }
     }
 }
@@ -248,6 +334,131 @@ async fn put_redis<R: AsyncRead + Unpin>(
     ];
     let _: () = redis.get().await?.hset_multiple(&meta, &fields).await?;
     Ok(size)
+}
+
+/// Streams into `{id}.part`, renamed to `{id}` once complete: a reader never sees half a file.
+async fn put_dir<R: AsyncRead + Unpin>(
+    root: &Path,
+    id: &str,
+    name: &str,
+    reader: &mut R,
+    max_bytes: u64,
+) -> Result<u64, StoreError> {
+    tokio::fs::create_dir_all(root).await?;
+    let part = root.join(format!("{id}.part"));
+    let mut file = tokio::fs::File::create(&part).await?;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut size = 0u64;
+    while let Some(n) = next_chunk(reader, &mut buf, &mut size, max_bytes).await? {
+        file.write_all(&buf[..n]).await?;
+    }
+    file.flush().await?;
+    file.sync_all().await?;
+    tokio::fs::write(root.join(format!("{id}.name")), name).await?;
+    tokio::fs::rename(&part, root.join(id)).await?;
+    Ok(size)
+}
+
+/// Streams into one object: a file that fits in one part with a single PUT, a larger one as a
+/// multipart upload of [`PART_BYTES`] parts, one part in memory at a time (each is sent before
+/// the next is read). A failed multipart upload is aborted, so its parts are not left behind.
+async fn put_s3<R: AsyncRead + Unpin>(
+    s3: &AmazonS3,
+    path: &ObjectPath,
+    reader: &mut R,
+    max_bytes: u64,
+) -> Result<u64, StoreError> {
+    // A small limit needs no 5 MiB buffer: one byte past it is enough to refuse the file.
+    let part_len =
+        usize::try_from(max_bytes.saturating_add(1)).map_or(PART_BYTES, |m| m.min(PART_BYTES));
+    let mut size = 0u64;
+    let first = read_part(reader, part_len, &mut size, max_bytes).await?;
+    if first.len() < part_len {
+        // The reader ended inside the first part (next_chunk refused anything over the limit).
+        s3.put(path, PutPayload::from(first)).await?;
+        return Ok(size);
+    }
+    let mut upload = s3.put_multipart(path).await?;
+    let sent = async {
+        upload.put_part(PutPayload::from(first)).await?;
+        loop {
+            let part = read_part(reader, PART_BYTES, &mut size, max_bytes).await?;
+            if part.is_empty() {
+                break;
+            }
+            upload.put_part(PutPayload::from(part)).await?;
+        }
+        upload.complete().await?;
+        Ok::<_, StoreError>(size)
+    }
+    .await;
+    if sent.is_err() {
+        if let Err(e) = upload.abort().await {
+            tracing::warn!(object = %path, error = %e, "could not abort a failed multipart upload");
+        }
+    }
+    sent
+}
+
+/// Up to `len` bytes of the reader, counted against `max_bytes`; empty at the end.
+async fn read_part<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    len: usize,
+    size: &mut u64,
+    max_bytes: u64,
+) -> Result<Bytes, StoreError> {
+    let mut part = vec![0u8; len];
+    let n = next_chunk(reader, &mut part, size, max_bytes)
+        .await?
+        .unwrap_or(0);
+    part.truncate(n);
+    Ok(Bytes::from(part))
+}
+
+/// The object key of stored file `id`: `{prefix}/{id}`.
+fn object_path(prefix: &ObjectPath, id: &str) -> ObjectPath {
+    prefix.clone().join(id)
+}
+
+/// Builds the S3 store from `builder` (environment or explicit options).
+fn s3_store(
+    builder: AmazonS3Builder,
+    bucket: &str,
+    prefix: ObjectPath,
+) -> Result<UploadStore, StoreError> {
+    // object_store would only refuse an http:// endpoint at the first request, with a message
+    // that does not name the setting: say so now.
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    let allow_http = builder
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| {
+            ["1", "true", "on", "yes", "y"].contains(&v.to_ascii_lowercase().as_str())
+        });
+    if let Some(endpoint) = endpoint {
+        // An empty AWS_ENDPOINT_URL= (an env file's placeholder) would make every URL relative.
+        if endpoint.trim().is_empty() {
+            return Err(StoreError::S3Config(
+                "the endpoint is set but empty; unset AWS_ENDPOINT_URL / AWS_ENDPOINT for AWS \
+                 itself"
+                    .into(),
+            ));
+        }
+        if endpoint.starts_with("http://") && !allow_http {
+            return Err(StoreError::S3Config(format!(
+                "the endpoint {endpoint} is plain http; set AWS_ALLOW_HTTP=true to allow it"
+            )));
+        }
+    }
+    let s3 = builder
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| StoreError::S3Config(e.to_string()))?;
+    Ok(UploadStore::S3 {
+        s3: Arc::new(s3),
+        prefix,
+    })
 }
 
 async fn futures_next(it: &mut redis::AsyncIter<'_, String>) -> Option<String> {

@@ -1,12 +1,11 @@
-//! Job records and the upload store against a real Redis (REDIS_URL, else 127.0.0.1:6379).
-//! Each test owns a fresh key prefix and removes its keys at the end.
+//! Job records against a real Redis (REDIS_URL, else 127.0.0.1:6379); the upload stores have
+//! their own suite in store.rs. Each test owns a fresh key prefix and removes its keys at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use fom_core::jobs::{now_ms, Begin, JobRecord, JobState, JobStore};
 use fom_core::keys::Keys;
-use fom_core::store::{StoreError, UploadStore, CHUNK_BYTES};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
@@ -140,60 +139,5 @@ async fn settle_list_and_purge() {
     let left = jobs.list(None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, "c");
-    cleanup(&mut conn, &keys).await;
-}
-
-async fn round_trip(store: &UploadStore) {
-    // Three and a bit chunks of varied bytes.
-    let data: Vec<u8> = (0..CHUNK_BYTES * 3 + 1234)
-        .map(|i| (i * 7 % 251) as u8)
-        .collect();
-    let stored = store
-        .put("deposit.pdf", &data[..], 10 * 1024 * 1024)
-        .await
-        .unwrap();
-    assert_eq!(stored.size, data.len() as u64);
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("out.pdf");
-    assert_eq!(
-        store.fetch_to(&stored.id, &dest).await.unwrap(),
-        data.len() as u64
-    );
-    assert!(std::fs::read(&dest).unwrap() == data);
-    store.delete(&stored.id).await.unwrap();
-    assert!(matches!(
-        store.fetch_to(&stored.id, &dest).await,
-        Err(StoreError::NotFound(_))
-    ));
-    store.delete(&stored.id).await.unwrap();
-    let too_big = store.put("big.pdf", &data[..], 1000).await;
-    assert!(matches!(too_big, Err(StoreError::TooLarge { limit: 1000 })));
-}
-
-#[tokio::test]
-async fn redis_and_dir_stores_stream_files_in_and_out() {
-    let (mut conn, keys) = redis().await;
-    let redis_store = UploadStore::from_spec("redis", conn.clone(), keys.clone()).unwrap();
-    round_trip(&redis_store).await;
-    let leftover: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:upload:*", keys.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(
-        leftover.is_empty(),
-        "deleted and refused uploads leave no keys: {leftover:?}"
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let spec = format!("dir:{}", dir.path().display());
-    let dir_store = UploadStore::from_spec(&spec, conn.clone(), keys.clone()).unwrap();
-    round_trip(&dir_store).await;
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-
-    assert!(matches!(
-        UploadStore::from_spec("s3:nope", conn.clone(), keys.clone()),
-        Err(StoreError::BadSpec(_))
-    ));
     cleanup(&mut conn, &keys).await;
 }

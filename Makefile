@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis moto build lint fmt examples memtest bench bench-queue bench-web heap-profile clean
+.PHONY: demo test pdfium redis moto build lint fmt examples memtest bench bench-queue bench-web bench-gemini heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -58,6 +58,10 @@ bench-queue: pdfium redis build
 ## bench-web: fom-web's idle RSS, peak RSS under 20 concurrent 20 MB uploads, /health under wrk
 bench-web:
 	./scripts/bench-web.sh 20 20
+
+## bench-gemini: peak RSS and pages/s of the Gemini path on 200 scanned pages (local fake, 300 ms per answer)
+bench-gemini: pdfium
+	./scripts/bench-gemini.sh 200 300
 
 ## heap-profile: dhat heap profile of a memtest run, written to dhat-heap.json
 heap-profile: pdfium

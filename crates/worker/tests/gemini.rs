@@ -253,3 +253,23 @@ fn elide_sizes(s: &str) -> String {
     out.push_str(rest);
     out
 }
+
+#[test]
+fn a_photo_goes_through_the_same_batches() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A PNG "phone photo" of a check: sniffed by content, sent as one JPEG page.
+    let png = dir.path().join("check-photo.png");
+    image::RgbImage::from_pixel(64, 32, image::Rgb([200, 190, 180]))
+        .save(&png)
+        .unwrap();
+    let (code, json) = process(&fake, &[&png], &[]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["files"][0]["kind"], "png");
+    assert_eq!(record_pages(&json), vec![1]);
+    let req = &fake.requests()[0];
+    assert_eq!(
+        req["contents"][0]["parts"][1]["inline_data"]["mime_type"],
+        "image/jpeg"
+    );
+}

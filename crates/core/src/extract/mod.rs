@@ -113,6 +113,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_extractor_follows_the_key_unless_told() {
+        let pick = |pairs: &[(&str, &str)]| {
+            let mut env = EnvReader::from_pairs(pairs.iter().copied());
+            let name = from_env(&mut env).name();
+            (name, env.finish().err().map(|e| e.to_string()))
+        };
+        assert_eq!(pick(&[]), ("text", None));
+        assert_eq!(pick(&[("GEMINI_API_KEY", "k")]), ("gemini", None));
+        assert_eq!(
+            pick(&[("GEMINI_API_KEY", "k"), ("EXTRACTOR", "text")]),
+            ("text", None)
+        );
+        let (_, err) = pick(&[("EXTRACTOR", "gemini")]);
+        assert!(err.is_some_and(|e| e.contains("GEMINI_API_KEY")));
+        let (_, err) = pick(&[("EXTRACTOR", "ocr")]);
+        assert!(err.is_some_and(|e| e.contains("EXTRACTOR")));
+    }
+
+    #[test]
     fn page_labels_collapse_runs() {
         let e = |pages: Vec<u32>| ExtractError {
             file: "f".into(),

@@ -1036,6 +1036,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_spaces_requests_instead_of_failing_them() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        // 600 per minute: one every 100 ms, so the fourth starts at least 300 ms after the first.
+        rt.block_on(async {
+            for _ in 0..4 {
+                wait_for_rate_limit(600).await;
+            }
+        });
+        assert!(started.elapsed() >= Duration::from_millis(290), "{:?}", started.elapsed());
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let mut cfg = GeminiConfig::new("k");
         cfg.backoff_initial = Duration::from_secs(1);

@@ -20,6 +20,7 @@ pub mod normalize;
 pub mod pdf;
 pub mod photo;
 pub mod pipeline;
+pub mod qbo;
 pub mod queue;
 pub mod redis_conn;
 pub mod report;

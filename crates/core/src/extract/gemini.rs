@@ -1048,7 +1048,11 @@ mod tests {
                 wait_for_rate_limit(600).await;
             }
         });
-        assert!(started.elapsed() >= Duration::from_millis(290), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -3,3 +3,4 @@
 
 pub mod fault;
 pub mod query;
+pub mod tokens;

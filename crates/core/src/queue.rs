@@ -54,31 +54,25 @@ impl DocQueue {
     }
 
     pub async fn push(&self, job_id: &str) -> Result<(), PushError> {
-        let task = TaskBuilder::new(DocJob {
-            job_id: job_id.to_string(),
-        })
-        .idempotency_key(job_id)
-        .build();
-        self.storage
-            .clone()
-            .push_task(task)
-            .await
-            .map_err(|e| PushError {
-                job_id: job_id.to_string(),
-                reason: e.to_string(),
-            })
+        self.push_task(job_id, true).await
     }
 
     /// Queues a job again after an operator's or the treasurer's retry: without the
     /// idempotency key, which would swallow it as a duplicate of the first push.
     pub async fn push_again(&self, job_id: &str) -> Result<(), PushError> {
-        let task = TaskBuilder::new(DocJob {
+        self.push_task(job_id, false).await
+    }
+
+    async fn push_task(&self, job_id: &str, idempotent: bool) -> Result<(), PushError> {
+        let mut task = TaskBuilder::new(DocJob {
             job_id: job_id.to_string(),
-        })
-        .build();
+        });
+        if idempotent {
+            task = task.idempotency_key(job_id);
+        }
         self.storage
             .clone()
-            .push_task(task)
+            .push_task(task.build())
             .await
             .map_err(|e| PushError {
                 job_id: job_id.to_string(),

@@ -36,6 +36,18 @@ async fn new_deposit(stack: &Stack, c: &reqwest::Client, cookie: &str) -> String
     v["id"].as_str().unwrap().to_string()
 }
 
+/// GET with the session, answer as JSON.
+async fn get_json(c: &reqwest::Client, cookie: &str, url: String) -> Value {
+    c.get(url)
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn file(name: &str, bytes: Vec<u8>) -> Part {
     Part::bytes(bytes).file_name(name.to_string())
 }
@@ -383,30 +395,14 @@ async fn each_file_gets_its_own_verdict() {
     assert_eq!(v["files"][3]["name"], "f3.csv");
 
     // The deposit lists exactly the accepted files, each with a queued job.
-    let d: Value = c
-        .get(stack.url(&format!("/api/deposits/{id}")))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
     let files = d["files"].as_array().unwrap();
     assert_eq!(files.len(), 5);
     assert!(files
         .iter()
         .all(|f| f["state"] == "queued" && !f["finished"].as_bool().unwrap()));
     assert_eq!(d["processing"], true);
-    let jobs: Value = c
-        .get(stack.url("/api/jobs"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jobs: Value = get_json(&c, &cookie, stack.url("/api/jobs")).await;
     assert_eq!(jobs["counts"]["queued"], 5);
 
     // Unknown ids are 404, never "processing".
@@ -487,15 +483,7 @@ async fn an_upload_cut_off_mid_stream_leaves_nothing() {
     }
     assert!(left.is_empty(), "partial upload left behind: {left:?}");
     assert!(redis_keys(&stack, "job:*").is_empty(), "a job was created");
-    let d: Value = c
-        .get(stack.url(&format!("/api/deposits/{id}")))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d: Value = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
     assert_eq!(d["files"], Value::Array(vec![]));
 }
 
@@ -601,15 +589,7 @@ async fn deposits_and_sessions_outlive_the_web_process() {
     assert_eq!(res.status().as_u16(), 200);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["name"], "Test deposit");
-    let list: Value = c
-        .get(second.url("/api/deposits"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&c, &cookie, second.url("/api/deposits")).await;
     assert_eq!(list["deposits"][0]["id"], id.as_str());
     drop(second);
 }

@@ -292,6 +292,17 @@ impl JobStore {
         Ok(())
     }
 
+    /// A finished job's stored result (JSON), if any.
+    pub async fn result(&self, id: &str) -> Result<Option<serde_json::Value>, JobError> {
+        let raw: Option<String> = self
+            .redis
+            .get()
+            .await?
+            .get(self.keys.job_result(id))
+            .await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
         let fields: HashMap<String, String> =
             self.redis.get().await?.hgetall(self.keys.job(id)).await?;

@@ -92,6 +92,36 @@ impl Keys {
         format!("{}:login:{client}", self.prefix)
     }
 
+    /// STRING: the QuickBooks connection (realm, tokens, expiry times, reconnect reason),
+    /// sealed with AES-256-GCM under `TOKEN_ENCRYPTION_KEY`. No TTL: it lives until disconnect.
+    pub fn qbo_connection(&self) -> String {
+        format!("{}:qbo:connection", self.prefix)
+    }
+
+    /// STRING: the one process refreshing QuickBooks tokens right now (a random owner id).
+    /// TTL 30 s, so a crashed refresher never blocks the others for long.
+    pub fn qbo_refresh_lock(&self) -> String {
+        format!("{}:qbo:refresh-lock", self.prefix)
+    }
+
+    /// STRING: a pending OAuth `state`, holding a digest of the session that asked for it.
+    /// TTL 10 minutes; deleted when the callback uses it.
+    pub fn qbo_oauth_state(&self, state: &str) -> String {
+        format!("{}:qbo:oauth-state:{state}", self.prefix)
+    }
+
+    /// STRING: the treasurer's chosen receipt defaults (item, deposit account, payment
+    /// method) as JSON. No TTL.
+    pub fn qbo_defaults(&self) -> String {
+        format!("{}:qbo:defaults", self.prefix)
+    }
+
+    /// STRING: the id of the deposit's latest send-all job, so a second click while one runs
+    /// joins it instead of starting another. TTL [`JOB_TTL`].
+    pub fn deposit_send(&self, deposit_id: &str) -> String {
+        format!("{}:deposit:{deposit_id}:send", self.prefix)
+    }
+
     /// The name of a job queue (apalis keeps its own keys under it).
     pub fn queue(&self, name: &str) -> String {
         format!("{}:queue:{name}", self.prefix)
@@ -125,6 +155,11 @@ mod tests {
             k.deposits(),
             k.session("s"),
             k.login_attempts("127.0.0.1"),
+            k.qbo_connection(),
+            k.qbo_refresh_lock(),
+            k.qbo_oauth_state("s"),
+            k.qbo_defaults(),
+            k.deposit_send("d"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

@@ -19,10 +19,26 @@ pub struct DocJob {
     pub job_id: String,
 }
 
+/// Payload of a "send all to QuickBooks" job on the `qbo` queue: the job record's id (its
+/// `deposit_id` says which deposit).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendJob {
+    pub job_id: String,
+}
+
 /// The documents queue's configuration. `heartbeat` and `missed` matter only to consumers.
 pub fn documents_config(keys: &Keys, heartbeat: Duration, missed: usize) -> Config {
+    queue_config(keys, "documents", heartbeat, missed)
+}
+
+/// The `qbo` queue's configuration (send-all jobs), with the same traps handled.
+pub fn qbo_config(keys: &Keys, heartbeat: Duration, missed: usize) -> Config {
+    queue_config(keys, "qbo", heartbeat, missed)
+}
+
+fn queue_config(keys: &Keys, name: &str, heartbeat: Duration, missed: usize) -> Config {
     Config::default()
-        .queue(keys.queue("documents"))
+        .queue(keys.queue(name))
         .batch_size(1)
         .heartbeat_interval(heartbeat)
         .missed_heartbeats(missed)
@@ -36,20 +52,53 @@ pub struct PushError {
     pub reason: String,
 }
 
-/// Pushes document jobs; pushing the same job id twice queues it once.
-#[derive(Clone)]
-pub struct DocQueue {
-    storage: RedisStorage<DocJob>,
+/// Pushes jobs; pushing the same job id twice queues it once.
+pub struct JobQueue<T> {
+    storage: RedisStorage<T>,
 }
 
-impl DocQueue {
+impl<T> Clone for JobQueue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            storage: self.storage.clone(),
+        }
+    }
+}
+
+pub type DocQueue = JobQueue<DocJob>;
+pub type SendQueue = JobQueue<SendJob>;
+
+/// A payload made from a job id.
+pub trait JobPayload:
+    Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static
+{
+    fn for_job(job_id: &str) -> Self;
+}
+
+impl JobPayload for DocJob {
+    fn for_job(job_id: &str) -> Self {
+        DocJob {
+            job_id: job_id.to_string(),
+        }
+    }
+}
+
+impl JobPayload for SendJob {
+    fn for_job(job_id: &str) -> Self {
+        SendJob {
+            job_id: job_id.to_string(),
+        }
+    }
+}
+
+impl<T: JobPayload> JobQueue<T> {
     pub fn new(conn: ConnectionManager, config: Config) -> Self {
         Self {
             storage: RedisStorage::new(conn).with_config(config),
         }
     }
 
-    pub fn storage(&self) -> &RedisStorage<DocJob> {
+    pub fn storage(&self) -> &RedisStorage<T> {
         &self.storage
     }
 
@@ -64,9 +113,7 @@ impl DocQueue {
     }
 
     async fn push_task(&self, job_id: &str, idempotent: bool) -> Result<(), PushError> {
-        let mut task = TaskBuilder::new(DocJob {
-            job_id: job_id.to_string(),
-        });
+        let mut task = TaskBuilder::new(T::for_job(job_id));
         if idempotent {
             task = task.idempotency_key(job_id);
         }

@@ -202,13 +202,13 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
     })
 }
 
-fn json_no_store(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+pub fn json_no_store(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body)
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Deposit, ApiError> {
+pub async fn load(state: &AppState, id: &str) -> Result<Deposit, ApiError> {
     state
         .deposits
         .get(id)

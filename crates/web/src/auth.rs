@@ -46,7 +46,7 @@ pub fn client_addr(req: &HttpRequest, trust_proxy: bool) -> String {
 }
 
 /// The session id in the request's cookie, when its signature holds.
-fn signed_session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
+pub fn signed_session_id(req: &HttpRequest, state: &AppState) -> Option<String> {
     let cookie = req.cookie(COOKIE)?;
     let mut jar = CookieJar::new();
     jar.add_original(cookie.into_owned());

@@ -30,6 +30,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub rules: Rules,
     pub monitor: Monitor,
+    /// `None` when QuickBooks is not set up (`QBO_CLIENT_ID` unset).
+    pub qbo: Option<fom_core::qbo::config::QboSettings>,
 }
 
 const MB: u64 = 1024 * 1024;
@@ -62,6 +64,7 @@ impl Config {
             Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
         let rules = Rules::from_env(env, chrono::Local::now().date_naive());
         let monitor = fom_core::runtime::memory_settings(env);
+        let qbo = fom_core::qbo::config::QboSettings::from_env(env);
         Self {
             port,
             workers,
@@ -78,6 +81,7 @@ impl Config {
             deposit_ttl,
             min_headroom_bytes,
             request_timeout,
+            qbo,
             rules,
             monitor,
         }

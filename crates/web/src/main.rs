@@ -8,6 +8,7 @@ mod config;
 mod health;
 mod http;
 mod pages;
+mod qbo;
 mod state;
 mod upload;
 
@@ -61,7 +62,31 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::list_jobs)
             .service(api::get_job)
             .service(api::retry_file)
-            .service(upload::upload);
+            .service(upload::upload)
+            .service(qbo::connect)
+            .service(qbo::callback)
+            .service(qbo::qbo_status)
+            .service(qbo::disconnect)
+            .service(qbo::customers)
+            .service(qbo::items)
+            .service(qbo::create_item)
+            .service(qbo::accounts)
+            .service(qbo::create_account)
+            .service(qbo::payment_methods)
+            .service(qbo::create_payment_method)
+            .service(qbo::get_defaults)
+            .service(qbo::set_defaults)
+            .service(qbo::match_deposit)
+            .service(qbo::match_record)
+            .service(qbo::unmatch_record)
+            .service(qbo::create_customer)
+            .service(qbo::accept_address)
+            .service(qbo::keep_address)
+            .service(qbo::add_contact)
+            .service(qbo::preview)
+            .service(qbo::send_one)
+            .service(qbo::send_all)
+            .service(qbo::send_status);
         App::new()
             .app_data(app_state.clone())
             .app_data(web::JsonConfig::default().limit(max_json))

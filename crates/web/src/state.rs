@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fom_core::deposits::DepositStore;
 use fom_core::jobs::JobStore;
-use fom_core::queue::{documents_config, DocQueue};
+use fom_core::qbo::client::QboClient;
+use fom_core::qbo::connection::Connection;
+use fom_core::qbo::sync::Qbo;
+use fom_core::queue::{documents_config, qbo_config, DocQueue, SendQueue};
 use fom_core::redis_conn::{RedisPool, RedisSettings};
 use fom_core::store::UploadStore;
 
@@ -21,6 +24,10 @@ pub struct AppState {
     pub store: UploadStore,
     /// Pushes document jobs (the queue library needs its own multiplexed connection).
     pub queue: DocQueue,
+    /// Pushes send-all jobs to the worker's `qbo` queue.
+    pub send_queue: SendQueue,
+    /// QuickBooks, when set up.
+    pub qbo: Option<Qbo>,
     /// /health's Redis, queue and worker figures, at most one second old: health checks
     /// under load must not each scan the job index.
     pub health_cache: Mutex<Option<(Instant, serde_json::Value)>>,
@@ -44,13 +51,18 @@ impl AppState {
         let queue_conn = apalis_redis_connect(&cfg.redis.url).await?;
         let keys = cfg.redis.keys.clone();
         let queue = DocQueue::new(
-            queue_conn,
+            queue_conn.clone(),
             documents_config(&keys, Duration::from_secs(1), 10),
         );
+        let send_queue = SendQueue::new(queue_conn, qbo_config(&keys, Duration::from_secs(1), 10));
         let jobs = JobStore::new(redis.clone(), keys.clone(), 3);
         let deposits = DepositStore::new(redis.clone(), keys.clone()).with_ttl(cfg.deposit_ttl);
-        let store = UploadStore::from_spec(&cfg.redis.upload_store, redis.clone(), keys)
+        let store = UploadStore::from_spec(&cfg.redis.upload_store, redis.clone(), keys.clone())
             .context("UPLOAD_STORE")?;
+        let qbo = cfg.qbo.clone().map(|s| {
+            let conn = Connection::new(s, redis.clone(), keys.clone());
+            Qbo::new(QboClient::new(conn), deposits.clone())
+        });
         Ok(Self {
             cfg,
             redis,
@@ -58,6 +70,8 @@ impl AppState {
             deposits,
             store,
             queue,
+            send_queue,
+            qbo,
             health_cache: Mutex::new(None),
         })
     }

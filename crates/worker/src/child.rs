@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::cli::Settings;
 use crate::queue::{Queue, QueueSettings, EXIT_BUDGET};
-use fom_core::queue::DocJob;
+use fom_core::queue::{DocJob, SendJob};
 
 const RELEASE_AND_DEREGISTER: &str = r"
 local ids = redis.call('SMEMBERS', KEYS[1])
@@ -53,6 +53,8 @@ struct Child {
     current_job: Mutex<Option<String>>,
     /// Ends `run_until`'s wait when the worker stops on its own (budget), not by signal.
     stopped_itself: Arc<tokio::sync::Notify>,
+    /// QuickBooks, when set up: matching after extraction, and send-all jobs.
+    qbo: Option<fom_core::qbo::sync::Qbo>,
 }
 
 /// What a finished job stores as its result.
@@ -92,6 +94,7 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
         stopping: Arc::new(AtomicBool::new(false)),
         current_job: Mutex::new(None),
         stopped_itself: Arc::new(tokio::sync::Notify::new()),
+        qbo: queue.qbo.clone(),
     });
     child
         .settings
@@ -107,7 +110,10 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
 
     let stopping = child.stopping.clone();
     let stopped_itself = child.stopped_itself.clone();
-    let signal = async move {
+    // One stop for both queues' workers: a signal, or this worker stopping on its own.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop_all = stop.clone();
+    tokio::spawn(async move {
         tokio::select! {
             () = crate::child_signal::wait() => {
                 // Stop taking jobs; the running one stops at its next page and is handed back.
@@ -116,14 +122,27 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
             }
             () = stopped_itself.notified() => {}
         }
+        stop_all.cancel();
+    });
+    let until = |t: tokio_util::sync::CancellationToken| async move {
+        t.cancelled().await;
         Ok::<(), std::io::Error>(())
     };
-    let worker = WorkerBuilder::new(worker_id.clone())
+    let send_worker_id = format!("{worker_id}-qbo");
+    let documents = WorkerBuilder::new(worker_id.clone())
         .backend(queue.storage())
         .data(child.clone())
         .concurrency(1)
         .build(handle);
-    let result = worker.run_until(signal).await;
+    let sends = WorkerBuilder::new(send_worker_id.clone())
+        .backend(queue.send_storage())
+        .data(child.clone())
+        .concurrency(1)
+        .build(handle_send);
+    let (result, send_result) = tokio::join!(
+        documents.run_until(until(stop.clone())),
+        sends.run_until(until(stop.clone()))
+    );
     heartbeat.abort();
 
     // apalis 1.0 leaves a cleanly stopped worker registered (PEERS.md §1.1), and a task it
@@ -131,24 +150,28 @@ pub async fn run(settings: Settings, qs: QueueSettings) -> anyhow::Result<i32> {
     // queue and deregister in one script: once the name is gone, orphan recovery would never
     // look at that set again.
     let mut conn = queue.conn.clone();
-    let cfg = qs.queue_config();
-    let released: Result<i64, _> = redis::Script::new(RELEASE_AND_DEREGISTER)
-        .key(format!("{}:{worker_id}", cfg.inflight_jobs_set()))
-        .key(cfg.active_jobs_list())
-        .key(cfg.workers_set())
-        .arg(&worker_id)
-        .invoke_async(&mut conn)
-        .await;
-    match released {
-        Ok(n) if n > 0 => {
-            tracing::info!(tasks = n, "worker: claimed tasks handed back to the queue")
+    for (cfg, name) in [
+        (qs.queue_config(), &worker_id),
+        (qs.qbo_queue_config(), &send_worker_id),
+    ] {
+        let released: Result<i64, _> = redis::Script::new(RELEASE_AND_DEREGISTER)
+            .key(format!("{}:{name}", cfg.inflight_jobs_set()))
+            .key(cfg.active_jobs_list())
+            .key(cfg.workers_set())
+            .arg(name)
+            .invoke_async(&mut conn)
+            .await;
+        match released {
+            Ok(n) if n > 0 => {
+                tracing::info!(tasks = n, "worker: claimed tasks handed back to the queue")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "worker: could not deregister cleanly"),
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "worker: could not deregister cleanly"),
     }
     let _: Result<(), _> = conn.del(qs.keys.worker(&worker_id)).await;
     let _: Result<(), _> = conn.zrem(qs.keys.workers(), &worker_id).await;
-    if let Err(e) = result {
+    if let Err(e) = result.and(send_result) {
         tracing::error!(error = %e, "worker stopped with an error");
         return Ok(1);
     }
@@ -393,6 +416,9 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
             }
         }
     }
+    if let (Some(qbo), false) = (&child.qbo, record.deposit_id.is_empty()) {
+        match_after_extraction(child, qbo, id, &record.deposit_id, outcome.pages).await;
+    }
     let result = JobResult {
         file: &outcome.file,
         pages: outcome.pages,
@@ -421,6 +447,109 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
     }
     sweep_uploads(child).await;
     Ok(JobEnd::Done)
+}
+
+/// Matches the deposit's new rows to QuickBooks customers when QuickBooks is connected. A
+/// failure here never fails the document: the rows stay unmatched and the treasurer can
+/// match them from the page.
+async fn match_after_extraction(
+    child: &Arc<Child>,
+    qbo: &fom_core::qbo::sync::Qbo,
+    id: &str,
+    deposit_id: &str,
+    pages: u32,
+) {
+    match qbo.client.connection().status().await {
+        Ok(s) if s.connected => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(job = %id, error = %e, "qbo: status unknown; matching skipped");
+            return;
+        }
+    }
+    if let Err(e) = child
+        .jobs
+        .progress(id, "match", pages, pages, memory::rss_mb())
+        .await
+    {
+        tracing::warn!(error = %e, "progress not written");
+    }
+    if let Err(e) = qbo.match_deposit(deposit_id, false).await {
+        tracing::warn!(job = %id, error = %e, "qbo: matching failed; rows left unmatched");
+    }
+}
+
+/// One send-all job: every unsent row of the deposit, continuing past per-row errors.
+async fn handle_send(
+    job: SendJob,
+    child: Data<Arc<Child>>,
+    wrk: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let child: Arc<Child> = (*child).clone();
+    let id = job.job_id;
+    let worker = format!("{}-qbo", child.worker_id);
+    match child.jobs.begin(&id, &worker).await? {
+        Begin::Run => {}
+        Begin::AlreadyDone | Begin::Missing => return Ok(()),
+        Begin::Dead(why) => {
+            tracing::error!(job = %id, "job dead: {why}");
+            return Err(AbortError::new(std::io::Error::other(why)).into());
+        }
+    }
+    let record = child.jobs.get(&id).await?;
+    let deposit_id = record.map(|r| r.deposit_id).unwrap_or_default();
+    let Some(qbo) = child.qbo.clone() else {
+        let why = "QuickBooks is not set up on the worker (QBO_CLIENT_ID)";
+        child.jobs.settle(&id, &worker, JobState::Dead, why).await?;
+        return Err(AbortError::new(std::io::Error::other(why)).into());
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, usize)>(4);
+    let writer = {
+        let jobs = child.jobs.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            while let Some((i, n)) = rx.recv().await {
+                let (i, n) = (u32::try_from(i).unwrap_or(0), u32::try_from(n).unwrap_or(0));
+                if let Err(e) = jobs.progress(&id, "send", i, n, memory::rss_mb()).await {
+                    tracing::warn!(error = %e, "progress not written");
+                }
+            }
+        })
+    };
+    let sent = qbo
+        .send_all(&deposit_id, |i, n| {
+            let _ = tx.try_send((i, n));
+        })
+        .await;
+    drop(tx);
+    let _ = writer.await;
+    let verdict = match sent {
+        Ok(results) => {
+            let errors = results
+                .iter()
+                .filter(|r| r.outcome == "error" || r.outcome == "refused")
+                .count();
+            tracing::info!(job = %id, rows = results.len(), errors, "send all finished");
+            let body = serde_json::json!({"deposit_id": deposit_id, "results": results});
+            child.jobs.finish(&id, &worker, &body).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let why = e.user_message();
+            let state = match e.kind() {
+                fom_core::qbo::ErrorKind::NotFound
+                | fom_core::qbo::ErrorKind::NotConnected
+                | fom_core::qbo::ErrorKind::ReconnectNeeded => JobState::Dead,
+                _ => JobState::Failed,
+            };
+            child.jobs.settle(&id, &worker, state, &why).await?;
+            Err(AbortError::new(std::io::Error::other(why)).into())
+        }
+    };
+    if child.stopping.load(Ordering::SeqCst) {
+        let _ = wrk.stop();
+    }
+    verdict
 }
 
 /// Deletes kept uploads whose retention has passed (a few per call: it runs between jobs).

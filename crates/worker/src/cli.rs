@@ -44,6 +44,9 @@ enum Command {
     /// Inspect and manage document jobs.
     #[command(subcommand)]
     Jobs(crate::jobs_cli::JobsCommand),
+    /// The QuickBooks connection: status, refresh, matching.
+    #[command(subcommand)]
+    Qbo(crate::qbo_cli::QboCommand),
     /// One worker child (started by the supervisor).
     #[command(hide = true)]
     Child,
@@ -128,6 +131,9 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Jobs(cmd)) => {
             with_queue(|qs| async move { crate::jobs_cli::jobs(&qs, &cmd).await })
+        }
+        Some(Command::Qbo(cmd)) => {
+            with_queue(|qs| async move { crate::qbo_cli::run(&qs, &cmd).await })
         }
         Some(Command::Child) => run_child(settings),
         None if cli.no_supervise => run_child(settings),

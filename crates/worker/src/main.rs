@@ -10,6 +10,7 @@ mod cli;
 mod jobs_cli;
 mod memtest;
 mod process;
+mod qbo_cli;
 mod queue;
 mod report;
 mod supervisor;

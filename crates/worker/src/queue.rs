@@ -10,7 +10,10 @@ use fom_core::config::EnvReader;
 use fom_core::deposits::DepositStore;
 use fom_core::jobs::JobStore;
 use fom_core::keys::Keys;
-use fom_core::queue::{DocJob, DocQueue};
+use fom_core::qbo::client::QboClient;
+use fom_core::qbo::connection::Connection;
+use fom_core::qbo::sync::Qbo;
+use fom_core::queue::{DocJob, DocQueue, SendJob, SendQueue};
 use fom_core::store::UploadStore;
 use redis::aio::ConnectionManager;
 
@@ -32,6 +35,8 @@ pub struct QueueSettings {
     pub upload_retention: Duration,
     /// Test-only behaviours keyed on file names (see `child::test_hook`).
     pub test_hooks: bool,
+    /// QuickBooks, when `QBO_CLIENT_ID` is set (checked at start-up like the rest).
+    pub qbo: Option<fom_core::qbo::config::QboSettings>,
 }
 
 impl QueueSettings {
@@ -52,11 +57,16 @@ impl QueueSettings {
                 env.number("UPLOAD_RETENTION_HOURS", 0u64, 0, 24 * 365) * 3600,
             ),
             test_hooks: env.flag("WORKER_TEST_HOOKS", false),
+            qbo: fom_core::qbo::config::QboSettings::from_env(env),
         }
     }
 
     pub fn queue_config(&self) -> Config {
         fom_core::queue::documents_config(&self.keys, self.heartbeat, self.missed_heartbeats)
+    }
+
+    pub fn qbo_queue_config(&self) -> Config {
+        fom_core::queue::qbo_config(&self.keys, self.heartbeat, self.missed_heartbeats)
     }
 }
 
@@ -67,6 +77,8 @@ pub struct Queue {
     pub store: UploadStore,
     pub deposits: DepositStore,
     pub queue: DocQueue,
+    pub send_queue: SendQueue,
+    pub qbo: Option<Qbo>,
 }
 
 impl Queue {
@@ -79,18 +91,30 @@ impl Queue {
         let store = UploadStore::from_spec(&s.upload_store, conn.clone(), s.keys.clone())?;
         let deposits = DepositStore::new(conn.clone(), s.keys.clone());
         let queue = DocQueue::new(conn.clone(), s.queue_config());
+        let send_queue = SendQueue::new(conn.clone(), s.qbo_queue_config());
+        let qbo = s.qbo.clone().map(|q| {
+            let c = Connection::new(q, conn.clone(), s.keys.clone());
+            Qbo::new(QboClient::new(c), deposits.clone())
+        });
         Ok(Self {
             conn,
             jobs,
             store,
             deposits,
             queue,
+            send_queue,
+            qbo,
         })
     }
 
     /// The queue library's storage, for the consuming worker.
     pub fn storage(&self) -> RedisStorage<DocJob> {
         self.queue.storage().clone()
+    }
+
+    /// The `qbo` queue's storage (send-all jobs).
+    pub fn send_storage(&self) -> RedisStorage<SendJob> {
+        self.send_queue.storage().clone()
     }
 
     /// Queues one document job; pushing the same job id twice queues it once.

@@ -83,6 +83,10 @@ pub struct Tokens {
     pub refresh_token: String,
     pub access_expires_at: i64,
     pub refresh_expires_at: i64,
+    /// Set when Intuit refused the refresh token (`invalid_grant`): why the treasurer must
+    /// reconnect. The tokens are kept only for the status page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<String>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Tokens {
             .field("refresh_token", &"<redacted>")
             .field("access_expires_at", &self.access_expires_at)
             .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("reconnect", &self.reconnect)
             .finish()
     }
 }
@@ -121,6 +126,7 @@ mod tests {
             refresh_token: "AB11-refresh-SECRET".into(),
             access_expires_at: 1_000_000,
             refresh_expires_at: 9_000_000,
+            reconnect: None,
         }
     }
 

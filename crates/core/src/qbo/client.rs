@@ -1,0 +1,304 @@
+//! The QuickBooks API client (CONTRACTS.md B): `minorversion=75` on every call, a
+//! `requestid` on every write, faults parsed from any answer (a 200 included), one token
+//! refresh after a 401, 429/3001 and 5xx retried with backoff, and at most
+//! `QBO_MAX_CONCURRENT` requests in flight per process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::qbo::connection::Connection;
+use crate::qbo::entities::Entity;
+use crate::qbo::fault::{self, Action};
+use crate::qbo::query::{next_start, Query, MAX_PAGE};
+use crate::qbo::QboError;
+
+pub const MINOR_VERSION: &str = "75";
+
+/// A `requestid` (B.8) that is the same every time the same logical write is retried: the
+/// operation, the record and the exact body. A changed body (the treasurer fixed something)
+/// is a new operation and must not replay the old answer. 32 hex characters (limit 50).
+pub fn request_id(operation: &str, subject: &str, body: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(operation.as_bytes());
+    h.update([0]);
+    h.update(subject.as_bytes());
+    h.update([0]);
+    h.update(body.to_string().as_bytes());
+    let d = h.finalize();
+    d[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Clone)]
+pub struct QboClient {
+    conn: Connection,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl QboClient {
+    pub fn new(conn: Connection) -> Self {
+        let gate = Arc::new(tokio::sync::Semaphore::new(
+            conn.settings().max_concurrent.max(1),
+        ));
+        Self { conn, gate }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// One API call with the retry rules. `path` is relative to `/v3/company/{realm}/`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        body: Option<&Value>,
+        request_id: Option<&str>,
+    ) -> Result<Value, QboError> {
+        let s = self.conn.settings();
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let tokens = self.conn.access().await?;
+            let url = format!(
+                "{}/v3/company/{}/{path}",
+                s.api_base.trim_end_matches('/'),
+                tokens.realm_id
+            );
+            let mut query: Vec<(&str, &str)> = vec![("minorversion", MINOR_VERSION)];
+            query.extend_from_slice(params);
+            if let Some(id) = request_id {
+                query.push(("requestid", id));
+            }
+            let mut req = self
+                .conn
+                .http()
+                .request(method.clone(), &url)
+                .query(&query)
+                .bearer_auth(&tokens.access_token)
+                .header("Accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let permit =
+                self.gate.acquire().await.map_err(|_| {
+                    QboError::Unavailable("the QuickBooks client is closing".into())
+                })?;
+            let sent = req.send().await;
+            let (status, tid, text) = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let tid = resp
+                        .headers()
+                        .get("intuit_tid")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    match resp.text().await {
+                        Ok(text) => (status, tid, text),
+                        Err(e) => {
+                            drop(permit);
+                            self.pause_or_fail(attempt, false, format!("answer cut off: {e}"))
+                                .await?;
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    let what = if e.is_timeout() {
+                        "QuickBooks did not answer in time".to_string()
+                    } else {
+                        format!("QuickBooks cannot be reached: {e}")
+                    };
+                    tracing::warn!(path, attempt, "qbo: {what}");
+                    self.pause_or_fail(attempt, false, what).await?;
+                    continue;
+                }
+            };
+            drop(permit);
+            let json: Option<Value> = serde_json::from_str(&text).ok();
+            let fault = json.as_ref().and_then(fault::parse);
+            if status == 401 && !refreshed {
+                // Expired or revoked access token: refresh once and try again (not counted).
+                tracing::info!(
+                    path,
+                    intuit_tid = tid.as_deref().unwrap_or(""),
+                    "qbo: 401, refreshing"
+                );
+                refreshed = true;
+                attempt -= 1;
+                self.conn.refresh(&tokens.access_token).await?;
+                continue;
+            }
+            if let Some(fault) = fault {
+                let action = fault.action(status);
+                let codes: Vec<&str> = fault.codes().collect();
+                tracing::warn!(
+                    path,
+                    status,
+                    codes = %codes.join(","),
+                    intuit_tid = tid.as_deref().unwrap_or(""),
+                    "qbo: fault"
+                );
+                if action == Action::RetryLater {
+                    let throttled = status == 429 || codes.contains(&"3001");
+                    self.pause_or_fail(attempt, throttled, fault.describe())
+                        .await
+                        .map_err(|_| QboError::Fault {
+                            status,
+                            action,
+                            fault: fault.clone(),
+                            intuit_tid: tid.clone(),
+                        })?;
+                    continue;
+                }
+                return Err(QboError::Fault {
+                    status,
+                    action,
+                    fault,
+                    intuit_tid: tid,
+                });
+            }
+            if status == 429 || status >= 500 {
+                tracing::warn!(
+                    path,
+                    status,
+                    intuit_tid = tid.as_deref().unwrap_or(""),
+                    "qbo: retryable status"
+                );
+                self.pause_or_fail(
+                    attempt,
+                    status == 429,
+                    format!("QuickBooks answered HTTP {status}"),
+                )
+                .await?;
+                continue;
+            }
+            if status == 401 {
+                return Err(QboError::ReconnectNeeded(
+                    "QuickBooks refused the refreshed authorization; reconnect QuickBooks".into(),
+                ));
+            }
+            if !(200..300).contains(&status) {
+                return Err(QboError::Unavailable(format!(
+                    "QuickBooks answered HTTP {status} (intuit_tid {})",
+                    tid.as_deref().unwrap_or("-")
+                )));
+            }
+            return json.ok_or_else(|| {
+                QboError::Decode("QuickBooks answered with something that is not JSON".into())
+            });
+        }
+    }
+
+    /// Waits before the next attempt, or fails with `why` when attempts are used up.
+    async fn pause_or_fail(
+        &self,
+        attempt: u32,
+        throttled: bool,
+        why: String,
+    ) -> Result<(), QboError> {
+        let s = self.conn.settings();
+        if attempt >= s.max_attempts {
+            return Err(QboError::Unavailable(format!(
+                "{why} (after {attempt} tries; try again later)"
+            )));
+        }
+        let wait = if throttled {
+            s.throttle_wait
+        } else {
+            let base = s.retry_base.as_millis() as u64;
+            let exp = base.saturating_mul(1 << (attempt - 1).min(6));
+            Duration::from_millis(exp + fastrand::u64(0..=base / 4 + 1))
+        };
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// One page of a query.
+    pub async fn query_page<T: Entity>(
+        &self,
+        q: &Query,
+        start: u32,
+        size: u32,
+    ) -> Result<Vec<T>, QboError> {
+        let sql = q.page(start, size);
+        let answer = self
+            .call(Method::GET, "query", &[("query", &sql)], None, None)
+            .await?;
+        let rows = answer
+            .get("QueryResponse")
+            .and_then(|r| r.get(T::NAME))
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new()));
+        serde_json::from_value(rows)
+            .map_err(|e| QboError::Decode(format!("QuickBooks {} rows: {e}", T::NAME)))
+    }
+
+    /// Every row of a query, a page of 1000 at a time.
+    pub async fn query_all<T: Entity>(&self, q: &Query) -> Result<Vec<T>, QboError> {
+        let mut out = Vec::new();
+        let mut start = 1;
+        loop {
+            let page: Vec<T> = self.query_page(q, start, MAX_PAGE).await?;
+            let n = page.len();
+            out.extend(page);
+            match next_start(start, MAX_PAGE, n) {
+                Some(next) => start = next,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn read<T: Entity>(&self, id: &str) -> Result<T, QboError> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(QboError::Refused(format!(
+                "{id:?} is not a QuickBooks {} id",
+                T::NAME
+            )));
+        }
+        let answer = self
+            .call(Method::GET, &format!("{}/{id}", T::PATH), &[], None, None)
+            .await?;
+        unwrap_entity(answer)
+    }
+
+    /// Create (or a sparse update when `body` has `Id`, `SyncToken` and `"sparse": true`).
+    pub async fn write<T: Entity>(&self, body: &Value, request_id: &str) -> Result<T, QboError> {
+        let answer = self
+            .call(Method::POST, T::PATH, &[], Some(body), Some(request_id))
+            .await?;
+        unwrap_entity(answer)
+    }
+}
+
+fn unwrap_entity<T: Entity>(mut answer: Value) -> Result<T, QboError> {
+    let inner = answer
+        .get_mut(T::NAME)
+        .map(Value::take)
+        .ok_or_else(|| QboError::Decode(format!("QuickBooks's answer has no {}", T::NAME)))?;
+    serde_json::from_value(inner).map_err(|e| QboError::Decode(format!("{}: {e}", T::NAME)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_stable_per_operation_and_body() {
+        let body = serde_json::json!({"Line": [1]});
+        let a = request_id("receipt", "r1", &body);
+        assert_eq!(a, request_id("receipt", "r1", &body));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, request_id("receipt", "r2", &body));
+        assert_ne!(
+            a,
+            request_id("receipt", "r1", &serde_json::json!({"Line": [2]}))
+        );
+    }
+}

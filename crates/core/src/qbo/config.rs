@@ -1,0 +1,224 @@
+//! QuickBooks settings from the environment, validated at start-up by web and worker alike.
+//! QuickBooks is optional: without `QBO_CLIENT_ID` the system runs offline and says so.
+
+use std::time::Duration;
+
+use crate::config::EnvReader;
+use crate::qbo::matching::Thresholds;
+use crate::qbo::tokens::TokenCipher;
+
+/// Which Intuit environment the keys belong to; it decides the API base and the badge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+
+    /// CONTRACTS.md A.1.
+    pub fn discovery_url(self) -> &'static str {
+        match self {
+            Environment::Sandbox => {
+                "https://developer.api.intuit.com/.well-known/openid_sandbox_configuration"
+            }
+            Environment::Production => {
+                "https://developer.api.intuit.com/.well-known/openid_configuration"
+            }
+        }
+    }
+
+    /// CONTRACTS.md B.1 (without the `/v3/company/{realm}` path).
+    pub fn api_base(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "https://sandbox-quickbooks.api.intuit.com",
+            Environment::Production => "https://quickbooks.api.intuit.com",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct QboSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    pub environment: Environment,
+    pub discovery_url: String,
+    pub api_base: String,
+    pub cipher: TokenCipher,
+    pub thresholds: Thresholds,
+    /// Per request, QuickBooks and Intuit OAuth alike.
+    pub timeout: Duration,
+    /// Tries of a request that failed with 429/3001, 5xx or a timeout.
+    pub max_attempts: u32,
+    /// First backoff after a 5xx or timeout; doubles with jitter.
+    pub retry_base: Duration,
+    /// Wait after a 429 (Intuit asks for 60 s).
+    pub throttle_wait: Duration,
+    /// Requests in flight per process (Intuit allows 10 per realm and app).
+    pub max_concurrent: usize,
+}
+
+impl std::fmt::Debug for QboSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QboSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("environment", &self.environment)
+            .field("discovery_url", &self.discovery_url)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QboSettings {
+    /// `None` when `QBO_CLIENT_ID` is unset (QuickBooks not configured). Problems are recorded
+    /// on `env` so that start-up names every bad variable at once.
+    pub fn from_env(env: &mut EnvReader) -> Option<Self> {
+        let client_id = env.raw("QBO_CLIENT_ID")?;
+        let mut required = |var: &str, why: &str| {
+            env.raw(var).unwrap_or_else(|| {
+                env.problem(
+                    var,
+                    format!("is required when QBO_CLIENT_ID is set ({why})"),
+                );
+                String::new()
+            })
+        };
+        let client_secret = required("QBO_CLIENT_SECRET", "the app's client secret");
+        let redirect_uri = required(
+            "QBO_REDIRECT_URI",
+            "https://<your-app>/qbo/callback, registered with Intuit",
+        );
+        let key = required("TOKEN_ENCRYPTION_KEY", "openssl rand -base64 32");
+        let environment = match env
+            .text("QBO_ENVIRONMENT", "sandbox")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "sandbox" => Environment::Sandbox,
+            "production" => Environment::Production,
+            other => {
+                env.problem(
+                    "QBO_ENVIRONMENT",
+                    format!("{other:?} is not sandbox or production"),
+                );
+                Environment::Sandbox
+            }
+        };
+        if !redirect_uri.is_empty() && !redirect_uri.starts_with("http") {
+            env.problem("QBO_REDIRECT_URI", "must be an http(s) URL");
+        }
+        let discovery_url = env.text("INTUIT_DISCOVERY_URL", environment.discovery_url());
+        let api_base = env
+            .text("QBO_API_BASE", environment.api_base())
+            .trim_end_matches('/')
+            .to_string();
+        let auto = env.number("QBO_MATCH_AUTO", 90u8, 1, 100);
+        let review = env.number("QBO_MATCH_REVIEW", 60u8, 0, 100);
+        if review > auto {
+            env.problem("QBO_MATCH_REVIEW", "must not be above QBO_MATCH_AUTO");
+        }
+        let timeout = Duration::from_secs(env.number("QBO_TIMEOUT_SECS", 30u64, 1, 300));
+        let max_attempts = env.number("QBO_MAX_ATTEMPTS", 4u32, 1, 10);
+        let retry_base = Duration::from_millis(env.number("QBO_RETRY_BASE_MS", 1000u64, 0, 60_000));
+        let throttle_wait =
+            Duration::from_millis(env.number("QBO_THROTTLE_WAIT_MS", 60_000u64, 0, 600_000));
+        let max_concurrent = env.number("QBO_MAX_CONCURRENT", 10usize, 1, 10);
+        let cipher = match TokenCipher::from_base64(&key) {
+            Ok(c) => c,
+            Err(e) => {
+                if !key.is_empty() {
+                    env.problem("TOKEN_ENCRYPTION_KEY", e.to_string());
+                }
+                // Start-up fails on the recorded problem; this value is never used.
+                TokenCipher::from_base64(&base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    [0u8; 32],
+                ))
+                .ok()?
+            }
+        };
+        Some(Self {
+            client_id,
+            client_secret,
+            redirect_uri,
+            environment,
+            discovery_url,
+            api_base,
+            cipher,
+            thresholds: Thresholds { auto, review },
+            timeout,
+            max_attempts,
+            retry_base,
+            throttle_wait,
+            max_concurrent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn absent_without_client_id_and_every_missing_var_named() {
+        let mut env = EnvReader::from_pairs([]);
+        assert!(QboSettings::from_env(&mut env).is_none());
+        assert!(env.finish().is_ok());
+
+        let mut env = EnvReader::from_pairs([("QBO_CLIENT_ID", "x"), ("QBO_ENVIRONMENT", "prod")]);
+        assert!(QboSettings::from_env(&mut env).is_some());
+        let msg = env.finish().unwrap_err().to_string();
+        for var in [
+            "QBO_CLIENT_SECRET",
+            "QBO_REDIRECT_URI",
+            "TOKEN_ENCRYPTION_KEY",
+            "QBO_ENVIRONMENT",
+        ] {
+            assert!(msg.contains(var), "{var} missing from {msg}");
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_environment_and_overrides_win() {
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
+        let mut env = EnvReader::from_pairs([
+            ("QBO_CLIENT_ID", "x"),
+            ("QBO_CLIENT_SECRET", "s"),
+            ("QBO_REDIRECT_URI", "https://a.example/qbo/callback"),
+            ("TOKEN_ENCRYPTION_KEY", key.as_str()),
+            ("QBO_ENVIRONMENT", "Production"),
+        ]);
+        let s = QboSettings::from_env(&mut env).unwrap();
+        env.finish().unwrap();
+        assert_eq!(s.environment, Environment::Production);
+        assert_eq!(s.api_base, "https://quickbooks.api.intuit.com");
+        assert!(s.discovery_url.ends_with("openid_configuration"));
+        assert!(!format!("{s:?}").contains("\"s\""));
+
+        let mut env = EnvReader::from_pairs([
+            ("QBO_CLIENT_ID", "x"),
+            ("QBO_CLIENT_SECRET", "s"),
+            ("QBO_REDIRECT_URI", "http://127.0.0.1/qbo/callback"),
+            ("TOKEN_ENCRYPTION_KEY", "short"),
+            ("QBO_API_BASE", "http://127.0.0.1:9/"),
+        ]);
+        let s = QboSettings::from_env(&mut env).unwrap();
+        assert_eq!(s.api_base, "http://127.0.0.1:9");
+        assert!(env
+            .finish()
+            .unwrap_err()
+            .to_string()
+            .contains("TOKEN_ENCRYPTION_KEY"));
+    }
+}

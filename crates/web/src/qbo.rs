@@ -1,0 +1,438 @@
+//! QuickBooks routes: connect (OAuth), status, lookups and the per-record actions (match,
+//! create customer, accept an address, preview, send), plus "send all" as a worker job.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use fom_core::jobs::{now_ms, JobRecord, JobState};
+use fom_core::keys::JOB_TTL;
+use fom_core::qbo::sync::{CreateOutcome, Qbo, SendDefaults};
+use fom_core::qbo::{ErrorKind, QboError};
+use redis::AsyncCommands;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::api::{json_no_store, load};
+use crate::auth::signed_session_id;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+impl From<QboError> for ApiError {
+    fn from(e: QboError) -> Self {
+        let kind = e.kind();
+        let (status, code) = match kind {
+            ErrorKind::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "qbo_not_configured"),
+            ErrorKind::NotConnected => (StatusCode::CONFLICT, "qbo_not_connected"),
+            ErrorKind::ReconnectNeeded => (StatusCode::CONFLICT, "qbo_reconnect_needed"),
+            ErrorKind::BadState => (StatusCode::BAD_REQUEST, "bad_state"),
+            ErrorKind::Denied => (StatusCode::BAD_REQUEST, "qbo_denied"),
+            ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, "qbo_unavailable"),
+            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "qbo_invalid"),
+            ErrorKind::DuplicateName => (StatusCode::CONFLICT, "qbo_duplicate_name"),
+            ErrorKind::ChooseReference => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "qbo_choose_reference")
+            }
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "qbo_conflict"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Internal => return ApiError::storage(e),
+        };
+        let mut err = ApiError::new(status, code, e.user_message());
+        if let Some(reference) = e.reference() {
+            err = err.with_details(json!({"choose": reference}));
+        }
+        if kind == ErrorKind::Unavailable {
+            err = err.with_retry_after(30);
+        }
+        err
+    }
+}
+
+fn qbo(state: &AppState) -> Result<&Qbo, ApiError> {
+    state
+        .qbo
+        .as_ref()
+        .ok_or_else(|| QboError::NotConfigured.into())
+}
+
+fn record_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("record"))
+}
+
+fn ok(body: &impl serde::Serialize) -> HttpResponse {
+    json_no_store(StatusCode::OK, body)
+}
+
+/// A small page for the browser's round trip through Intuit (never JSON to a person).
+fn page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+             <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main>\
+             <h1>{t}</h1><p>{m}</p><p><a href=\"/\">Back to deposits</a></p></main></body></html>",
+            t = esc(title),
+            m = esc(message)
+        ))
+}
+
+#[get("/qbo/connect")]
+pub async fn connect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = qbo(&state)?;
+    let session = signed_session_id(&req, &state).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+    })?;
+    let url = q.client.connection().authorize_url(&session).await?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    #[serde(rename = "realmId")]
+    realm_id: Option<String>,
+    error: Option<String>,
+}
+
+#[get("/qbo/callback")]
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<Callback>,
+) -> Result<HttpResponse, ApiError> {
+    let qb = qbo(&state)?;
+    let session = signed_session_id(&req, &state).unwrap_or_default();
+    let done = qb
+        .client
+        .connection()
+        .complete(
+            &session,
+            q.state.as_deref(),
+            q.code.as_deref(),
+            q.realm_id.as_deref(),
+            q.error.as_deref(),
+        )
+        .await;
+    match done {
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/?qbo=connected"))
+            .finish()),
+        Err(e) => {
+            tracing::warn!(kind = ?e.kind(), "qbo: connection not completed");
+            let status = match e.kind() {
+                ErrorKind::BadState | ErrorKind::Denied => StatusCode::BAD_REQUEST,
+                ErrorKind::Internal => return Err(e.into()),
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            Ok(page(
+                status,
+                "QuickBooks was not connected",
+                &e.user_message(),
+            ))
+        }
+    }
+}
+
+#[get("/api/qbo/status")]
+pub async fn qbo_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match &state.qbo {
+        None => Ok(ok(&fom_core::qbo::connection::Status::not_configured())),
+        Some(q) => Ok(ok(&q.client.connection().status().await?)),
+    }
+}
+
+#[post("/api/qbo/disconnect")]
+pub async fn disconnect(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let q = qbo(&state)?;
+    let revoked = q.client.connection().disconnect().await?;
+    Ok(ok(&json!({"disconnected": true, "revoked": revoked})))
+}
+
+#[derive(Deserialize)]
+pub struct Search {
+    q: Option<String>,
+}
+
+#[get("/api/qbo/customers")]
+pub async fn customers(
+    state: web::Data<AppState>,
+    s: web::Query<Search>,
+) -> Result<HttpResponse, ApiError> {
+    let found = qbo(&state)?
+        .search_customers(s.q.as_deref().unwrap_or(""))
+        .await?;
+    Ok(ok(&json!({ "customers": found })))
+}
+
+#[get("/api/qbo/items")]
+pub async fn items(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&json!({ "items": qbo(&state)?.items().await? })))
+}
+
+#[get("/api/qbo/accounts")]
+pub async fn accounts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&json!({ "accounts": qbo(&state)?.accounts().await? })))
+}
+
+#[get("/api/qbo/payment-methods")]
+pub async fn payment_methods(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(
+        &json!({ "payment_methods": qbo(&state)?.payment_methods().await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct NewName {
+    name: String,
+    income_account_id: Option<String>,
+}
+
+#[post("/api/qbo/items")]
+pub async fn create_item(
+    state: web::Data<AppState>,
+    body: web::Json<NewName>,
+) -> Result<HttpResponse, ApiError> {
+    let item = qbo(&state)?
+        .create_item(&body.name, body.income_account_id.as_deref())
+        .await?;
+    Ok(json_no_store(StatusCode::CREATED, &item))
+}
+
+#[post("/api/qbo/accounts")]
+pub async fn create_account(
+    state: web::Data<AppState>,
+    body: web::Json<NewName>,
+) -> Result<HttpResponse, ApiError> {
+    let account = qbo(&state)?.create_account(&body.name).await?;
+    Ok(json_no_store(StatusCode::CREATED, &account))
+}
+
+#[post("/api/qbo/payment-methods")]
+pub async fn create_payment_method(
+    state: web::Data<AppState>,
+    body: web::Json<NewName>,
+) -> Result<HttpResponse, ApiError> {
+    let method = qbo(&state)?.create_payment_method(&body.name).await?;
+    Ok(json_no_store(StatusCode::CREATED, &method))
+}
+
+#[get("/api/qbo/defaults")]
+pub async fn get_defaults(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&qbo(&state)?.defaults().await?))
+}
+
+#[put("/api/qbo/defaults")]
+pub async fn set_defaults(
+    state: web::Data<AppState>,
+    body: web::Json<SendDefaults>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&qbo(&state)?.set_defaults(&body).await?))
+}
+
+#[post("/api/deposits/{id}/match")]
+pub async fn match_deposit(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    load(&state, &id).await?;
+    Ok(ok(&qbo(&state)?.match_deposit(&id, false).await?))
+}
+
+#[derive(Deserialize)]
+pub struct MatchBody {
+    customer_id: String,
+}
+
+#[post("/api/deposits/{id}/records/{record_id}/match")]
+pub async fn match_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<MatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let r = qbo(&state)?
+        .manual_match(&id, &record_id(&rid)?, body.customer_id.trim())
+        .await?;
+    Ok(ok(&r))
+}
+
+#[delete("/api/deposits/{id}/records/{record_id}/match")]
+pub async fn unmatch_record(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    Ok(ok(&qbo(&state)?.unmatch(&id, &record_id(&rid)?).await?))
+}
+
+#[derive(Deserialize, Default)]
+pub struct CustomerBody {
+    display_name: Option<String>,
+}
+
+#[post("/api/deposits/{id}/records/{record_id}/customer")]
+pub async fn create_customer(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: Option<web::Json<CustomerBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let name = body.and_then(|b| b.into_inner().display_name);
+    let (outcome, record) = qbo(&state)?
+        .create_customer(&id, &record_id(&rid)?, name.as_deref())
+        .await?;
+    match &outcome {
+        CreateOutcome::Created { .. } => Ok(json_no_store(
+            StatusCode::CREATED,
+            &json!({"result": outcome, "record": record}),
+        )),
+        CreateOutcome::NameTaken { display_name, .. } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "qbo_duplicate_name",
+            format!(
+                "QuickBooks already has a customer, vendor or employee named \"{display_name}\". \
+                 Match this row to that customer, or create it under another name."
+            ),
+        )
+        .with_details(&outcome)),
+    }
+}
+
+#[post("/api/deposits/{id}/records/{record_id}/address")]
+pub async fn accept_address(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    Ok(ok(&qbo(&state)?
+        .accept_address(&id, &record_id(&rid)?)
+        .await?))
+}
+
+#[delete("/api/deposits/{id}/records/{record_id}/address")]
+pub async fn keep_address(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    Ok(ok(&qbo(&state)?
+        .keep_address(&id, &record_id(&rid)?)
+        .await?))
+}
+
+#[post("/api/deposits/{id}/records/{record_id}/contact")]
+pub async fn add_contact(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let added = qbo(&state)?.add_contact(&id, &record_id(&rid)?).await?;
+    Ok(ok(&json!({ "added": added })))
+}
+
+#[get("/api/deposits/{id}/records/{record_id}/preview")]
+pub async fn preview(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    Ok(ok(&qbo(&state)?.preview(&id, &record_id(&rid)?).await?))
+}
+
+#[post("/api/deposits/{id}/records/{record_id}/send")]
+pub async fn send_one(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let q = qbo(&state)?;
+    let defaults = q.defaults().await?;
+    let result = q.send_one(&id, &record_id(&rid)?, &defaults).await?;
+    let status = match result.outcome.as_str() {
+        "sent" => StatusCode::CREATED,
+        "refused" => StatusCode::UNPROCESSABLE_ENTITY,
+        "error" => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::OK,
+    };
+    Ok(json_no_store(status, &result))
+}
+
+/// Starts "send all" on the worker's `qbo` queue, or answers the one already running.
+#[post("/api/deposits/{id}/send")]
+pub async fn send_all(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let q = qbo(&state)?;
+    let d = load(&state, &id).await?;
+    // Fail fast, with the reason, when QuickBooks cannot be used at all.
+    let status = q.client.connection().status().await?;
+    if !status.connected {
+        return Err(if status.reconnect_needed {
+            QboError::ReconnectNeeded(status.message.unwrap_or_default()).into()
+        } else {
+            QboError::NotConnected.into()
+        });
+    }
+    let keys = &state.cfg.redis.keys;
+    let mut conn = state.redis.get().await?;
+    let current: Option<String> = conn.get(keys.deposit_send(&d.id)).await?;
+    if let Some(job_id) = current {
+        if let Some(job) = state.jobs.get(&job_id).await? {
+            if matches!(job.state, JobState::Queued | JobState::Running) {
+                return Ok(json_no_store(
+                    StatusCode::ACCEPTED,
+                    &json!({"job_id": job.id, "state": job.state, "already_running": true}),
+                ));
+            }
+        }
+    }
+    let job_id = format!("send-{}", Uuid::new_v4().simple());
+    let job = JobRecord::new(&job_id, &d.id, "", "Send to QuickBooks", now_ms());
+    state.jobs.create(&job).await?;
+    let _: () = conn
+        .set_ex(keys.deposit_send(&d.id), &job_id, JOB_TTL.as_secs())
+        .await?;
+    drop(conn);
+    state
+        .send_queue
+        .push(&job_id)
+        .await
+        .map_err(ApiError::storage)?;
+    tracing::info!(deposit = %d.id, job = %job_id, "send all queued");
+    Ok(json_no_store(
+        StatusCode::ACCEPTED,
+        &json!({"job_id": job_id, "state": JobState::Queued, "already_running": false}),
+    ))
+}
+
+/// The deposit's latest send-all job: its progress and, when done, the per-row results.
+#[get("/api/deposits/{id}/send")]
+pub async fn send_status(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let d = load(&state, &id).await?;
+    let mut conn = state.redis.get().await?;
+    let current: Option<String> = conn.get(state.cfg.redis.keys.deposit_send(&d.id)).await?;
+    drop(conn);
+    let Some(job_id) = current else {
+        return Ok(ok(&json!({"job": null, "results": null})));
+    };
+    let job = state.jobs.get(&job_id).await?;
+    let results = state.jobs.result(&job_id).await?;
+    Ok(ok(&json!({"job": job, "results": results})))
+}

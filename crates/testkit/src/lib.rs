@@ -4,6 +4,7 @@
 //! - [`bin_path`]: the path of a workspace binary, built on demand.
 //! - [`examples`]: the content of the committed `examples/` files, so a test can prove the
 //!   committed files are what this code generates.
+//! - [`qbo`]: a contract fake of Intuit OAuth 2.0 and the QuickBooks Online v3 API.
 //!
 //! Contract fakes (QuickBooks, Intuit OAuth, Gemini) are added with their issues.
 
@@ -11,6 +12,7 @@ pub mod examples;
 pub mod fixtures;
 pub mod gemini;
 pub mod moto;
+pub mod qbo;
 pub mod web;
 
 use std::path::{Path, PathBuf};

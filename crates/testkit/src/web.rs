@@ -35,6 +35,8 @@ pub struct Options {
     pub tag: &'static str,
     /// Reuse another stack's key prefix (a second dyno, or a restart).
     pub prefix: Option<String>,
+    /// Logs (info level) of web and worker go to `web.log` and `worker.log` here.
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -46,6 +48,7 @@ impl Options {
             worker: false,
             tag,
             prefix: None,
+            log_dir: None,
         }
     }
 
@@ -61,6 +64,11 @@ impl Options {
 
     pub fn same_keys_as(mut self, other: &Stack) -> Self {
         self.prefix = Some(other.prefix.clone());
+        self
+    }
+
+    pub fn logs_in(mut self, dir: &std::path::Path) -> Self {
+        self.log_dir = Some(dir.to_path_buf());
         self
     }
 
@@ -87,14 +95,18 @@ impl Stack {
             .prefix
             .clone()
             .unwrap_or_else(|| unique_prefix(opts.tag));
-        let common = |cmd: &mut Command| {
+        let common = |cmd: &mut Command, name: &str| {
             cmd.env("REDIS_URL", &opts.redis_url)
                 .env("KEY_PREFIX", &prefix)
                 .env("RUST_LOG", "warn")
                 .env_remove("UPLOAD_STORE")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null());
-            if std::env::var_os("TEST_SHOW_LOGS").is_none() {
+            if let Some(dir) = &opts.log_dir {
+                let file = std::fs::File::create(dir.join(format!("{name}.log")))
+                    .unwrap_or_else(|e| panic!("log file: {e}"));
+                cmd.env("RUST_LOG", "info").stderr(file);
+            } else if std::env::var_os("TEST_SHOW_LOGS").is_none() {
                 cmd.stderr(Stdio::null());
             }
             for (k, v) in &opts.env {
@@ -107,12 +119,12 @@ impl Stack {
             .env("APP_PASSWORD", PASSWORD)
             .env("SESSION_SECRET", SESSION_SECRET)
             .env("INSECURE_COOKIES", "1");
-        common(&mut web);
+        common(&mut web, "web");
         let web = KillOnDrop(web.spawn().unwrap_or_else(|e| panic!("fom-web: {e}")));
         let worker = opts.worker.then(|| {
             let mut w = Command::new(bin_path("fom-worker", "fom-worker"));
             w.env("WORKER_HEARTBEAT_SECS", "1");
-            common(&mut w);
+            common(&mut w, "worker");
             KillOnDrop(w.spawn().unwrap_or_else(|e| panic!("fom-worker: {e}")))
         });
         let stack = Self {

@@ -59,6 +59,22 @@ impl QboClient {
         body: Option<&Value>,
         request_id: Option<&str>,
     ) -> Result<Value, QboError> {
+        let tries = self.conn.settings().max_attempts;
+        self.call_tries(method, path, params, body, request_id, tries)
+            .await
+    }
+
+    /// [`Self::call`] with its own number of tries for 429/5xx/timeouts (1: no retry, for a
+    /// create whose caller checks for the created entity before trying again).
+    pub async fn call_tries(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        body: Option<&Value>,
+        request_id: Option<&str>,
+        max_attempts: u32,
+    ) -> Result<Value, QboError> {
         let s = self.conn.settings();
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -102,8 +118,13 @@ impl QboClient {
                         Ok(text) => (status, tid, text),
                         Err(e) => {
                             drop(permit);
-                            self.pause_or_fail(attempt, false, format!("answer cut off: {e}"))
-                                .await?;
+                            self.pause_or_fail(
+                                attempt,
+                                max_attempts,
+                                false,
+                                format!("answer cut off: {e}"),
+                            )
+                            .await?;
                             continue;
                         }
                     }
@@ -116,7 +137,8 @@ impl QboClient {
                         format!("QuickBooks cannot be reached: {e}")
                     };
                     tracing::warn!(path, attempt, "qbo: {what}");
-                    self.pause_or_fail(attempt, false, what).await?;
+                    self.pause_or_fail(attempt, max_attempts, false, what)
+                        .await?;
                     continue;
                 }
             };
@@ -147,7 +169,7 @@ impl QboClient {
                 );
                 if action == Action::RetryLater {
                     let throttled = status == 429 || codes.contains(&"3001");
-                    self.pause_or_fail(attempt, throttled, fault.describe())
+                    self.pause_or_fail(attempt, max_attempts, throttled, fault.describe())
                         .await
                         .map_err(|_| QboError::Fault {
                             status,
@@ -173,6 +195,7 @@ impl QboClient {
                 );
                 self.pause_or_fail(
                     attempt,
+                    max_attempts,
                     status == 429,
                     format!("QuickBooks answered HTTP {status}"),
                 )
@@ -200,11 +223,12 @@ impl QboClient {
     async fn pause_or_fail(
         &self,
         attempt: u32,
+        max_attempts: u32,
         throttled: bool,
         why: String,
     ) -> Result<(), QboError> {
         let s = self.conn.settings();
-        if attempt >= s.max_attempts {
+        if attempt >= max_attempts {
             return Err(QboError::Unavailable(format!(
                 "{why} (after {attempt} tries; try again later)"
             )));
@@ -272,6 +296,19 @@ impl QboClient {
     pub async fn write<T: Entity>(&self, body: &Value, request_id: &str) -> Result<T, QboError> {
         let answer = self
             .call(Method::POST, T::PATH, &[], Some(body), Some(request_id))
+            .await?;
+        unwrap_entity(answer)
+    }
+
+    /// One try of a write (a 401 still refreshes once): the caller looks for the entity
+    /// before trying again, in case QuickBooks made it and the answer was lost.
+    pub async fn write_once<T: Entity>(
+        &self,
+        body: &Value,
+        request_id: &str,
+    ) -> Result<T, QboError> {
+        let answer = self
+            .call_tries(Method::POST, T::PATH, &[], Some(body), Some(request_id), 1)
             .await?;
         unwrap_entity(answer)
     }

@@ -524,17 +524,32 @@ impl Connection {
         };
         let mut revoked = false;
         if let Some(t) = tokens {
-            match self.oauth().await {
-                Ok(client) => {
-                    let http = OAuthHttp(self.inner.http.clone());
-                    let token = StandardRevocableToken::RefreshToken(RefreshToken::new(
-                        t.refresh_token.clone(),
-                    ));
-                    match client.revoke_token(token) {
-                        Ok(req) => {
-                            revoked = req.request_async(&http).await.is_ok();
-                        }
-                        Err(e) => tracing::warn!("qbo: cannot build the revoke request: {e}"),
+            // A.5 as Intuit's SDKs send it (JSON body, Basic auth). Done by hand: the oauth2
+            // crate refuses a non-https revocation URL, which the local fake has.
+            match self.discovery().await {
+                Ok(d) => {
+                    let s = &self.inner.settings;
+                    let answer = self
+                        .inner
+                        .http
+                        .post(&d.revocation_endpoint)
+                        .basic_auth(&s.client_id, Some(&s.client_secret))
+                        .header("Accept", "application/json")
+                        .json(&serde_json::json!({ "token": t.refresh_token }))
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(r) if r.status().is_success() => revoked = true,
+                        Ok(r) => tracing::warn!(
+                            status = r.status().as_u16(),
+                            intuit_tid = r
+                                .headers()
+                                .get("intuit_tid")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or(""),
+                            "qbo: Intuit refused the revoke"
+                        ),
+                        Err(e) => tracing::warn!("qbo: revoke not sent: {e}"),
                     }
                 }
                 Err(e) => tracing::warn!("qbo: revoke skipped: {e}"),

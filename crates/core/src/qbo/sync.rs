@@ -641,12 +641,29 @@ impl Qbo {
             Err(e) => return Ok(result("refused", None, Some(e.to_string()))),
         };
         let attempt = async {
-            if let Some(existing) = self.find_existing(&record).await? {
-                return Ok::<_, QboError>(("found_existing", existing));
-            }
             let rid = request_id("receipt", &record.id.to_string(), &body);
-            let created: SalesReceipt = self.client.write(&body, &rid).await?;
-            Ok(("sent", created.id.unwrap_or_default()))
+            let settings = self.client.connection().settings();
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                // Before every try: a receipt made by an earlier try whose answer was lost
+                // (a crash, a 500 after the write, a timeout) is found, not made again.
+                if let Some(existing) = self.find_existing(&record).await? {
+                    return Ok::<_, QboError>(("found_existing", existing));
+                }
+                match self.client.write_once::<SalesReceipt>(&body, &rid).await {
+                    Ok(created) => return Ok(("sent", created.id.unwrap_or_default())),
+                    Err(e) if retryable(&e) && tries < settings.max_attempts => {
+                        tracing::warn!(%record_id, tries, "qbo: receipt not confirmed; checking before retrying");
+                        let base = settings.retry_base.as_millis() as u64;
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            base.saturating_mul(1 << (tries - 1).min(6)),
+                        ))
+                        .await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         };
         match attempt.await {
             Ok((outcome, receipt_id)) => {
@@ -731,6 +748,18 @@ impl Qbo {
         progress(ids.len(), ids.len());
         Ok(out)
     }
+}
+
+/// Failures after which the write may or may not have happened.
+fn retryable(e: &QboError) -> bool {
+    matches!(
+        e,
+        QboError::Unavailable(_)
+            | QboError::Fault {
+                action: Action::RetryLater,
+                ..
+            }
+    )
 }
 
 fn undeposited_funds(accounts: &[Account]) -> Option<&Account> {

@@ -1,0 +1,661 @@
+//! QuickBooks through the real fom-web and fom-worker binaries against the contract fake of
+//! QBO and Intuit OAuth (`fom_testkit::qbo`): connect, match, create, update, send one and
+//! all, exactly once under crashes and lost answers, token rotation, escaping, secrecy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use fom_core::deposits::DepositStore;
+use fom_core::donation::{Donation, PaymentMethod};
+use fom_core::keys::Keys;
+use fom_core::qbo::tokens::TokenCipher;
+use fom_testkit::qbo::{FakeQbo, FakeQboOptions, Inject, RefreshStatus};
+use fom_testkit::web::{client, Options, Stack};
+use redis::AsyncCommands;
+use reqwest::multipart::{Form, Part};
+use serde_json::{json, Value};
+
+const KEY: [u8; 32] = [42u8; 32];
+
+fn key_b64() -> String {
+    base64::engine::general_purpose::STANDARD.encode(KEY)
+}
+
+fn fake(latency_ms: u64) -> FakeQbo {
+    FakeQbo::start(FakeQboOptions {
+        per_second: 1000,
+        per_minute: 100_000,
+        latency: Duration::from_millis(latency_ms),
+        ..FakeQboOptions::default()
+    })
+    .unwrap()
+}
+
+fn qbo_options(tag: &'static str, fake: &FakeQbo) -> Options {
+    Options::new(tag)
+        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
+        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
+        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
+        .env("TOKEN_ENCRYPTION_KEY", &key_b64())
+        .env("INTUIT_DISCOVERY_URL", &fake.discovery_url())
+        .env("QBO_API_BASE", &fake.api_base())
+        .env("QBO_RETRY_BASE_MS", "50")
+        .env("QBO_THROTTLE_WAIT_MS", "100")
+        .env("QBO_MAX_ATTEMPTS", "6")
+}
+
+struct Api<'a> {
+    stack: &'a Stack,
+    cookie: String,
+    c: reqwest::Client,
+}
+
+impl Api<'_> {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(self.stack.url(path))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, self.stack.url(path))
+            .header("Cookie", &self.cookie)
+            .header("Origin", self.stack.origin());
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+}
+
+async fn signed_in(stack: &Stack) -> Api<'_> {
+    let c = client();
+    let cookie = stack.login(&c).await;
+    Api { stack, cookie, c }
+}
+
+/// The browser's trip: /qbo/connect -> Intuit's page -> /qbo/callback.
+async fn connect(api: &Api<'_>) {
+    let r = api
+        .c
+        .get(api.stack.url("/qbo/connect"))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    for part in [
+        "client_id=fake-client-id",
+        "response_type=code",
+        "scope=com.intuit.quickbooks.accounting",
+        "redirect_uri=",
+        "state=",
+    ] {
+        assert!(authorize.contains(part), "{part} missing in {authorize}");
+    }
+    let r = api.c.get(&authorize).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let query = back.split_once('?').unwrap().1.to_string();
+    let r = api
+        .c
+        .get(api.stack.url(&format!("/qbo/callback?{query}")))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "callback refused");
+    // The state is single-use: replaying the same callback is refused.
+    let r = api
+        .c
+        .get(api.stack.url(&format!("/qbo/callback?{query}")))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+async fn deposits(stack: &Stack) -> DepositStore {
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    DepositStore::new(conn, Keys::new(stack.prefix.clone()))
+}
+
+fn record(name: &str, amount: &str, check: &str) -> Donation {
+    let mut d = Donation::new("test.pdf");
+    d.payer.aliases = vec![name.to_string()];
+    d.amount = Some(amount.parse().unwrap());
+    d.payment_ref = Some(check.to_string());
+    d.payment_method = Some(PaymentMethod::HandwrittenCheck);
+    d.payment_date = Some(chrono::Local::now().date_naive());
+    d
+}
+
+/// A deposit holding `records`, written the way the worker's merge writes them.
+async fn deposit_with(stack: &Stack, records: Vec<Donation>) -> String {
+    let store = deposits(stack).await;
+    let d = store.create("QBO test").await.unwrap();
+    store
+        .update(&d.id, |dep| {
+            dep.records = records.clone();
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    d.id
+}
+
+async fn wait_send_job(api: &Api<'_>, deposit: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, s) = api.get(&format!("/api/deposits/{deposit}/send")).await;
+        if s["job"]["state"] == "done" {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "send-all did not finish: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stored_tokens(stack: &Stack) -> (String, fom_core::qbo::tokens::Tokens) {
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: String = conn
+        .get(Keys::new(stack.prefix.clone()).qbo_connection())
+        .await
+        .unwrap();
+    let tokens = TokenCipher::from_base64(&key_b64())
+        .unwrap()
+        .open(&raw)
+        .unwrap();
+    (raw, tokens)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_match_create_update_send_one_and_all() {
+    let fake = fake(0);
+    let grace = fake.add_customer(json!({"DisplayName": "Grace Kim", "GivenName": "Grace",
+        "FamilyName": "Kim", "BillAddr": {"Line1": "18 Birch Lane", "City": "Madison",
+        "CountrySubDivisionCode": "WI", "PostalCode": "53703"}}));
+    let daniel = fake.add_customer(
+        json!({"DisplayName": "Daniel Okafor", "GivenName": "Daniel",
+        "FamilyName": "Okafor", "PrimaryEmailAddr": {"Address": "old@example.org"},
+        "BillAddr": {"Line1": "9 Old Mill Rd", "City": "Evanston",
+        "CountrySubDivisionCode": "IL", "PostalCode": "60201"}}),
+    );
+    let obrien = fake.add_customer(json!({"DisplayName": "Mary O'Brien"}));
+    let logs = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        qbo_options("qbo-flow", &fake)
+            .with_worker()
+            .logs_in(logs.path()),
+    );
+    let api = signed_in(&stack).await;
+
+    let (s, status) = api.get("/api/qbo/status").await;
+    assert_eq!(s, 200);
+    assert_eq!(status["connected"], false);
+    // A callback without a state, or with a forged one, is refused.
+    for q in ["code=x&realmId=1", "code=x&state=forged&realmId=1"] {
+        let r = api
+            .c
+            .get(stack.url(&format!("/qbo/callback?{q}")))
+            .header("Cookie", &api.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+    }
+    connect(&api).await;
+    let (_, status) = api.get("/api/qbo/status").await;
+    assert_eq!(status["connected"], true, "{status}");
+    assert_eq!(status["environment"], "sandbox");
+    assert_eq!(status["realm_id"], fom_testkit::qbo::REALM_ID);
+    assert!(status["access_expires_at"].as_str().unwrap().len() > 10);
+    assert!(status["refresh_expires_at"].as_str().unwrap().len() > 10);
+    assert_eq!(status["reconnect_needed"], false);
+
+    // Tokens at rest are sealed: the raw value holds neither token.
+    let (raw, tokens) = stored_tokens(&stack).await;
+    assert!(!raw.contains(&tokens.access_token) && !raw.contains(&tokens.refresh_token));
+    let other =
+        TokenCipher::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
+            .unwrap();
+    assert!(other.open(&raw).is_err());
+
+    // Upload the online gifts: the worker extracts, then matches against QuickBooks.
+    let (_, dep) = api.post("/api/deposits", None).await;
+    let id = dep["id"].as_str().unwrap().to_string();
+    let csv = std::fs::read(fom_testkit::repo_root().join("examples/online-gifts.csv")).unwrap();
+    let r = api
+        .c
+        .post(stack.url(&format!("/api/deposits/{id}/files")))
+        .header("Cookie", &api.cookie)
+        .header("Origin", stack.origin())
+        .multipart(Form::new().part("files", Part::bytes(csv).file_name("online-gifts.csv")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let records = loop {
+        let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+        let recs = d["records"].as_array().cloned().unwrap_or_default();
+        let files_done = d["files"]
+            .as_array()
+            .is_some_and(|f| f.iter().all(|f| f["state"] == "done"));
+        if files_done && recs.iter().all(|r| r["qbo"]["match_status"] != "unmatched") {
+            break recs;
+        }
+        assert!(Instant::now() < deadline, "no matched records: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let by_name = |n: &str| -> Value {
+        records
+            .iter()
+            .find(|r| r["payer"]["aliases"][0].as_str().unwrap_or("").contains(n))
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} not among {records:?}"))
+    };
+    let kim = by_name("Kim");
+    assert_eq!(kim["qbo"]["match_status"], "matched");
+    assert_eq!(kim["qbo"]["customer_id"], grace.as_str());
+    let okafor = by_name("Okafor");
+    assert_eq!(okafor["qbo"]["match_status"], "address_changed");
+    assert_eq!(okafor["qbo"]["address_snapshot"]["line1"], "9 Old Mill Rd");
+    let chen = by_name("Chen");
+    assert_eq!(chen["qbo"]["match_status"], "new_donor");
+
+    // Accept Daniel's new address: a sparse update that keeps his other fields.
+    let path = format!(
+        "/api/deposits/{id}/records/{}",
+        okafor["id"].as_str().unwrap()
+    );
+    let (s, r) = api.post(&format!("{path}/address"), None).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["qbo"]["match_status"], "matched");
+    let c = fake.customer(&daniel).unwrap();
+    assert_eq!(c["BillAddr"]["Line1"], "77 Lake Shore Dr");
+    assert_eq!(
+        c["PrimaryEmailAddr"]["Address"], "old@example.org",
+        "email overwritten"
+    );
+    assert_eq!(c["GivenName"], "Daniel");
+    assert_eq!(c["SyncToken"], "1");
+
+    // Emily is new: sending is refused with a reason until she exists in QuickBooks.
+    let chen_path = format!(
+        "/api/deposits/{id}/records/{}",
+        chen["id"].as_str().unwrap()
+    );
+    let (s, refused) = api.post(&format!("{chen_path}/send"), None).await;
+    assert_eq!(s, 422);
+    assert!(
+        refused["message"].as_str().unwrap().contains("customer"),
+        "{refused}"
+    );
+    let (s, created) = api.post(&format!("{chen_path}/customer"), None).await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["record"]["qbo"]["match_status"], "matched");
+    let new_id = created["result"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fake.customer(&new_id).unwrap()["DisplayName"], "Emily Chen");
+    // The same click again is the same write (same requestid): the same customer back.
+    let (s, again) = api.post(&format!("{chen_path}/customer"), None).await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(again["result"]["customer"]["id"], new_id.as_str());
+    // Another row with that name hits QuickBooks's unique names: a choice, not a 500.
+    let other = deposit_with(&stack, vec![record("Emily Chen", "5.00", "12")]).await;
+    let (_, d) = api.get(&format!("/api/deposits/{other}")).await;
+    let other_path = format!(
+        "/api/deposits/{other}/records/{}",
+        d["records"][0]["id"].as_str().unwrap()
+    );
+    let (s, dup) = api.post(&format!("{other_path}/customer"), None).await;
+    assert_eq!(s, 409, "{dup}");
+    assert_eq!(dup["error"]["code"], "qbo_duplicate_name");
+    assert_eq!(dup["error"]["details"]["existing"]["id"], new_id.as_str());
+    let (s, renamed) = api
+        .post(
+            &format!("{other_path}/customer"),
+            Some(json!({"display_name": "Emily Chen (Portland)"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{renamed}");
+    // A manual match and its revert.
+    let (s, m) = api
+        .post(
+            &format!("{other_path}/match"),
+            Some(json!({"customer_id": new_id})),
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["qbo"]["customer_id"], new_id.as_str());
+    let (s, m) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{other_path}/match"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(m["qbo"]["customer_id"].is_null());
+
+    // Escaping: O'Brien found by search; Smith\Jones created and found again.
+    let (_, found) = api.get("/api/qbo/customers?q=O%27Brien").await;
+    assert_eq!(found["customers"][0]["id"], obrien.as_str(), "{found}");
+    let sj = deposit_with(&stack, vec![record("Smith\\Jones", "10.00", "77")]).await;
+    let (_, d) = api.get(&format!("/api/deposits/{sj}")).await;
+    let sj_path = format!(
+        "/api/deposits/{sj}/records/{}",
+        d["records"][0]["id"].as_str().unwrap()
+    );
+    let (s, created) = api.post(&format!("{sj_path}/customer"), None).await;
+    assert_eq!(s, 201, "{created}");
+    let (_, found) = api.get("/api/qbo/customers?q=Smith%5CJones").await;
+    assert_eq!(found["customers"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["customers"][0]["display_name"], "Smith\\Jones");
+
+    // An expired access token is refreshed once and the call goes through; a throttle is
+    // waited out.
+    fake.expire_access_tokens();
+    fake.inject(Inject::Throttle, 1, Some("/query"));
+    let (s, items) = api.get("/api/qbo/items").await;
+    assert_eq!(s, 200, "{items}");
+    let (_, defaults) = api.get("/api/qbo/defaults").await;
+    assert_eq!(defaults["item_name"], "Donations");
+    assert_eq!(defaults["deposit_account_name"], "12000 Undeposited Funds");
+    assert_eq!(defaults["payment_method_name"], "Check");
+
+    // Preview, then send one.
+    let kim_path = format!("/api/deposits/{id}/records/{}", kim["id"].as_str().unwrap());
+    let (s, preview) = api.get(&format!("{kim_path}/preview")).await;
+    assert_eq!(s, 200);
+    assert_eq!(preview["ready"], true, "{preview}");
+    let (s, sent) = api.post(&format!("{kim_path}/send"), None).await;
+    assert_eq!(s, 201, "{sent}");
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 1);
+    let r0 = &receipts[0];
+    assert_eq!(r0["CustomerRef"]["value"], grace.as_str());
+    assert_eq!(
+        r0["DepositToAccountRef"]["value"],
+        defaults["deposit_account_id"]
+    );
+    assert_eq!(
+        r0["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"],
+        defaults["item_id"]
+    );
+    assert_eq!(r0["TotalAmt"].as_f64(), Some(25.0));
+    assert_eq!(r0["PaymentRefNum"], kim["payment_ref"]);
+    assert!(
+        r0.get("PaymentMethodRef").is_none(),
+        "online gifts carry no Check method"
+    );
+    assert!(r0["PrivateNote"]
+        .as_str()
+        .unwrap()
+        .contains(kim["id"].as_str().unwrap()));
+    // Every write carried a requestid and every call minorversion 75.
+    for req in fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/v3/company/"))
+    {
+        assert_eq!(req.minorversion.as_deref(), Some("75"), "{req:?}");
+        if req.method == "POST" {
+            assert!(req.requestid.is_some(), "{req:?}");
+        }
+    }
+
+    // Send all: the other rows go, the sent one is skipped, a second run adds nothing.
+    let (s, job) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202, "{job}");
+    let done = wait_send_job(&api, &id, 60).await;
+    let results = done["results"]["results"].as_array().unwrap();
+    assert_eq!(results.len(), records.len());
+    assert!(results.iter().any(|r| r["outcome"] == "already_sent"));
+    assert!(
+        results.iter().all(|r| r["outcome"] != "error"),
+        "{results:?}"
+    );
+    let total_sent = fake.sales_receipts().len();
+    assert_eq!(total_sent, records.len(), "one receipt per row");
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    for r in d["records"].as_array().unwrap() {
+        assert_eq!(r["qbo"]["sync_status"], "sent", "{r}");
+        assert!(r["qbo"]["sales_receipt_id"].is_string());
+    }
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    let again = wait_send_job(&api, &id, 60).await;
+    assert!(again["results"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] == "already_sent"));
+    assert_eq!(fake.sales_receipts().len(), total_sent);
+
+    // Disconnect revokes the grant at Intuit.
+    let (s, out) = api.post("/api/qbo/disconnect", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(out["revoked"], true);
+    assert_eq!(fake.revoked(), 1);
+    let (_, status) = api.get("/api/qbo/status").await;
+    assert_eq!(status["connected"], false);
+
+    // No token ever reached the logs.
+    drop(stack);
+    for file in ["web.log", "worker.log"] {
+        let text = std::fs::read_to_string(logs.path().join(file)).unwrap();
+        assert!(
+            text.contains("qbo"),
+            "{file} has no QuickBooks lines: logging not captured"
+        );
+        for secret in [&tokens.access_token, &tokens.refresh_token] {
+            assert!(!text.contains(secret.as_str()), "{file} leaks a token");
+        }
+        assert!(!text.to_ascii_lowercase().contains("bearer "), "{file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_all_is_exactly_once_across_kill_9_and_lost_answers() {
+    // Every call takes 150 ms, so the worker is killed with receipts half sent.
+    let fake = fake(150);
+    let ids: Vec<String> = (0..8)
+        .map(|i| fake.add_customer(json!({"DisplayName": format!("Donor {i}")})))
+        .collect();
+    let stack = Stack::start(
+        qbo_options("qbo-once", &fake)
+            .with_worker()
+            .env("WORKER_MISSED_HEARTBEATS", "3"),
+    );
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let records: Vec<Donation> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, cid)| {
+            let mut r = record(
+                &format!("Donor {i}"),
+                &format!("{}.00", 10 + i),
+                &format!("{}", 100 + i),
+            );
+            r.qbo.customer_id = Some(cid.clone());
+            r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+            r
+        })
+        .collect();
+    let id = deposit_with(&stack, records).await;
+
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.sales_receipts().len() < 3 {
+        assert!(Instant::now() < deadline, "sending never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kill -9 the worker child running the job; the supervisor starts a fresh one, which
+    // recovers the orphaned job and sends the rest.
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let workers: Vec<String> = conn
+        .zrange(Keys::new(stack.prefix.clone()).workers(), 0, -1)
+        .await
+        .unwrap();
+    let mut killed = 0;
+    for w in workers {
+        let pid: Option<i32> = conn
+            .hget(Keys::new(stack.prefix.clone()).worker(&w), "pid")
+            .await
+            .unwrap();
+        if let Some(pid) = pid {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1);
+    let before = fake.sales_receipts().len();
+    assert!(before < 8, "the kill came too late to prove anything");
+    let api2 = &api;
+    let done = wait_send_job(api2, &id, 90).await;
+    assert!(done["job"]["crashes"].as_u64().unwrap() >= 1, "{done}");
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 8, "one receipt per record after the crash");
+    let mut customers: Vec<&str> = receipts
+        .iter()
+        .map(|r| r["CustomerRef"]["value"].as_str().unwrap())
+        .collect();
+    customers.sort_unstable();
+    customers.dedup();
+    assert_eq!(customers.len(), 8);
+
+    // A 500 after QuickBooks made the receipt, with requestid replay off (the reported SDK
+    // bug): the retry finds the receipt instead of making a second one.
+    fake.set_requestid_dedupe(false);
+    let cid = fake.add_customer(json!({"DisplayName": "Lost Answer"}));
+    let mut r = record("Lost Answer", "55.00", "901");
+    r.qbo.customer_id = Some(cid.clone());
+    r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+    let dep = deposit_with(&stack, vec![r.clone()]).await;
+    fake.inject(Inject::ServerErrorAfterWrite, 1, Some("/salesreceipt"));
+    let (s, sent) = api
+        .post(&format!("/api/deposits/{dep}/records/{}/send", r.id), None)
+        .await;
+    assert_eq!(s, 200, "{sent}");
+    assert_eq!(sent["outcome"], "found_existing");
+    let mine: Vec<Value> = fake
+        .sales_receipts()
+        .into_iter()
+        .filter(|x| x["CustomerRef"]["value"] == cid.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1);
+    // And again through send-all: already sent, nothing new.
+    let (s, _) = api.post(&format!("/api/deposits/{dep}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &dep, 60).await;
+    assert_eq!(fake.sales_receipts().len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_rotation_one_refresher_and_reconnect_after_grace() {
+    let fake = fake(100);
+    let stack = Stack::start(qbo_options("qbo-rotate", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let (_, before) = stored_tokens(&stack).await;
+
+    // Two processes refresh at once: one calls Intuit, the other waits and reuses its result.
+    let calls = fake.token_calls();
+    let worker = fom_testkit::bin_path("fom-worker", "fom-worker");
+    let spawn = || {
+        let mut c = std::process::Command::new(&worker);
+        c.args(["qbo", "refresh"])
+            .env("REDIS_URL", &stack.redis_url)
+            .env("KEY_PREFIX", &stack.prefix)
+            .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
+            .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
+            .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
+            .env("TOKEN_ENCRYPTION_KEY", key_b64())
+            .env("INTUIT_DISCOVERY_URL", fake.discovery_url())
+            .env("QBO_API_BASE", fake.api_base())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(fake.token_calls() - calls, 1, "both processes refreshed");
+    let (_, after) = stored_tokens(&stack).await;
+    assert_ne!(after.refresh_token, before.refresh_token);
+    assert_eq!(
+        fake.refresh_token_status(&after.refresh_token),
+        RefreshStatus::Current
+    );
+    assert_eq!(
+        fake.refresh_token_status(&before.refresh_token),
+        RefreshStatus::Grace
+    );
+
+    // Our stored refresh token is superseded elsewhere and its 24 h grace passes: the next
+    // refresh is refused and the connection says "reconnect needed"; nothing crashes.
+    let rotated = client()
+        .post(format!("{}/oauth2/v1/tokens/bearer", fake.base_url()))
+        .basic_auth(
+            fom_testkit::qbo::CLIENT_ID,
+            Some(fom_testkit::qbo::CLIENT_SECRET),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", after.refresh_token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status().as_u16(), 200);
+    fake.advance(Duration::from_secs(25 * 3600));
+    let (s, err) = api.get("/api/qbo/customers?q=x").await;
+    assert_eq!(s, 409, "{err}");
+    assert_eq!(err["error"]["code"], "qbo_reconnect_needed");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("reconnect"));
+    let (_, status) = api.get("/api/qbo/status").await;
+    assert_eq!(status["reconnect_needed"], true, "{status}");
+    assert_eq!(status["connected"], false);
+    // Asking again does not hammer Intuit: the dead grant is remembered.
+    let calls = fake.token_calls();
+    let (s, _) = api.get("/api/qbo/items").await;
+    assert_eq!(s, 409);
+    assert_eq!(fake.token_calls(), calls);
+    // Reconnecting clears it.
+    connect(&api).await;
+    let (_, status) = api.get("/api/qbo/status").await;
+    assert_eq!(status["connected"], true);
+}

@@ -659,3 +659,28 @@ async fn token_rotation_one_refresher_and_reconnect_after_grace() {
     let (_, status) = api.get("/api/qbo/status").await;
     assert_eq!(status["connected"], true);
 }
+
+#[test]
+fn start_up_refuses_quickbooks_without_its_key() {
+    for (pkg, args) in [("fom-web", vec![]), ("fom-worker", vec!["qbo", "status"])] {
+        let out = std::process::Command::new(fom_testkit::bin_path(pkg, pkg))
+            .args(&args)
+            .env("QBO_CLIENT_ID", "x")
+            .env("APP_PASSWORD", fom_testkit::web::PASSWORD)
+            .env("SESSION_SECRET", fom_testkit::web::SESSION_SECRET)
+            .env("TOKEN_ENCRYPTION_KEY", "too-short")
+            .env_remove("QBO_CLIENT_SECRET")
+            .env_remove("QBO_REDIRECT_URI")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{pkg}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for var in [
+            "QBO_CLIENT_SECRET",
+            "QBO_REDIRECT_URI",
+            "TOKEN_ENCRYPTION_KEY",
+        ] {
+            assert!(err.contains(var), "{pkg} does not name {var}: {err}");
+        }
+    }
+}

@@ -69,9 +69,10 @@ pub fn normalize(d: &mut Donation, rules: &Rules) {
     d.payment_ref = clean(d.payment_ref.take());
     d.memo = clean(d.memo.take());
     d.deposit_method = clean(d.deposit_method.take());
-    d.payer.salutation = clean(d.payer.salutation.take()).map(|s| proper_case(&s));
     d.payer.organization_name = clean(d.payer.organization_name.take()).map(|s| proper_case(&s));
     normalize_names(d);
+    // After the names: a salutation split off a name ("MR a") is cased like a given one.
+    d.payer.salutation = clean(d.payer.salutation.take()).map(|s| proper_case(&s));
 
     let c = &mut d.contact;
     c.address_line_1 = clean(c.address_line_1.take()).map(|s| proper_case(&s));

@@ -1022,3 +1022,123 @@ pub fn receipt_body(record: &Donation, defaults: &SendDefaults) -> Result<Value,
 fn decimal_number(d: Decimal) -> Value {
     serde_json::from_str::<Value>(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::donation::PaymentMethod;
+
+    fn defaults() -> SendDefaults {
+        SendDefaults {
+            item_id: Some("114".into()),
+            deposit_account_id: Some("113".into()),
+            payment_method_id: Some("117".into()),
+            ..SendDefaults::default()
+        }
+    }
+
+    fn matched() -> Donation {
+        let mut d = Donation::new("scan.pdf");
+        d.amount = Some("1234.50".parse().unwrap());
+        d.payment_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20);
+        d.payment_ref = Some("0001043-and-a-very-long-tail".into());
+        d.payment_method = Some(PaymentMethod::HandwrittenCheck);
+        d.memo = Some("In memory of Ann".into());
+        d.qbo.customer_id = Some("58".into());
+        d.qbo.match_status = MatchStatus::Matched;
+        d
+    }
+
+    #[test]
+    fn receipt_follows_the_product_mapping() {
+        let d = matched();
+        let b = receipt_body(&d, &defaults()).unwrap();
+        assert_eq!(b["CustomerRef"]["value"], "58");
+        assert_eq!(b["TxnDate"], "2026-11-20");
+        assert_eq!(b["PaymentMethodRef"]["value"], "117");
+        assert_eq!(b["DepositToAccountRef"]["value"], "113");
+        let line = &b["Line"][0];
+        assert_eq!(line["Amount"].to_string(), "1234.5");
+        assert_eq!(
+            line["SalesItemLineDetail"]["UnitPrice"].to_string(),
+            "1234.5"
+        );
+        assert_eq!(line["SalesItemLineDetail"]["Qty"], 1);
+        assert_eq!(line["SalesItemLineDetail"]["ItemRef"]["value"], "114");
+        assert!(b["PaymentRefNum"].as_str().unwrap().chars().count() <= 21);
+        assert!(b["DocNumber"].as_str().unwrap().chars().count() <= 21);
+        let note = b["PrivateNote"].as_str().unwrap();
+        assert!(note.starts_with("In memory of Ann") && note.contains(&marker(&d.id)));
+
+        // Online gifts carry no Check payment method.
+        let mut online = matched();
+        online.payment_method = Some(PaymentMethod::Online);
+        assert!(receipt_body(&online, &defaults())
+            .unwrap()
+            .get("PaymentMethodRef")
+            .is_none());
+    }
+
+    #[test]
+    fn rows_that_cannot_be_sent_say_why() {
+        let why = |d: &Donation, s: &SendDefaults| receipt_body(d, s).unwrap_err().to_string();
+        let mut d = matched();
+        d.qbo.match_status = MatchStatus::NeedsReview;
+        assert!(why(&d, &defaults()).contains("confirm"));
+        let mut d = matched();
+        d.qbo.customer_id = None;
+        d.qbo.match_status = MatchStatus::NewDonor;
+        assert!(why(&d, &defaults()).contains("customer"));
+        let mut d = matched();
+        d.amount = Some(Decimal::ZERO);
+        assert!(why(&d, &defaults()).contains("amount"));
+        let mut d = matched();
+        d.payment_date = None;
+        assert!(why(&d, &defaults()).contains("date"));
+        let none = SendDefaults::default();
+        assert!(why(&matched(), &none).contains("item"));
+    }
+
+    #[test]
+    fn undeposited_funds_by_subtype_or_numbered_name() {
+        let acct = |id: &str, name: &str, sub: Option<&str>| Account {
+            id: Some(id.into()),
+            name: name.into(),
+            account_sub_type: sub.map(str::to_string),
+            ..Account::default()
+        };
+        let by_name = [
+            acct("1", "Checking", None),
+            acct("2", "12000 Undeposited Funds", None),
+        ];
+        assert_eq!(
+            undeposited_funds(&by_name).unwrap().id.as_deref(),
+            Some("2")
+        );
+        let by_sub = [
+            acct("1", "Undeposited Funds (old)", None),
+            acct("3", "Cash in transit", Some("UndepositedFunds")),
+        ];
+        assert_eq!(undeposited_funds(&by_sub).unwrap().id.as_deref(), Some("3"));
+        assert!(undeposited_funds(&[acct("1", "Checking", None)]).is_none());
+    }
+
+    #[test]
+    fn customer_from_a_row_keeps_escaping_to_the_query_layer() {
+        let mut d = matched();
+        d.payer.aliases = vec!["O'Brien, Mary".into()];
+        d.contact.address_line_1 = Some("12 Elm St".into());
+        d.contact.zip = Some("02134".into());
+        let b = customer_body(&d, None).unwrap();
+        assert_eq!(b["DisplayName"], "Mary O'Brien");
+        assert_eq!(b["GivenName"], "Mary");
+        assert_eq!(b["FamilyName"], "O'Brien");
+        assert_eq!(b["BillAddr"]["PostalCode"], "02134");
+        d.payer.organization_name = Some("St. John Lutheran Church".into());
+        let b = customer_body(&d, None).unwrap();
+        assert_eq!(b["CompanyName"], "St. John Lutheran Church");
+        assert!(b.get("GivenName").is_none());
+        assert!(customer_body(&d, Some("A: B")).is_err());
+    }
+}

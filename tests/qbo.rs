@@ -588,12 +588,28 @@ async fn token_rotation_one_refresher_and_reconnect_after_grace() {
     connect(&api).await;
     let (_, before) = stored_tokens(&stack).await;
 
-    // Two processes refresh at once: one calls Intuit, the other waits and reuses its result.
+    // The stored access token has expired and four processes need QuickBooks at once: one
+    // refreshes, the others wait for its result under the Redis lock (or find it done).
+    {
+        let cipher = TokenCipher::from_base64(&key_b64()).unwrap();
+        let mut expired = before.clone();
+        expired.access_expires_at = chrono::Utc::now().timestamp() - 10;
+        let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = conn
+            .set(
+                Keys::new(stack.prefix.clone()).qbo_connection(),
+                cipher.seal(&expired).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let empty = deposit_with(&stack, Vec::new()).await;
     let calls = fake.token_calls();
     let worker = fom_testkit::bin_path("fom-worker", "fom-worker");
     let spawn = || {
         let mut c = std::process::Command::new(&worker);
-        c.args(["qbo", "refresh"])
+        c.args(["qbo", "match", &empty])
             .env("REDIS_URL", &stack.redis_url)
             .env("KEY_PREFIX", &stack.prefix)
             .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
@@ -606,11 +622,20 @@ async fn token_rotation_one_refresher_and_reconnect_after_grace() {
             .stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
     };
-    let (a, b) = (spawn(), spawn());
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    assert_eq!(fake.token_calls() - calls, 1, "both processes refreshed");
+    let children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        fake.token_calls() - calls,
+        1,
+        "more than one process refreshed"
+    );
     let (_, after) = stored_tokens(&stack).await;
     assert_ne!(after.refresh_token, before.refresh_token);
     assert_eq!(
@@ -683,4 +708,139 @@ fn start_up_refuses_quickbooks_without_its_key() {
             assert!(err.contains(var), "{pkg} does not name {var}: {err}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_defaults_contact_and_reference_errors() {
+    let fake = fake(0);
+    let cid = fake.add_customer(json!({"DisplayName": "Ruth Ade", "GivenName": "Ruth",
+        "FamilyName": "Ade"}));
+    let stack = Stack::start(qbo_options("qbo-lookups", &fake));
+    let api = signed_in(&stack).await;
+    // Before connecting: a clear refusal, not a 500.
+    let (s, err) = api.get("/api/qbo/items").await;
+    assert_eq!(s, 409, "{err}");
+    assert_eq!(err["error"]["code"], "qbo_not_connected");
+    connect(&api).await;
+
+    // More than 100 accounts: Undeposited Funds is found past the first page.
+    let (_, accounts) = api.get("/api/qbo/accounts").await;
+    assert!(accounts["accounts"].as_array().unwrap().len() > 100);
+    let (_, methods) = api.get("/api/qbo/payment-methods").await;
+    assert!(methods["payment_methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["Name"] == "Check"));
+
+    let mut r = record("Ruth Ade", "40.00", "3141");
+    r.qbo.customer_id = Some(cid.clone());
+    r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+    r.contact.email = Some("ruth@example.org".into());
+    r.contact.phone = Some("(555) 123-4567".into());
+    let dep = deposit_with(&stack, vec![r.clone()]).await;
+    let path = format!("/api/deposits/{dep}/records/{}", r.id);
+
+    // Email and phone are added where QuickBooks has none.
+    let (s, added) = api.post(&format!("{path}/contact"), None).await;
+    assert_eq!(s, 200, "{added}");
+    assert_eq!(added["added"].as_array().unwrap().len(), 2);
+    let c = fake.customer(&cid).unwrap();
+    assert_eq!(c["PrimaryEmailAddr"]["Address"], "ruth@example.org");
+    assert_eq!(c["PrimaryPhone"]["FreeFormNumber"], "(555) 123-4567");
+
+    // A chosen item that QuickBooks does not have: "choose or create", not a 500.
+    let (s, d) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/qbo/defaults",
+            Some(json!({"item_id": "99999"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    let (s, sent) = api.post(&format!("{path}/send"), None).await;
+    assert_eq!(s, 422, "{sent}");
+    assert_eq!(sent["outcome"], "error");
+    assert_eq!(sent["choose"], "item");
+    assert!(sent["message"]
+        .as_str()
+        .unwrap()
+        .contains("Choose or create the item"));
+    let (_, dep_now) = api.get(&format!("/api/deposits/{dep}")).await;
+    assert_eq!(dep_now["records"][0]["qbo"]["sync_status"], "error");
+    assert!(fake.sales_receipts().is_empty());
+
+    // Create the item, choose it (remembered), and the row goes.
+    let (s, item) = api
+        .post("/api/qbo/items", Some(json!({"name": "Gifts 2026"})))
+        .await;
+    assert_eq!(s, 201, "{item}");
+    let item_id = item["Id"].as_str().unwrap().to_string();
+    let (_, d) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/qbo/defaults",
+            Some(json!({"item_id": item_id})),
+        )
+        .await;
+    assert_eq!(d["item_name"], "Gifts 2026");
+    let (_, d) = api.get("/api/qbo/defaults").await;
+    assert_eq!(d["item_id"], item_id.as_str());
+    let (s, sent) = api.post(&format!("{path}/send"), None).await;
+    assert_eq!(s, 201, "{sent}");
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0]["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"],
+        item_id.as_str()
+    );
+    assert_eq!(receipts[0]["PaymentMethodRef"]["name"], "Check");
+    let (_, dep_now) = api.get(&format!("/api/deposits/{dep}")).await;
+    assert_eq!(dep_now["records"][0]["qbo"]["sync_status"], "sent");
+    assert!(dep_now["records"][0]["qbo"]["last_error"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_send_all_hands_the_job_back_without_a_crash() {
+    let fake = fake(150);
+    let ids: Vec<String> = (0..6)
+        .map(|i| fake.add_customer(json!({"DisplayName": format!("Friend {i}")})))
+        .collect();
+    let stack = Stack::start(qbo_options("qbo-term", &fake).with_worker());
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let records: Vec<Donation> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, cid)| {
+            let mut r = record(&format!("Friend {i}"), "20.00", &format!("{}", 500 + i));
+            r.qbo.customer_id = Some(cid.clone());
+            r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+            r
+        })
+        .collect();
+    let id = deposit_with(&stack, records).await;
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.sales_receipts().len() < 2 {
+        assert!(Instant::now() < deadline, "sending never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = Keys::new(stack.prefix.clone());
+    let workers: Vec<String> = conn.zrange(keys.workers(), 0, -1).await.unwrap();
+    let pid: i32 = conn.hget(keys.worker(&workers[0]), "pid").await.unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let done = wait_send_job(&api, &id, 90).await;
+    assert_eq!(
+        done["job"]["crashes"], 0,
+        "a clean stop is not a crash: {done}"
+    );
+    assert!(done["job"]["attempts"].as_u64().unwrap() >= 2, "{done}");
+    assert_eq!(fake.sales_receipts().len(), 6);
 }

@@ -909,6 +909,10 @@ fn token_answer(
 async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let opts = &shared.opts;
     shared.lock().token_calls += 1;
+    // The token endpoint is slow too: refresh races need the time to overlap.
+    if !opts.latency.is_zero() {
+        actix_web::rt::time::sleep(opts.latency).await;
+    }
     if !basic_ok(&req, opts) {
         return oauth_error(401, "invalid_client", "");
     }

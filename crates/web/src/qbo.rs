@@ -364,6 +364,7 @@ pub async fn send_one(
     let status = match result.outcome.as_str() {
         "sent" => StatusCode::CREATED,
         "refused" => StatusCode::UNPROCESSABLE_ENTITY,
+        "error" if result.choose.is_some() => StatusCode::UNPROCESSABLE_ENTITY,
         "error" => StatusCode::BAD_GATEWAY,
         _ => StatusCode::OK,
     };

@@ -516,15 +516,29 @@ async fn handle_send(
             }
         })
     };
+    let stopping = child.stopping.clone();
     let sent = qbo
         .send_all(&deposit_id, |i, n| {
             let _ = tx.try_send((i, n));
+            if stopping.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })
         .await;
     drop(tx);
     let _ = writer.await;
     let verdict = match sent {
-        Ok(results) => {
+        Ok(all) if all.stopped => {
+            // Shutdown between rows: back to the queue (not a crash); sent rows are skipped
+            // when it runs again.
+            let why = "the worker stopped mid-way; the rest is sent on the next run";
+            child.jobs.hand_back(&id, &worker, why, false).await?;
+            Err(RetryAfterError::new(std::io::Error::other(why), Duration::from_secs(1)).into())
+        }
+        Ok(all) => {
+            let results = all.results;
             let errors = results
                 .iter()
                 .filter(|r| r.outcome == "error" || r.outcome == "refused")

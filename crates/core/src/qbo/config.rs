@@ -62,7 +62,7 @@ pub struct QboSettings {
     pub retry_base: Duration,
     /// Wait after a 429 (Intuit asks for 60 s).
     pub throttle_wait: Duration,
-    /// Requests in flight per process (Intuit allows 10 per realm and app).
+    /// Requests in flight per process (Intuit allows 10 per realm and app, across processes).
     pub max_concurrent: usize,
 }
 
@@ -132,7 +132,9 @@ impl QboSettings {
         let retry_base = Duration::from_millis(env.number("QBO_RETRY_BASE_MS", 1000u64, 0, 60_000));
         let throttle_wait =
             Duration::from_millis(env.number("QBO_THROTTLE_WAIT_MS", 60_000u64, 0, 600_000));
-        let max_concurrent = env.number("QBO_MAX_CONCURRENT", 10usize, 1, 10);
+        // Intuit allows 10 in flight per company and app; a web and a worker dyno at 5 each
+        // stay within it.
+        let max_concurrent = env.number("QBO_MAX_CONCURRENT", 5usize, 1, 10);
         let cipher = match TokenCipher::from_base64(&key) {
             Ok(c) => c,
             Err(e) => {

@@ -96,6 +96,18 @@ pub struct SendResult {
     pub outcome: String,
     pub receipt_id: Option<String>,
     pub message: Option<String>,
+    /// For a missing or inactive reference: which list to choose from or add to (item,
+    /// account, payment_method, customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choose: Option<String>,
+}
+
+/// What a send-all did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendAll {
+    pub results: Vec<SendResult>,
+    /// Stopped between rows (the worker is shutting down); the rest is sent on the next run.
+    pub stopped: bool,
 }
 
 /// Matching figures for one deposit.
@@ -632,6 +644,7 @@ impl Qbo {
             outcome: outcome.into(),
             receipt_id: receipt,
             message,
+            choose: None,
         };
         if let Some(id) = &record.qbo.sales_receipt_id {
             return Ok(result("already_sent", Some(id.clone()), None));
@@ -684,7 +697,10 @@ impl Qbo {
                     r.qbo.last_error = Some(message.clone());
                 })
                 .await?;
-                Ok(result("error", None, Some(message)))
+                Ok(SendResult {
+                    choose: e.reference().map(str::to_string),
+                    ..result("error", None, Some(message))
+                })
             }
         }
     }
@@ -722,12 +738,12 @@ impl Qbo {
     }
 
     /// Sends every row not yet sent, continuing past per-row errors. `progress(i, n)` is
-    /// called before each row.
+    /// called before each row; `Break` stops between rows (shutdown), and `stopped` says so.
     pub async fn send_all(
         &self,
         deposit_id: &str,
-        mut progress: impl FnMut(usize, usize),
-    ) -> Result<Vec<SendResult>, QboError> {
+        mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<SendAll, QboError> {
         let d = self
             .deposits
             .get(deposit_id)
@@ -737,7 +753,12 @@ impl Qbo {
         let ids: Vec<Uuid> = d.records.iter().map(|r| r.id).collect();
         let mut out = Vec::with_capacity(ids.len());
         for (i, id) in ids.iter().enumerate() {
-            progress(i, ids.len());
+            if progress(i, ids.len()).is_break() {
+                return Ok(SendAll {
+                    results: out,
+                    stopped: true,
+                });
+            }
             match self.send_one(deposit_id, id, &defaults).await {
                 Ok(r) => out.push(r),
                 // The row was deleted meanwhile: nothing to send.
@@ -745,8 +766,11 @@ impl Qbo {
                 Err(e) => return Err(e),
             }
         }
-        progress(ids.len(), ids.len());
-        Ok(out)
+        let _ = progress(ids.len(), ids.len());
+        Ok(SendAll {
+            results: out,
+            stopped: false,
+        })
     }
 }
 

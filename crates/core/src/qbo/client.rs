@@ -134,7 +134,8 @@ impl QboClient {
                     let what = if e.is_timeout() {
                         "QuickBooks did not answer in time".to_string()
                     } else {
-                        format!("QuickBooks cannot be reached: {e}")
+                        // Without the URL: its query string holds search text.
+                        format!("QuickBooks cannot be reached: {}", e.without_url())
                     };
                     tracing::warn!(path, attempt, "qbo: {what}");
                     self.pause_or_fail(attempt, max_attempts, false, what)

@@ -137,7 +137,7 @@ fn send_oauth(
             .body(body)
             .send()
             .await
-            .map_err(|e| HttpError(format!("Intuit cannot be reached: {e}")))?;
+            .map_err(|e| HttpError(format!("Intuit cannot be reached: {}", e.without_url())))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if !status.is_success() {
@@ -153,7 +153,7 @@ fn send_oauth(
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| HttpError(format!("Intuit's answer was cut off: {e}")))?;
+            .map_err(|e| HttpError(format!("Intuit's answer was cut off: {}", e.without_url())))?;
         let mut out = oauth2::http::Response::builder().status(status);
         if let Some(h) = out.headers_mut() {
             *h = headers;

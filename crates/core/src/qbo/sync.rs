@@ -522,9 +522,7 @@ impl Qbo {
         record_id: &Uuid,
     ) -> Result<Donation, QboError> {
         let record = self.record(deposit_id, record_id).await?;
-        let customer_id = record.qbo.customer_id.clone().ok_or_else(|| {
-            QboError::Refused("match the row to a customer before updating its address".into())
-        })?;
+        let customer_id = confirmed_customer(&record)?;
         let mut tries = 0;
         let customer = loop {
             tries += 1;
@@ -574,11 +572,7 @@ impl Qbo {
         record_id: &Uuid,
     ) -> Result<Vec<String>, QboError> {
         let record = self.record(deposit_id, record_id).await?;
-        let customer_id = record
-            .qbo
-            .customer_id
-            .clone()
-            .ok_or_else(|| QboError::Refused("match the row to a customer first".into()))?;
+        let customer_id = confirmed_customer(&record)?;
         let mut tries = 0;
         loop {
             tries += 1;
@@ -771,6 +765,20 @@ impl Qbo {
             results: out,
             stopped: false,
         })
+    }
+}
+
+/// The row's customer, when the treasurer (or a sure match) confirmed it: a suggestion that
+/// needs review must not have its QuickBooks record changed.
+fn confirmed_customer(record: &Donation) -> Result<String, QboError> {
+    match (&record.qbo.customer_id, record.qbo.match_status) {
+        (Some(c), MatchStatus::Matched | MatchStatus::AddressChanged) => Ok(c.clone()),
+        (Some(_), MatchStatus::NeedsReview) => Err(QboError::Refused(
+            "confirm the suggested donor (or choose another) first".into(),
+        )),
+        _ => Err(QboError::Refused(
+            "match the row to a QuickBooks customer first".into(),
+        )),
     }
 }
 

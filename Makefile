@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis moto build lint fmt examples memtest bench bench-queue bench-web bench-gemini heap-profile clean
+.PHONY: demo test pdfium redis moto browser build lint fmt examples memtest bench bench-queue bench-web bench-gemini heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -11,8 +11,9 @@ demo: pdfium build
 	@echo
 	@RUST_LOG=warn ./target/release/fom-worker report examples/deposit.pdf examples/online-gifts.csv
 
-## test: install pdfium and moto, make sure Redis answers, run lints and every test
-test: pdfium redis moto
+## test: install pdfium, moto and the browser (chromium, playwright-core), make sure Redis
+## answers, run lints and every test
+test: pdfium redis moto browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	CARGO=$(CARGO) ./scripts/cargo-test-summary.sh --workspace --locked
@@ -26,6 +27,10 @@ redis:
 ## moto: install moto_server (the S3 fake the S3 upload-store tests use) in target/tools/moto
 moto:
 	./scripts/ensure-moto.sh
+
+## browser: Debian's chromium and playwright-core (tests/browser) for the browser tests
+browser:
+	./scripts/ensure-browser.sh
 
 build:
 	$(CARGO) build --release --locked -p fom-worker -p fom-web

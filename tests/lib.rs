@@ -1,1 +1,132 @@
-//! End-to-end tests live in e2e.rs; this library is empty.
+//! Shared pieces of the end-to-end tests: a signed-in API client and the QuickBooks set-up
+//! (the contract fake, the environment that points web and worker at it, the OAuth round trip).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use fom_testkit::qbo::{FakeQbo, FakeQboOptions};
+use fom_testkit::web::{client, Options, Stack};
+use serde_json::Value;
+
+/// The test deployment's TOKEN_ENCRYPTION_KEY.
+pub const KEY: [u8; 32] = [42u8; 32];
+
+pub fn key_b64() -> String {
+    base64::engine::general_purpose::STANDARD.encode(KEY)
+}
+
+pub fn fake(latency_ms: u64) -> FakeQbo {
+    FakeQbo::start(FakeQboOptions {
+        per_second: 1000,
+        per_minute: 100_000,
+        latency: Duration::from_millis(latency_ms),
+        ..FakeQboOptions::default()
+    })
+    .unwrap()
+}
+
+pub fn qbo_options(tag: &'static str, fake: &FakeQbo) -> Options {
+    Options::new(tag)
+        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
+        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
+        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
+        .env("TOKEN_ENCRYPTION_KEY", &key_b64())
+        .env("INTUIT_DISCOVERY_URL", &fake.discovery_url())
+        .env("QBO_API_BASE", &fake.api_base())
+        .env("QBO_RETRY_BASE_MS", "50")
+        .env("QBO_THROTTLE_WAIT_MS", "100")
+        .env("QBO_MAX_ATTEMPTS", "6")
+}
+
+pub struct Api<'a> {
+    pub stack: &'a Stack,
+    pub cookie: String,
+    pub c: reqwest::Client,
+}
+
+impl Api<'_> {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .get(self.stack.url(path))
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .c
+            .request(method, self.stack.url(path))
+            .header("Cookie", &self.cookie)
+            .header("Origin", self.stack.origin());
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+}
+
+pub async fn signed_in(stack: &Stack) -> Api<'_> {
+    let c = client();
+    let cookie = stack.login(&c).await;
+    Api { stack, cookie, c }
+}
+
+/// The browser's trip: /qbo/connect -> Intuit's page -> /qbo/callback.
+pub async fn connect(api: &Api<'_>) {
+    let r = api
+        .c
+        .get(api.stack.url("/qbo/connect"))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    for part in [
+        "client_id=fake-client-id",
+        "response_type=code",
+        "scope=com.intuit.quickbooks.accounting",
+        "redirect_uri=",
+        "state=",
+    ] {
+        assert!(authorize.contains(part), "{part} missing in {authorize}");
+    }
+    let r = api.c.get(&authorize).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let query = back.split_once('?').unwrap().1.to_string();
+    let r = api
+        .c
+        .get(api.stack.url(&format!("/qbo/callback?{query}")))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "callback refused");
+    // The state is single-use: replaying the same callback is refused.
+    let r = api
+        .c
+        .get(api.stack.url(&format!("/qbo/callback?{query}")))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

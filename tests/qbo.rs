@@ -10,127 +10,12 @@ use fom_core::deposits::DepositStore;
 use fom_core::donation::{Donation, PaymentMethod};
 use fom_core::keys::Keys;
 use fom_core::qbo::tokens::TokenCipher;
-use fom_testkit::qbo::{FakeQbo, FakeQboOptions, Inject, RefreshStatus};
-use fom_testkit::web::{client, Options, Stack};
+use fom_e2e::{connect, fake, key_b64, qbo_options, signed_in, Api};
+use fom_testkit::qbo::{Inject, RefreshStatus};
+use fom_testkit::web::{client, Stack};
 use redis::AsyncCommands;
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
-
-const KEY: [u8; 32] = [42u8; 32];
-
-fn key_b64() -> String {
-    base64::engine::general_purpose::STANDARD.encode(KEY)
-}
-
-fn fake(latency_ms: u64) -> FakeQbo {
-    FakeQbo::start(FakeQboOptions {
-        per_second: 1000,
-        per_minute: 100_000,
-        latency: Duration::from_millis(latency_ms),
-        ..FakeQboOptions::default()
-    })
-    .unwrap()
-}
-
-fn qbo_options(tag: &'static str, fake: &FakeQbo) -> Options {
-    Options::new(tag)
-        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
-        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
-        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
-        .env("TOKEN_ENCRYPTION_KEY", &key_b64())
-        .env("INTUIT_DISCOVERY_URL", &fake.discovery_url())
-        .env("QBO_API_BASE", &fake.api_base())
-        .env("QBO_RETRY_BASE_MS", "50")
-        .env("QBO_THROTTLE_WAIT_MS", "100")
-        .env("QBO_MAX_ATTEMPTS", "6")
-}
-
-struct Api<'a> {
-    stack: &'a Stack,
-    cookie: String,
-    c: reqwest::Client,
-}
-
-impl Api<'_> {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .c
-            .get(self.stack.url(path))
-            .header("Cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self
-            .c
-            .request(method, self.stack.url(path))
-            .header("Cookie", &self.cookie)
-            .header("Origin", self.stack.origin());
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-}
-
-async fn signed_in(stack: &Stack) -> Api<'_> {
-    let c = client();
-    let cookie = stack.login(&c).await;
-    Api { stack, cookie, c }
-}
-
-/// The browser's trip: /qbo/connect -> Intuit's page -> /qbo/callback.
-async fn connect(api: &Api<'_>) {
-    let r = api
-        .c
-        .get(api.stack.url("/qbo/connect"))
-        .header("Cookie", &api.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 302);
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    for part in [
-        "client_id=fake-client-id",
-        "response_type=code",
-        "scope=com.intuit.quickbooks.accounting",
-        "redirect_uri=",
-        "state=",
-    ] {
-        assert!(authorize.contains(part), "{part} missing in {authorize}");
-    }
-    let r = api.c.get(&authorize).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 302);
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    let query = back.split_once('?').unwrap().1.to_string();
-    let r = api
-        .c
-        .get(api.stack.url(&format!("/qbo/callback?{query}")))
-        .header("Cookie", &api.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 303, "callback refused");
-    // The state is single-use: replaying the same callback is refused.
-    let r = api
-        .c
-        .get(api.stack.url(&format!("/qbo/callback?{query}")))
-        .header("Cookie", &api.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-}
 
 async fn deposits(stack: &Stack) -> DepositStore {
     let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
@@ -843,4 +728,67 @@ async fn sigterm_mid_send_all_hands_the_job_back_without_a_crash() {
     );
     assert!(done["job"]["attempts"].as_u64().unwrap() >= 2, "{done}");
     assert_eq!(fake.sales_receipts().len(), 6);
+}
+
+/// Matching reads the whole customer list (paged) once per deposit: with 5,000 customers and
+/// 300 rows the process stays small. Prints the figures docs/PERFORMANCE.md quotes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_5000_customers_in_bounded_memory() {
+    let fake = fake(0);
+    for i in 0..5000 {
+        fake.add_customer(
+            json!({"DisplayName": format!("Member{i} Family{}", i % 700),
+            "GivenName": format!("Member{i}"), "FamilyName": format!("Family{}", i % 700),
+            "BillAddr": {"Line1": format!("{i} Main St"), "City": "Springfield",
+                         "CountrySubDivisionCode": "IL", "PostalCode": "62704"}}),
+        );
+    }
+    let stack = Stack::start(qbo_options("qbo-scale", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let records: Vec<Donation> = (0..300)
+        .map(|i| {
+            let mut r = record(
+                &format!("Member{} Family{}", i * 7, (i * 7) % 700),
+                "10.00",
+                &i.to_string(),
+            );
+            r.contact.address_line_1 = Some(format!("{} Main St", i * 7));
+            r
+        })
+        .collect();
+    let id = deposit_with(&stack, records).await;
+    let out = std::process::Command::new(fom_testkit::bin_path("fom-worker", "fom-worker"))
+        .args(["qbo", "match", &id])
+        .env("REDIS_URL", &stack.redis_url)
+        .env("KEY_PREFIX", &stack.prefix)
+        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
+        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
+        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
+        .env("TOKEN_ENCRYPTION_KEY", key_b64())
+        .env("INTUIT_DISCOVERY_URL", fake.discovery_url())
+        .env("QBO_API_BASE", fake.api_base())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figures: Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!("match 300 rows against 5000 customers: {figures}");
+    assert_eq!(figures["customers"], 5000);
+    assert_eq!(figures["matched"], 300, "{figures}");
+    let peak = figures["peak_rss_mb"].as_f64().unwrap();
+    assert!(peak < 80.0, "peak RSS {peak} MB");
+    // The list was read in pages of 1000.
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/query") && r.query.contains("Customer"))
+        .count();
+    assert_eq!(
+        pages, 6,
+        "5 full pages and the empty one that ends the list"
+    );
 }

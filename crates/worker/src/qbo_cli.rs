@@ -12,7 +12,8 @@ pub enum QboCommand {
     Status,
     /// Refresh the access token now (one process at a time, across the deployment).
     Refresh,
-    /// Match a deposit's unmatched rows to QuickBooks customers.
+    /// Match a deposit's unmatched rows to QuickBooks customers (prints the counts, the time
+    /// and this process's peak RSS).
     Match { deposit_id: String },
 }
 
@@ -36,8 +37,12 @@ pub async fn run(qs: &QueueSettings, cmd: &QboCommand) -> anyhow::Result<ExitCod
             }
         }
         QboCommand::Match { deposit_id } => {
+            let started = std::time::Instant::now();
             let summary = qbo.match_deposit(deposit_id, false).await?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            let mut out = serde_json::to_value(&summary)?;
+            out["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+            out["peak_rss_mb"] = serde_json::json!(fom_core::memory::peak_rss_mb());
+            println!("{}", serde_json::to_string_pretty(&out)?);
             return Ok(ExitCode::SUCCESS);
         }
     }

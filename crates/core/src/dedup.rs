@@ -166,11 +166,14 @@ pub fn merge(base: &mut Donation, other: Donation) {
     for (k, v) in &other.extra {
         base.extra.entry(k.clone()).or_insert_with(|| v.clone());
     }
+    // The duplicate's reading problems carry over; its validation issues described the
+    // duplicate, not the merged record.
     for issue in &other.issues {
-        if !base.issues.contains(issue) {
+        if !crate::normalize::is_validation_code(&issue.code) && !base.issues.contains(issue) {
             base.issues.push(issue.clone());
         }
     }
+    crate::normalize::drop_resolved(base);
     base.merge_history
         .extend(other.merge_history.iter().cloned());
     base.merge_history.push(MergeEntry {
@@ -327,6 +330,27 @@ mod tests {
                 "{ra}/{aa} vs {rb}/{ab}"
             );
         }
+    }
+
+    #[test]
+    fn a_merge_does_not_keep_issues_the_merged_record_no_longer_has() {
+        let rules =
+            crate::normalize::Rules::new(chrono::NaiveDate::from_ymd_opt(2026, 3, 20).unwrap());
+        // The deposit list has the check without a date; the check scan has the date.
+        let mut listed = gift("1187", "250.00");
+        crate::normalize::normalize(&mut listed, &rules);
+        let mut scanned = gift("1187", "250.00");
+        scanned.payment_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 5);
+        scanned.check_date = scanned.payment_date;
+        crate::normalize::normalize(&mut scanned, &rules);
+        assert!(listed.has_issue("date_missing"));
+        let out = dedup(vec![listed.clone(), scanned.clone()]);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].payment_date.is_some());
+        assert!(!out[0].has_issue("date_missing"), "{:?}", out[0].issues);
+        // And the other way round: the dated record absorbs the undated one.
+        let out = dedup(vec![scanned, listed]);
+        assert!(!out[0].has_issue("date_missing"), "{:?}", out[0].issues);
     }
 
     #[test]

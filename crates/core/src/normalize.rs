@@ -109,6 +109,27 @@ pub fn revalidate(d: &mut Donation, rules: &Rules) {
     validate(d, rules);
 }
 
+/// After a merge filled fields from a duplicate: drops "missing" issues whose field now has a
+/// value, and never keeps a duplicate's own validation issues (they described the duplicate).
+pub fn drop_resolved(d: &mut Donation) {
+    let amount = d.amount.is_some();
+    let date = d.payment_date.is_some();
+    let name = !d.payer.aliases.is_empty() || d.payer.organization_name.is_some();
+    let reference = d.payment_ref.is_some();
+    d.issues.retain(|i| match i.code.as_str() {
+        "amount_missing" => !amount,
+        "date_missing" => !date,
+        "name_missing" => !name,
+        "payment_ref_missing" => !reference,
+        _ => true,
+    });
+}
+
+/// Whether `code` is one of the checks [`normalize`] recomputes.
+pub fn is_validation_code(code: &str) -> bool {
+    VALIDATION_CODES.contains(&code)
+}
+
 /// Replaces the donor's name as written and rebuilds its variants.
 pub fn set_name(d: &mut Donation, name: Option<String>) {
     d.payer.aliases = name.into_iter().collect();

@@ -9,6 +9,7 @@ mod health;
 mod http;
 mod pages;
 mod qbo;
+mod report;
 mod state;
 mod upload;
 
@@ -86,7 +87,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::preview)
             .service(qbo::send_one)
             .service(qbo::send_all)
-            .service(qbo::send_status);
+            .service(qbo::send_status)
+            .service(report::report)
+            .service(report::report_csv);
         App::new()
             .app_data(app_state.clone())
             .app_data(web::JsonConfig::default().limit(max_json))
@@ -102,6 +105,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(auth::login)
             .service(auth::logout)
             .service(pages::css)
+            .service(pages::js)
+            .service(pages::icon)
+            .service(pages::favicon)
             .service(protected)
     })
     .workers(workers)

@@ -1,5 +1,6 @@
-//! Server-rendered pages: sign-in and a plain deposits list. No inline script or style (the
-//! content security policy forbids them); assets are served by this process, never a CDN.
+//! Server-rendered pages: sign-in, and the shells of the deposits list and the deposit page,
+//! whose data `app.js` loads from the JSON API. No inline script or style (the content
+//! security policy forbids them); assets are served by this process, never a CDN.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, web, HttpResponse};
@@ -8,6 +9,23 @@ use crate::http::ApiError;
 use crate::state::AppState;
 
 const CSS: &str = include_str!("../assets/app.css");
+const JS: &str = include_str!("../assets/app.js");
+const ICON: &str = include_str!("../assets/icon.svg");
+
+/// FNV-1a of an asset, so its URL changes whenever its content does (long caching is safe).
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+const CSS_VERSION: u64 = fnv1a(CSS.as_bytes());
+const JS_VERSION: u64 = fnv1a(JS.as_bytes());
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -25,17 +43,37 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+/// A whole page. `page_kind` (the `data-page` of `<body>`) tells `app.js` what to load; pages
+/// without one carry no script.
+fn page(status: StatusCode, title: &str, page_kind: Option<&str>, body: &str) -> HttpResponse {
+    let (body_attrs, script) = match page_kind {
+        Some(kind) => (
+            format!(" data-page=\"{}\"", esc(kind)),
+            format!("<script type=\"module\" src=\"/static/app.js?v={JS_VERSION:x}\"></script>"),
+        ),
+        None => (String::new(), String::new()),
+    };
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/html; charset=utf-8")
         .body(format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{} · fom-qbo</title><link rel=\"stylesheet\" href=\"/static/app.css\">\
-             </head><body><main>{body}</main></body></html>\n",
+             <title>{} · fom-qbo</title>\
+             <link rel=\"icon\" href=\"/static/icon.svg\" type=\"image/svg+xml\">\
+             <link rel=\"stylesheet\" href=\"/static/app.css?v={CSS_VERSION:x}\">{script}\
+             </head><body{body_attrs}>{body}</body></html>\n",
             esc(title)
         ))
+}
+
+/// The bar at the top of signed-in pages: home link, QuickBooks badge, sign out.
+fn top_bar() -> &'static str {
+    "<header class=\"topbar\"><a class=\"brand\" href=\"/\">FoM deposits</a>\
+     <div class=\"qbo-status\" id=\"qbo-status\" data-testid=\"qbo-badge\" aria-live=\"polite\">\
+     <span class=\"badge muted\">QuickBooks: checking…</span></div>\
+     <form method=\"post\" action=\"/logout\" class=\"signout\">\
+     <button type=\"submit\" class=\"secondary\">Sign out</button></form></header>"
 }
 
 /// The sign-in page, with an optional message (wrong password, too many attempts).
@@ -49,12 +87,13 @@ pub fn login(status: StatusCode, message: Option<&str>, next: Option<&str>) -> H
     page(
         status,
         "Sign in",
+        None,
         &format!(
-            "<h1>Friends of the Mission deposits</h1>{alert}\
+            "<main class=\"narrow\"><h1>Friends of the Mission deposits</h1>{alert}\
              <form method=\"post\" action=\"/login\" class=\"card\">\
              <label for=\"password\">Password</label>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
-             {next}<button type=\"submit\">Sign in</button></form>"
+             {next}<button type=\"submit\">Sign in</button></form></main>"
         ),
     )
 }
@@ -67,75 +106,110 @@ pub async fn css() -> HttpResponse {
         .body(CSS)
 }
 
-/// The deposits list (signed in).
-#[get("/")]
-pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let deposits = state.deposits.list(200).await?;
-    let mut rows = String::new();
-    for d in &deposits {
-        let total: rust_decimal::Decimal = d.records.iter().filter_map(|r| r.amount).sum();
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/deposits/{id}\">{name}</a></td><td class=\"num\">{files}</td>\
-             <td class=\"num\">{records}</td><td class=\"num\">${total}</td></tr>",
-            id = esc(&d.id),
-            name = esc(&d.name),
-            files = d.files.len(),
-            records = d.records.len(),
-            total = fom_core::donation::format_amount(total),
-        ));
-    }
-    let table = if deposits.is_empty() {
-        "<p>No deposits yet.</p>".to_string()
-    } else {
-        format!(
-            "<table><thead><tr><th>Deposit</th><th>Files</th><th>Records</th><th>Total</th>\
-             </tr></thead><tbody>{rows}</tbody></table>"
-        )
-    };
-    Ok(page(
-        StatusCode::OK,
-        "Deposits",
-        &format!(
-            "<h1>Deposits</h1>{table}<form method=\"post\" action=\"/logout\">\
-             <button type=\"submit\">Sign out</button></form>"
-        ),
-    ))
+#[get("/static/app.js")]
+pub async fn js() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .content_type("text/javascript; charset=utf-8")
+        .body(JS)
 }
 
-/// One deposit (signed in): its files and records, read-only here.
+fn icon_response() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .content_type("image/svg+xml")
+        .body(ICON)
+}
+
+/// Browsers ask for `/favicon.ico` on their own; answer with the same icon.
+#[get("/favicon.ico")]
+pub async fn favicon() -> HttpResponse {
+    icon_response()
+}
+
+#[get("/static/icon.svg")]
+pub async fn icon() -> HttpResponse {
+    icon_response()
+}
+
+/// The deposits list (signed in); `app.js` fills the table.
+#[get("/")]
+pub async fn index() -> HttpResponse {
+    page(
+        StatusCode::OK,
+        "Deposits",
+        Some("deposits"),
+        &format!(
+            "{}<main>\
+             <div class=\"page-head\"><h1>Deposits</h1>\
+             <form id=\"new-deposit\" class=\"inline-form\">\
+             <label for=\"new-deposit-name\">Name (optional)</label>\
+             <input id=\"new-deposit-name\" name=\"name\" maxlength=\"120\" placeholder=\"Deposit of today\">\
+             <button type=\"submit\" data-testid=\"new-deposit\">New deposit</button></form></div>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <div id=\"deposits\" data-testid=\"deposits\"><p class=\"empty\">Loading deposits…</p></div>\
+             </main>",
+            top_bar()
+        ),
+    )
+}
+
+/// One deposit (signed in): upload, review, fix donors, send, report; `app.js` does the work.
 #[get("/deposits/{id}")]
 pub async fn deposit(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let d = state
-        .deposits
-        .get(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("deposit"))?;
-    let mut rows = String::new();
-    for r in &d.records {
-        rows.push_str(&format!(
-            "<tr><td>{name}</td><td>{reference}</td><td class=\"num\">{amount}</td><td>{date}</td></tr>",
-            name = esc(r.display_name().unwrap_or("")),
-            reference = esc(r.payment_ref.as_deref().unwrap_or("")),
-            amount = r
-                .amount
-                .map(|a| format!("${}", fom_core::donation::format_amount(a)))
-                .unwrap_or_default(),
-            date = r
-                .payment_date
-                .map(|d| d.format("%m/%d/%Y").to_string())
-                .unwrap_or_default(),
+    let Some(d) = state.deposits.get(&id).await? else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "Deposit not found",
+            None,
+            &format!(
+                "{}<main><h1>Deposit not found</h1><p>This deposit does not exist or has \
+                 expired.</p><p><a href=\"/\">Back to all deposits</a></p></main>",
+                top_bar()
+            ),
         ));
-    }
+    };
     Ok(page(
         StatusCode::OK,
         &d.name,
+        Some("deposit"),
         &format!(
-            "<p><a href=\"/\">All deposits</a></p><h1>{}</h1><table><thead><tr><th>Donor</th>\
-             <th>Check / ref</th><th>Amount</th><th>Date</th></tr></thead><tbody>{rows}</tbody></table>",
-            esc(&d.name)
+            "{top}<main id=\"deposit\" data-deposit-id=\"{id}\">\
+             <p class=\"crumbs\"><a href=\"/\">All deposits</a></p>\
+             <h1 id=\"deposit-name\">{name}</h1>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <section aria-labelledby=\"files-title\" class=\"panel\">\
+             <h2 id=\"files-title\">Files</h2>\
+             <div id=\"dropzone\" class=\"dropzone\" data-testid=\"dropzone\">\
+             <p>Drop PDFs, photos (JPEG, PNG) or CSV files here, or</p>\
+             <input id=\"file-input\" data-testid=\"file-input\" type=\"file\" multiple \
+              accept=\".pdf,.csv,.jpg,.jpeg,.png,application/pdf,text/csv,image/jpeg,image/png\" class=\"visually-hidden\">\
+             <label for=\"file-input\" class=\"button\">Choose files…</label>\
+             </div>\
+             <ul id=\"files\" class=\"files\" data-testid=\"file-list\" aria-live=\"polite\"></ul>\
+             </section>\
+             <section aria-labelledby=\"records-title\" class=\"panel\">\
+             <div class=\"panel-head\"><h2 id=\"records-title\">Records</h2>\
+             <p id=\"totals\" class=\"totals\" data-testid=\"totals\"></p></div>\
+             <div id=\"records\" class=\"records\"><p class=\"empty\">Loading…</p></div>\
+             </section>\
+             <section aria-labelledby=\"send-title\" class=\"panel\" id=\"send-panel\">\
+             <h2 id=\"send-title\">Send to QuickBooks</h2>\
+             <div id=\"send\"><p class=\"empty\">Checking QuickBooks…</p></div>\
+             </section>\
+             <section aria-labelledby=\"report-title\" class=\"panel\">\
+             <h2 id=\"report-title\">Deposit report</h2>\
+             <div id=\"report\"><button type=\"button\" id=\"report-open\" data-testid=\"report-open\">\
+             Show the report</button></div>\
+             </section>\
+             <dialog id=\"donor-dialog\" aria-labelledby=\"donor-dialog-title\" data-testid=\"donor-dialog\"></dialog>\
+             </main>",
+            top = top_bar(),
+            id = esc(&d.id),
+            name = esc(&d.name),
         ),
     ))
 }

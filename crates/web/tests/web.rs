@@ -637,3 +637,87 @@ async fn event_streams_send_state_then_heartbeats_while_waiting() {
     assert!(seen.contains("\"state\":\"queued\""), "{seen}");
     assert!(!seen.contains("event: done"));
 }
+
+#[tokio::test]
+async fn pages_assets_and_the_deposit_report() {
+    let stack = Stack::start(Options::new("report"));
+    let c = client();
+    // Assets and the icon need no session (the sign-in page uses them).
+    for (path, kind) in [
+        ("/static/app.js", "text/javascript"),
+        ("/static/app.css", "text/css"),
+        ("/static/icon.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
+    ] {
+        let res = c.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+    }
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+
+    // The pages are shells that load app.js; an unknown deposit is a page, not JSON.
+    let page = |path: String| {
+        let c = c.clone();
+        let cookie = cookie.clone();
+        async move {
+            let res = c.get(path).header("Cookie", cookie).send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, html) = page(stack.url(&format!("/deposits/{id}"))).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-page=\"deposit\"") && html.contains("/static/app.js?v="));
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+    let (status, html) = page(stack.url("/deposits/nope")).await;
+    assert_eq!(status, 404);
+    assert!(html.contains("Deposit not found"), "{html}");
+
+    let report = get_json(
+        &c,
+        &cookie,
+        stack.url(&format!("/api/deposits/{id}/report")),
+    )
+    .await;
+    let text = report["text"].as_str().unwrap();
+    assert!(text.starts_with("Deposit Report: "), "{text}");
+    assert!(text.contains("Total Deposits: $0.00"), "{text}");
+    assert_eq!(report["total"], "0");
+    assert_eq!(report["date"].as_str().unwrap().len(), 10);
+
+    let res = c
+        .get(stack.url(&format!("/api/deposits/{id}/report.csv")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let disposition = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"deposit-")
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let body = res.text().await.unwrap();
+    assert!(body.starts_with("id,payment_ref,"), "{body}");
+    assert_eq!(body.trim().lines().count(), 1);
+
+    // Without a session: 401, like the rest of the API.
+    let res = c
+        .get(stack.url(&format!("/api/deposits/{id}/report.csv")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}

@@ -1,0 +1,368 @@
+// The treasurer's flow in a real browser (Debian's chromium driven by playwright-core), run by
+// tests/browser.rs against fom-web + fom-worker + Redis + the QuickBooks fake (connected,
+// sandbox). Prints one line per step; exits non-zero with a message (and OUT_DIR/failure.png)
+// on the first failure, or when the page logged any console error or threw.
+//
+// Environment: BASE_URL, APP_PASSWORD, OUT_DIR, EXAMPLES_DIR (deposit.pdf, online-gifts.csv),
+// BAD_PDF (a damaged PDF whose extraction fails), CHROMIUM (/usr/bin/chromium).
+//
+// Selectors the page defines for this script (crates/web/assets/app.js, src/pages.rs):
+//   sign-in            label "Password", button "Sign in"
+//   [data-testid=qbo-badge]           QuickBooks badge (span[data-state=sandbox|production|...])
+//   [data-testid=new-deposit]         "New deposit" button on /
+//   [data-testid=file-input]          the file picker (multiple)
+//   [data-testid=file-row]            one file: data-file-name, data-state (uploading|queued|
+//                                     running|done|failed); inside: progress, [data-testid=
+//                                     file-status], [data-testid=file-error], [data-testid=file-retry]
+//   [data-testid=record-row]          a record's main row: data-record-id, data-donor (names,
+//                                     " | "-joined), data-match (unmatched|new_donor|needs_review|
+//                                     address_changed|matched), data-sync (not_sent|sent|error)
+//   input[data-field=<api field>]     inline editors (amount, memo, payment_date, ...)
+//   [data-testid=field-error]         the inline validation message of an editor
+//   [data-testid=match-badge] / [data-testid=sync-badge]   badges of a row
+//   [data-testid=find-customer] / [data-testid=create-customer] / [data-testid=send-row]
+//   #donor-dialog, label "Search QuickBooks customers", [data-testid=customer-result]
+//   [data-testid=send-all], [data-testid=send-progress] (data-state running|done|failed),
+//   [data-testid=send-result] (data-outcome, data-record-id)
+//   [data-testid=error-row]           a page/file that gave no records
+//   [data-testid=report-open], [data-testid=report-text], [data-testid=report-download-csv],
+//   [data-testid=report-download-txt]
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`flow.mjs: ${name} is not set`);
+    process.exit(2);
+  }
+  return v;
+};
+
+const BASE = env('BASE_URL').replace(/\/$/, '');
+const PASSWORD = env('APP_PASSWORD');
+const OUT = env('OUT_DIR');
+const EXAMPLES = env('EXAMPLES_DIR');
+const BAD_PDF = env('BAD_PDF');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const PDF = path.join(EXAMPLES, 'deposit.pdf');
+const CSV = path.join(EXAMPLES, 'online-gifts.csv');
+const PROCESSING_TIMEOUT = 180_000;
+
+const problems = [];
+let page;
+let stepNo = 0;
+const started = Date.now();
+
+function fail(message) {
+  throw new Error(message);
+}
+
+async function step(title, fn) {
+  stepNo += 1;
+  const t = Date.now();
+  await fn();
+  console.log(`step ${stepNo}: ${title} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+}
+
+/** Polls `fn` until it returns a truthy value; fails with `what` after `timeout` ms. */
+async function until(what, fn, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      fail(`timed out after ${timeout / 1000} s waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
+    }
+    await page.waitForTimeout(200);
+  }
+}
+
+const fileRow = (name) => page.locator(`[data-testid=file-row][data-file-name="${name}"]`);
+const row = (donor) => page.locator(`[data-testid=record-row][data-donor*="${donor}"]`).first();
+const rowBody = (donor) => page.locator('tbody.record', { has: page.locator(`[data-testid=record-row][data-donor*="${donor}"]`) }).first();
+
+async function waitFileState(name, state, timeout = PROCESSING_TIMEOUT) {
+  await until(`${name} to be ${state}`, async () => {
+    const s = await fileRow(name).getAttribute('data-state', { timeout: 1000 });
+    if (s === state) return true;
+    if (s === 'failed' && state !== 'failed') {
+      const why = await fileRow(name).locator('[data-testid=file-error]').textContent();
+      fail(`${name} failed: ${why}`);
+    }
+    return false;
+  }, timeout);
+}
+
+async function newDeposit(listShot) {
+  await page.goto(`${BASE}/`);
+  if (listShot) {
+    await page.locator('[data-testid=deposit-row]').first().waitFor();
+    await page.screenshot({ path: path.join(OUT, listShot), fullPage: true });
+  }
+  await page.locator('[data-testid=new-deposit]').click();
+  await page.waitForURL(/\/deposits\/[0-9a-f]+$/);
+  await page.locator('[data-testid=file-input]').waitFor({ state: 'attached' });
+}
+
+async function editField(donor, field, value) {
+  const input = row(donor).locator(`input[data-field=${field}]`);
+  await input.fill(value);
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/records/')),
+    input.press('Tab'),
+  ]);
+  if (res.status() !== 200) fail(`saving ${field} of ${donor} answered ${res.status()}`);
+}
+
+async function inputValue(donor, field) {
+  return row(donor).locator(`input[data-field=${field}]`).inputValue({ timeout: 1000 });
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking'],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location().url || 'page'})`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    try {
+      await flow();
+    } catch (e) {
+      await page.screenshot({ path: path.join(OUT, 'failure.png'), fullPage: true }).catch(() => {});
+      throw e;
+    }
+  } finally {
+    await browser.close();
+  }
+  if (problems.length) {
+    fail(`the page logged ${problems.length} error(s):\n  ${problems.join('\n  ')}`);
+  }
+}
+
+async function flow() {
+  await step('sign in', async () => {
+    await page.goto(`${BASE}/`);
+    await page.waitForURL(/\/login/);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${BASE}/`);
+    await page.locator('[data-testid=qbo-badge] [data-state=sandbox]').waitFor();
+  });
+
+  await step('create a deposit, upload the PDF and the CSV, both bars reach done', async () => {
+    await newDeposit();
+    await page.locator('[data-testid=file-input]').setInputFiles([PDF, CSV]);
+    for (const name of ['deposit.pdf', 'online-gifts.csv']) {
+      await fileRow(name).waitFor();
+      await fileRow(name).locator('progress').waitFor();
+    }
+    await waitFileState('deposit.pdf', 'done');
+    await waitFileState('online-gifts.csv', 'done');
+    const status = await fileRow('deposit.pdf').locator('[data-testid=file-status]').textContent();
+    if (!/^Done/.test(status)) fail(`deposit.pdf shows "${status}" when done`);
+    await until('10 records in the table', async () => (await page.locator('[data-testid=record-row]').count()) >= 10);
+    for (const donor of ['St. John Lutheran Church', "Margaret O'Brien", 'Ana Pe', 'Thomas McDonald', 'Grace Kim', 'Daniel Okafor', 'Emily Chen']) {
+      await row(donor).waitFor();
+    }
+    // No sideways scrolling at 1280x800.
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (wide > 1280) fail(`the page is ${wide} px wide at a 1280 px viewport`);
+  });
+
+  await step('edit an amount inline; it survives a reload; a bad amount is refused inline', async () => {
+    const before = await inputValue('Ana Pe', 'amount');
+    if (before !== '25.00') fail(`Ana Peña's amount shows "${before}", expected 25.00`);
+    await editField('Ana Pe', 'amount', '30.00');
+    await page.reload();
+    await until('the edited amount after reload', async () => (await inputValue('Ana Pe', 'amount')) === '30.00');
+    // Thousands separators: St. John's check.
+    const big = await inputValue('St. John Lutheran Church', 'amount');
+    if (big !== '2,000.00') fail(`St. John's amount shows "${big}", expected 2,000.00`);
+    // An invalid amount: a message as typed, nothing saved.
+    let patches = 0;
+    const count = (r) => { if (r.method() === 'PATCH') patches += 1; };
+    page.on('request', count);
+    const input = row('Ana Pe').locator('input[data-field=amount]');
+    await input.fill('12,34.5x');
+    const err = rowBody('Ana Pe').locator('[data-testid=field-error]:visible').first();
+    await err.waitFor();
+    const msg = (await err.textContent()) || '';
+    if (!/amount/i.test(msg)) fail(`the validation message reads "${msg}"`);
+    if ((await input.getAttribute('aria-invalid')) !== 'true') fail('the bad amount is not marked invalid');
+    await input.press('Tab');
+    await page.waitForTimeout(700);
+    page.off('request', count);
+    if (patches) fail('an invalid amount was sent to the server');
+    await page.reload();
+    await until('the saved amount after reload', async () => (await inputValue('Ana Pe', 'amount')) === '30.00');
+  });
+
+  await step('match a donor by search; create a customer; keep / accept an address change', async () => {
+    await row('Thomas McDonald').locator('[data-testid=find-customer]').click();
+    const dialog = page.locator('#donor-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    await dialog.getByLabel('Search QuickBooks customers').fill('McDonald');
+    const tom = dialog.locator('[data-testid=customer-result]', { hasText: 'Tom McDonald' });
+    await tom.waitFor();
+    await page.screenshot({ path: path.join(OUT, 'donor-search.png') });
+    await tom.click();
+    await dialog.waitFor({ state: 'hidden' });
+    await until('Thomas McDonald matched', async () => (await row('Thomas McDonald').getAttribute('data-match')) === 'matched');
+    const badge = await row('Thomas McDonald').locator('[data-testid=match-badge]').textContent();
+    if (badge !== 'Matched') fail(`Thomas McDonald's badge reads "${badge}"`);
+    const who = await row('Thomas McDonald').locator('[data-testid=customer-name]').textContent();
+    if (!who.includes('Tom McDonald')) fail(`Thomas McDonald is matched to "${who}"`);
+
+    await row('Emily Chen').locator('[data-testid=create-customer]').click();
+    await until('Emily Chen matched to a new customer', async () => (await row('Emily Chen').getAttribute('data-match')) === 'matched', 30_000);
+    if ((await row('Emily Chen').locator('[data-testid=match-badge]').textContent()) !== 'Matched') fail("Emily Chen's badge is not Matched");
+    // An address change: old and new side by side; keep QuickBooks's, or take the new one.
+    await row("Margaret O'Brien").locator('[data-testid=review-address]').click();
+    const review = rowBody("Margaret O'Brien").locator('[data-testid=address-review]');
+    await review.waitFor();
+    const shown = (await review.textContent()) || '';
+    if (!shown.includes('12 Elm St')) fail(`the address review does not show QuickBooks's address: "${shown}"`);
+    await review.locator('[data-testid=keep-address]').click();
+    await until("Margaret O'Brien matched", async () => (await row("Margaret O'Brien").getAttribute('data-match')) === 'matched');
+    await row('Daniel Okafor').locator('[data-testid=review-address]').click();
+    await rowBody('Daniel Okafor').locator('[data-testid=accept-address]').click();
+    await until('Daniel Okafor matched', async () => (await row('Daniel Okafor').getAttribute('data-match')) === 'matched');
+    // The match survives a reload.
+    await page.reload();
+    await until('the matches after reload', async () => (await row('Thomas McDonald').getAttribute('data-match')) === 'matched'
+      && (await row('Emily Chen').getAttribute('data-match')) === 'matched');
+  });
+
+  await step('send all: progress, per-row results, Sent badges with receipt ids', async () => {
+    await page.screenshot({ path: path.join(OUT, 'deposit-before-send.png'), fullPage: true });
+    // Rows with a confirmed customer are sent; the others are refused with a reason.
+    const rows = page.locator('[data-testid=record-row]');
+    const expectSent = [];
+    for (let i = 0; i < await rows.count(); i++) {
+      const m = await rows.nth(i).getAttribute('data-match');
+      if (m === 'matched' || m === 'address_changed') expectSent.push(await rows.nth(i).getAttribute('data-record-id'));
+    }
+    if (expectSent.length < 5) fail(`only ${expectSent.length} rows have a customer before sending`);
+    const item = await page.locator('[data-testid=send-item]').inputValue();
+    const account = page.locator('[data-testid=send-account]');
+    await until('the deposit account to be preselected', async () => (await account.inputValue()) !== '');
+    const accountName = await account.locator('option:checked').textContent();
+    if (!/Undeposited Funds/i.test(accountName)) fail(`the preselected account is "${accountName}"`);
+    if (!item) fail('no Item is preselected');
+
+    await page.locator('[data-testid=send-all]').click();
+    await page.locator('[data-testid=send-progress]').waitFor({ state: 'visible' });
+    await page.locator('[data-testid=send-progress] progress').waitFor();
+    await page.locator('[data-testid=send-progress][data-state=done]').waitFor({ timeout: 120_000 });
+    await page.locator('[data-testid=send-result]').first().waitFor();
+    for (const id of expectSent) {
+      const r = page.locator(`[data-testid=record-row][data-record-id="${id}"]`);
+      await until(`row ${id} to show Sent`, async () => (await r.getAttribute('data-sync')) === 'sent');
+      const badge = (await r.locator('[data-testid=sync-badge]').textContent()) || '';
+      if (!/^Sent #\S+/.test(badge)) fail(`a sent row's badge reads "${badge}"`);
+      const result = page.locator(`[data-testid=send-result][data-record-id="${id}"]`);
+      const outcome = await result.getAttribute('data-outcome');
+      if (outcome !== 'sent') fail(`row ${id} has outcome ${outcome}`);
+    }
+    const refused = page.locator('[data-testid=send-result][data-outcome=refused]');
+    const nRefused = await refused.count();
+    if (nRefused < 1) fail('no row was refused (rows without a customer should be)');
+    for (let i = 0; i < nRefused; i++) {
+      const text = (await refused.nth(i).textContent()) || '';
+      if (!/match|confirm|customer/i.test(text)) fail(`a refused row gives no reason: "${text}"`);
+      const id = await refused.nth(i).getAttribute('data-record-id');
+      const sync = await page.locator(`[data-testid=record-row][data-record-id="${id}"]`).getAttribute('data-sync');
+      if (sync === 'sent') fail(`refused row ${id} shows as sent`);
+    }
+    for (const donor of ['Thomas McDonald', 'Emily Chen', 'Grace Kim', 'St. John Lutheran Church']) {
+      if ((await row(donor).getAttribute('data-sync')) !== 'sent') fail(`${donor} is not sent`);
+    }
+    console.log(`        ${expectSent.length} sent, ${nRefused} refused`);
+    await page.screenshot({ path: path.join(OUT, 'deposit-after-send.png'), fullPage: true });
+  });
+
+  await step('the report: text, edit, .txt and .csv downloads', async () => {
+    await page.locator('[data-testid=report-open]').click();
+    const text = page.locator('[data-testid=report-text]');
+    await text.waitFor();
+    const value = await text.inputValue();
+    for (const want of ['Deposit Report', 'Total Deposits', 'Thomas McDonald']) {
+      if (!value.includes(want)) fail(`the report has no "${want}":\n${value}`);
+    }
+    await page.locator('#report').screenshot({ path: path.join(OUT, 'report.png') });
+    await text.fill(`${value}\nChecked by the browser test.\n`);
+    const [txt] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid=report-download-txt]').click(),
+    ]);
+    const txtBody = await fs.readFile(await txt.path(), 'utf8');
+    if (!txtBody.includes('Checked by the browser test.')) fail('the .txt download lacks the edit');
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid=report-download-csv]').click(),
+    ]);
+    if (!/^deposit-.*\.csv$/.test(csv.suggestedFilename())) fail(`the CSV is named ${csv.suggestedFilename()}`);
+    const lines = (await fs.readFile(await csv.path(), 'utf8')).trim().split(/\r?\n/);
+    if (!lines[0].startsWith('id,payment_ref,')) fail(`the CSV header is "${lines[0]}"`);
+    if (lines.length < 11) fail(`the CSV has ${lines.length - 1} rows`);
+  });
+
+  await step('a damaged file fails with its reason and a retry button; the CSV rows stay usable (edit, unmatch, send one)', async () => {
+    await newDeposit('deposits-list.png');
+    const bad = path.basename(BAD_PDF);
+    await page.locator('[data-testid=file-input]').setInputFiles([BAD_PDF, CSV]);
+    await waitFileState('online-gifts.csv', 'done');
+    await waitFileState(bad, 'failed');
+    const why = (await fileRow(bad).locator('[data-testid=file-error]').textContent()) || '';
+    if (why.trim().length < 5) fail(`the failed file gives no reason: "${why}"`);
+    await fileRow(bad).locator('[data-testid=file-retry]').waitFor();
+    await page.locator('[data-testid=error-row]').first().waitFor();
+    await row('Daniel Okafor').waitFor();
+    await editField('Daniel Okafor', 'memo', 'Building fund (browser test)');
+    await page.reload();
+    await until('the memo after reload', async () => (await inputValue('Daniel Okafor', 'memo')) === 'Building fund (browser test)');
+    await fileRow(bad).locator('[data-testid=file-retry]').waitFor();
+    await page.screenshot({ path: path.join(OUT, 'deposit-failed-file.png'), fullPage: true });
+    // Retry is accepted and the file ends failed again (it is still damaged).
+    const [retried] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/retry')),
+      fileRow(bad).locator('[data-testid=file-retry]').click(),
+    ]);
+    if (retried.status() !== 202) fail(`retry answered ${retried.status()}`);
+    await waitFileState(bad, 'failed');
+    // Revert a match, then send one row on its own.
+    await row('Emily Chen').locator('[data-testid=unmatch]').click();
+    await until('Emily Chen unmatched', async () => (await row('Emily Chen').getAttribute('data-match')) !== 'matched');
+    await row('Daniel Okafor').locator('[data-testid=send-row]').click();
+    await until('Daniel Okafor sent', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'sent');
+    const badge = (await row('Daniel Okafor').locator('[data-testid=sync-badge]').textContent()) || '';
+    if (!/^Sent #\S+/.test(badge)) fail(`the sent row's badge reads "${badge}"`);
+  });
+}
+
+main().then(
+  () => {
+    console.log(`browser flow passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  },
+  (e) => {
+    console.error(`browser flow FAILED at step ${stepNo}: ${e && e.message ? e.message : e}`);
+    if (problems.length) console.error(`page errors so far:\n  ${problems.join('\n  ')}`);
+    process.exit(1);
+  },
+);

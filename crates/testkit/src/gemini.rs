@@ -24,14 +24,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
+
+use crate::server::FakeServer;
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
@@ -127,10 +126,8 @@ impl Shared {
 
 /// A running fake; stops when dropped.
 pub struct FakeGemini {
-    port: u16,
     shared: Arc<Shared>,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl FakeGemini {
@@ -141,74 +138,29 @@ impl FakeGemini {
 
     /// Starts on `port` of 127.0.0.1 (0: a free one).
     pub fn start_on(port: u16, opts: FakeOptions) -> io::Result<FakeGemini> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
-        let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             opts,
             inner: Mutex::new(Inner::default()),
         });
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 8);
-        let (tx, rx) = std::sync::mpsc::channel::<io::Result<ServerHandle>>();
         let data = web::Data::from(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("fake-gemini-{port}"))
-            .spawn(move || {
-                let system = actix_web::rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(data.clone())
-                            .service(
-                                web::resource("/v1beta/models/{call}")
-                                    .route(web::post().to(generate_content)),
-                            )
-                            .default_service(web::to(unknown_route))
-                    })
-                    .workers(workers)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = tx.send(Ok(server.handle()));
-                            let _ = server.await;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
-                    }
-                });
-            })?;
-        let handle = match rx.recv() {
-            Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(io::Error::other("the fake Gemini server thread ended"));
-            }
-        };
-        Ok(FakeGemini {
-            port,
-            shared,
-            handle,
-            thread: Some(thread),
-        })
+        let server = FakeServer::start("fake-gemini", FakeServer::bind(port)?, move || {
+            App::new()
+                .app_data(data.clone())
+                .service(
+                    web::resource("/v1beta/models/{call}").route(web::post().to(generate_content)),
+                )
+                .default_service(web::to(unknown_route))
+        })?;
+        Ok(FakeGemini { shared, server })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Every request body received, in order, with inline `data` replaced by
@@ -225,16 +177,6 @@ impl FakeGemini {
     /// How many valid requests named document `name` in their page headers.
     pub fn requests_for(&self, name: &str) -> u32 {
         self.shared.lock().per_name.get(name).copied().unwrap_or(0)
-    }
-}
-
-impl Drop for FakeGemini {
-    fn drop(&mut self) {
-        // The stop command is sent when `stop` is called; the returned future only waits.
-        drop(self.handle.stop(false));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

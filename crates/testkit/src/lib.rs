@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod gemini;
 pub mod moto;
 pub mod qbo;
+pub mod server;
 pub mod web;
 
 use std::path::{Path, PathBuf};

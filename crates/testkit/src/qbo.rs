@@ -32,15 +32,15 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::dev::{ServerHandle, Service};
+use actix_web::dev::Service;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
+
+use crate::server::FakeServer;
 use base64::Engine;
 use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
@@ -256,10 +256,8 @@ fn meta_time(now: DateTime<Utc>) -> String {
 
 /// A running fake; stops when dropped.
 pub struct FakeQbo {
-    port: u16,
     shared: Arc<Shared>,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl FakeQbo {
@@ -270,7 +268,7 @@ impl FakeQbo {
 
     /// Starts on `port` of 127.0.0.1 (0: a free one).
     pub fn start_on(port: u16, opts: FakeQboOptions) -> io::Result<FakeQbo> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let listener = FakeServer::bind(port)?;
         let port = listener.local_addr()?.port();
         let now = Utc::now();
         let inner = Inner {
@@ -299,105 +297,62 @@ impl FakeQbo {
             base: format!("http://127.0.0.1:{port}"),
             inner: Mutex::new(inner),
         });
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(1, 8);
-        let (tx, rx) = std::sync::mpsc::channel::<io::Result<ServerHandle>>();
         let data = web::Data::from(shared.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("fake-qbo-{port}"))
-            .spawn(move || {
-                let system = actix_web::rt::System::new();
-                system.block_on(async move {
-                    let server = HttpServer::new(move || {
-                        let logger = data.clone();
-                        App::new()
-                            .app_data(data.clone())
-                            .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                            .wrap_fn(move |req, srv| {
-                                let shared = logger.clone();
-                                let method = req.method().as_str().to_string();
-                                let path = req.path().to_string();
-                                let query = req.query_string().to_string();
-                                let fut = srv.call(req);
-                                async move {
-                                    let mut res = fut.await?;
-                                    if let Ok(tid) = HeaderValue::from_str(&random_hex(32)) {
-                                        res.headers_mut()
-                                            .insert(HeaderName::from_static("intuit_tid"), tid);
-                                    }
-                                    let params = parse_form(&query);
-                                    let entry = LoggedRequest {
-                                        method,
-                                        path,
-                                        status: res.status().as_u16(),
-                                        requestid: param(&params, "requestid").map(String::from),
-                                        minorversion: param(&params, "minorversion")
-                                            .map(String::from),
-                                        query,
-                                    };
-                                    shared.lock().log.push(entry);
-                                    Ok(res)
-                                }
-                            })
-                            .route(
-                                "/.well-known/openid_sandbox_configuration",
-                                web::get().to(discovery),
-                            )
-                            .route(
-                                "/.well-known/openid_sandbox_configuration/",
-                                web::get().to(discovery),
-                            )
-                            .route(
-                                "/.well-known/openid_configuration",
-                                web::get().to(discovery),
-                            )
-                            .route(
-                                "/.well-known/openid_configuration/",
-                                web::get().to(discovery),
-                            )
-                            .route("/connect/oauth2", web::get().to(authorize))
-                            .route("/oauth2/v1/tokens/bearer", web::post().to(token))
-                            .route("/v2/oauth2/tokens/revoke", web::post().to(revoke))
-                            .route("/v1/openid_connect/userinfo", web::get().to(userinfo))
-                            .route("/op/v1/jwks", web::get().to(jwks))
-                            .route("/v3/company/{realm}/{tail:.*}", web::route().to(api))
-                            .default_service(web::to(unknown_route))
-                    })
-                    .workers(workers)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .listen(listener);
-                    match server {
-                        Ok(server) => {
-                            let server = server.run();
-                            let _ = tx.send(Ok(server.handle()));
-                            let _ = server.await;
+        let server = FakeServer::start("fake-qbo", listener, move || {
+            let logger = data.clone();
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .wrap_fn(move |req, srv| {
+                    let shared = logger.clone();
+                    let method = req.method().as_str().to_string();
+                    let path = req.path().to_string();
+                    let query = req.query_string().to_string();
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Ok(tid) = HeaderValue::from_str(&random_hex(32)) {
+                            res.headers_mut()
+                                .insert(HeaderName::from_static("intuit_tid"), tid);
                         }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
+                        let params = parse_form(&query);
+                        let entry = LoggedRequest {
+                            method,
+                            path,
+                            status: res.status().as_u16(),
+                            requestid: param(&params, "requestid").map(String::from),
+                            minorversion: param(&params, "minorversion").map(String::from),
+                            query,
+                        };
+                        shared.lock().log.push(entry);
+                        Ok(res)
                     }
-                });
-            })?;
-        let handle = match rx.recv() {
-            Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(io::Error::other("the fake QBO server thread ended"));
-            }
-        };
-        Ok(FakeQbo {
-            port,
-            shared,
-            handle,
-            thread: Some(thread),
-        })
+                })
+                .route(
+                    "/.well-known/openid_sandbox_configuration",
+                    web::get().to(discovery),
+                )
+                .route(
+                    "/.well-known/openid_sandbox_configuration/",
+                    web::get().to(discovery),
+                )
+                .route(
+                    "/.well-known/openid_configuration",
+                    web::get().to(discovery),
+                )
+                .route(
+                    "/.well-known/openid_configuration/",
+                    web::get().to(discovery),
+                )
+                .route("/connect/oauth2", web::get().to(authorize))
+                .route("/oauth2/v1/tokens/bearer", web::post().to(token))
+                .route("/v2/oauth2/tokens/revoke", web::post().to(revoke))
+                .route("/v1/openid_connect/userinfo", web::get().to(userinfo))
+                .route("/op/v1/jwks", web::get().to(jwks))
+                .route("/v3/company/{realm}/{tail:.*}", web::route().to(api))
+                .default_service(web::to(unknown_route))
+        })?;
+        Ok(FakeQbo { shared, server })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -406,7 +361,7 @@ impl FakeQbo {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `{base}/.well-known/openid_sandbox_configuration`.
@@ -563,16 +518,6 @@ impl FakeQbo {
     /// The most API requests that were in flight at once (never above `max_concurrent`).
     pub fn max_concurrency_seen(&self) -> usize {
         self.shared.lock().max_seen
-    }
-}
-
-impl Drop for FakeQbo {
-    fn drop(&mut self) {
-        // The stop command is sent when `stop` is called; the returned future only waits.
-        drop(self.handle.stop(false));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -1,81 +1,53 @@
-//! `fake-qbo [--port P] [--realm R] [--redirect-uri U] [--client-id I] [--client-secret S]
-//! [--latency-ms N]`: the Intuit OAuth and QuickBooks Online contract fake of
-//! `fom_testkit::qbo` as a process. Prints `listening on http://127.0.0.1:P` and serves
-//! until killed.
+//! `fake-qbo`: the Intuit OAuth and QuickBooks Online contract fake of `fom_testkit::qbo` as a
+//! process. Prints `listening on http://127.0.0.1:P` and serves until killed.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use fom_testkit::qbo::{FakeQbo, FakeQboOptions};
 
-const USAGE: &str = "usage: fake-qbo [--port P] [--realm R] [--redirect-uri U] \
-                     [--client-id I] [--client-secret S] [--latency-ms N]";
-const FLAGS: [&str; 6] = [
-    "--port",
-    "--realm",
-    "--redirect-uri",
-    "--client-id",
-    "--client-secret",
-    "--latency-ms",
-];
-
-fn parse(args: &[String]) -> Result<(u16, FakeQboOptions), String> {
-    let mut port = 0u16;
-    let mut opts = FakeQboOptions::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (arg.as_str(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Err(String::new());
-        }
-        if !FLAGS.contains(&name) {
-            return Err(format!("unknown argument {name:?}"));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))?,
-        };
-        match name {
-            "--port" => port = value.parse().map_err(|_| format!("bad --port {value:?}"))?,
-            "--realm" => opts.realm_id = value,
-            "--redirect-uri" => opts.redirect_uri = Some(value),
-            "--client-id" => opts.client_id = value,
-            "--client-secret" => opts.client_secret = value,
-            "--latency-ms" => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| format!("bad --latency-ms {value:?}"))?;
-                opts.latency = Duration::from_millis(ms);
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok((port, opts))
+#[derive(Parser)]
+#[command(
+    name = "fake-qbo",
+    about = "Intuit OAuth + QuickBooks Online contract fake"
+)]
+struct Args {
+    /// Port on 127.0.0.1 (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The company id the authorization hands out.
+    #[arg(long)]
+    realm: Option<String>,
+    /// When given, authorize and token requests must use exactly this redirect URI.
+    #[arg(long)]
+    redirect_uri: Option<String>,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    client_secret: Option<String>,
+    /// Delay before each API answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (port, opts) = match parse(&args) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("fake-qbo: {e}");
-            }
-            eprintln!("{USAGE}");
-            return if e.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+    let args = Args::parse();
+    let mut opts = FakeQboOptions {
+        redirect_uri: args.redirect_uri,
+        latency: Duration::from_millis(args.latency_ms),
+        ..FakeQboOptions::default()
     };
-    let fake = match FakeQbo::start_on(port, opts) {
+    if let Some(realm) = args.realm {
+        opts.realm_id = realm;
+    }
+    if let Some(id) = args.client_id {
+        opts.client_id = id;
+    }
+    if let Some(secret) = args.client_secret {
+        opts.client_secret = secret;
+    }
+    let fake = match FakeQbo::start_on(args.port, opts) {
         Ok(fake) => fake,
         Err(e) => {
             eprintln!("fake-qbo: cannot start: {e}");

@@ -220,6 +220,43 @@ async fn heartbeat_loop(
     }
 }
 
+/// Claims a delivered job for `worker`: `true` to run it, `false` when it is already done or
+/// gone, an abort when it is dead.
+async fn claim(jobs: &JobStore, id: &str, worker: &str) -> Result<bool, BoxDynError> {
+    match jobs.begin(id, worker).await? {
+        Begin::Run => Ok(true),
+        Begin::AlreadyDone | Begin::Missing => Ok(false),
+        Begin::Dead(why) => {
+            tracing::error!(job = %id, "job dead: {why}");
+            Err(AbortError::new(std::io::Error::other(why)).into())
+        }
+    }
+}
+
+/// Writes progress readings sent from the job's loop; when the channel is full the newest
+/// reading is dropped, never the job. Ends when the sender is dropped.
+fn progress_writer(
+    jobs: JobStore,
+    id: String,
+    stage: &'static str,
+) -> (
+    tokio::sync::mpsc::Sender<(u32, u32)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u32, u32)>(4);
+    let writer = tokio::spawn(async move {
+        while let Some((page, pages)) = rx.recv().await {
+            if let Err(e) = jobs
+                .progress(&id, stage, page, pages, memory::rss_mb())
+                .await
+            {
+                tracing::warn!(error = %e, "progress not written");
+            }
+        }
+    });
+    (tx, writer)
+}
+
 async fn handle(
     job: DocJob,
     child: Data<Arc<Child>>,
@@ -227,13 +264,8 @@ async fn handle(
 ) -> Result<(), BoxDynError> {
     let child: Arc<Child> = (*child).clone();
     let id = job.job_id;
-    match child.jobs.begin(&id, &child.worker_id).await? {
-        Begin::Run => {}
-        Begin::AlreadyDone | Begin::Missing => return Ok(()),
-        Begin::Dead(why) => {
-            tracing::error!(job = %id, "job dead: {why}");
-            return Err(AbortError::new(std::io::Error::other(why)).into());
-        }
+    if !claim(&child.jobs, &id, &child.worker_id).await? {
+        return Ok(());
     }
     if let Ok(mut c) = child.current_job.lock() {
         *c = Some(id.clone());
@@ -327,23 +359,8 @@ async fn run_job(child: &Arc<Child>, id: &str) -> anyhow::Result<JobEnd> {
         .progress(id, "render", 0, 0, memory::rss_mb())
         .await?;
 
-    // Progress flows from the blocking thread to Redis through a small channel; when it is
-    // full the newest reading is dropped, never the job.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u32, u32)>(4);
-    let writer = {
-        let jobs = child.jobs.clone();
-        let id = id.to_string();
-        tokio::spawn(async move {
-            while let Some((page, pages)) = rx.recv().await {
-                if let Err(e) = jobs
-                    .progress(&id, "extract", page, pages, memory::rss_mb())
-                    .await
-                {
-                    tracing::warn!(error = %e, "progress not written");
-                }
-            }
-        })
-    };
+    // Progress flows from the blocking thread to Redis through a small channel.
+    let (tx, writer) = progress_writer(child.jobs.clone(), id.to_string(), "extract");
     let c = child.clone();
     let name = record.file_name.clone();
     let outcome: FileOutcome = tokio::task::spawn_blocking(move || {
@@ -488,13 +505,8 @@ async fn handle_send(
     let child: Arc<Child> = (*child).clone();
     let id = job.job_id;
     let worker = format!("{}-qbo", child.worker_id);
-    match child.jobs.begin(&id, &worker).await? {
-        Begin::Run => {}
-        Begin::AlreadyDone | Begin::Missing => return Ok(()),
-        Begin::Dead(why) => {
-            tracing::error!(job = %id, "job dead: {why}");
-            return Err(AbortError::new(std::io::Error::other(why)).into());
-        }
+    if !claim(&child.jobs, &id, &worker).await? {
+        return Ok(());
     }
     let record = child.jobs.get(&id).await?;
     let deposit_id = record.map(|r| r.deposit_id).unwrap_or_default();
@@ -503,23 +515,12 @@ async fn handle_send(
         child.jobs.settle(&id, &worker, JobState::Dead, why).await?;
         return Err(AbortError::new(std::io::Error::other(why)).into());
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, usize)>(4);
-    let writer = {
-        let jobs = child.jobs.clone();
-        let id = id.clone();
-        tokio::spawn(async move {
-            while let Some((i, n)) = rx.recv().await {
-                let (i, n) = (u32::try_from(i).unwrap_or(0), u32::try_from(n).unwrap_or(0));
-                if let Err(e) = jobs.progress(&id, "send", i, n, memory::rss_mb()).await {
-                    tracing::warn!(error = %e, "progress not written");
-                }
-            }
-        })
-    };
+    let (tx, writer) = progress_writer(child.jobs.clone(), id.clone(), "send");
     let stopping = child.stopping.clone();
     let sent = qbo
         .send_all(&deposit_id, |i, n| {
-            let _ = tx.try_send((i, n));
+            let row = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+            let _ = tx.try_send((row(i), row(n)));
             if stopping.load(Ordering::SeqCst) {
                 ControlFlow::Break(())
             } else {

@@ -237,12 +237,18 @@ impl QboClient {
         let wait = if throttled {
             s.throttle_wait
         } else {
-            let base = s.retry_base.as_millis() as u64;
-            let exp = base.saturating_mul(1 << (attempt - 1).min(6));
-            Duration::from_millis(exp + fastrand::u64(0..=base / 4 + 1))
+            self.backoff(attempt)
         };
         tokio::time::sleep(wait).await;
         Ok(())
+    }
+
+    /// The wait after failed try `attempt` (1-based): `QBO_RETRY_BASE_MS` doubling, with
+    /// jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.conn.settings().retry_base.as_millis() as u64;
+        let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+        Duration::from_millis(exp + fastrand::u64(0..=base / 4 + 1))
     }
 
     /// One page of a query.

@@ -20,8 +20,8 @@ use oauth2::basic::{
 };
 use oauth2::{
     AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl,
-    Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    EndpointSet, ExtraTokenFields, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,7 @@ type OAuthClient = Client<
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
-    EndpointSet,
+    EndpointNotSet,
     EndpointSet,
 >;
 
@@ -265,10 +265,6 @@ impl Connection {
             )
             .set_token_uri(
                 TokenUrl::new(d.token_endpoint.clone()).map_err(|e| bad("token_endpoint", e))?,
-            )
-            .set_revocation_url(
-                RevocationUrl::new(d.revocation_endpoint.clone())
-                    .map_err(|e| bad("revocation_endpoint", e))?,
             )
             .set_redirect_uri(
                 RedirectUrl::new(s.redirect_uri.clone()).map_err(|e| bad("QBO_REDIRECT_URI", e))?,

@@ -681,11 +681,7 @@ impl Qbo {
                     Ok(created) => return Ok(("sent", created.id.unwrap_or_default())),
                     Err(e) if retryable(&e) && tries < settings.max_attempts => {
                         tracing::warn!(%record_id, tries, "qbo: receipt not confirmed; checking before retrying");
-                        let base = settings.retry_base.as_millis() as u64;
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            base.saturating_mul(1 << (tries - 1).min(6)),
-                        ))
-                        .await;
+                        tokio::time::sleep(self.client.backoff(tries)).await;
                     }
                     Err(e) => return Err(e),
                 }

@@ -33,6 +33,63 @@ fn record(name: &str, amount: &str, check: &str) -> Donation {
     d
 }
 
+/// A row already matched to QuickBooks customer `customer_id`.
+fn matched(name: &str, amount: &str, check: &str, customer_id: &str) -> Donation {
+    let mut r = record(name, amount, check);
+    r.qbo.customer_id = Some(customer_id.to_string());
+    r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+    r
+}
+
+/// `fom-worker qbo ARGS...` pointed at the stack's Redis and the fake.
+fn qbo_worker(
+    stack: &Stack,
+    fake: &fom_testkit::qbo::FakeQbo,
+    args: &[&str],
+) -> std::process::Command {
+    let mut c = std::process::Command::new(fom_testkit::bin_path("fom-worker", "fom-worker"));
+    c.arg("qbo")
+        .args(args)
+        .env("REDIS_URL", &stack.redis_url)
+        .env("KEY_PREFIX", &stack.prefix)
+        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
+        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
+        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
+        .env("TOKEN_ENCRYPTION_KEY", key_b64())
+        .env("INTUIT_DISCOVERY_URL", fake.discovery_url())
+        .env("QBO_API_BASE", fake.api_base());
+    c
+}
+
+/// Waits until the fake holds at least `n` sales receipts.
+async fn wait_for_receipts(fake: &fom_testkit::qbo::FakeQbo, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.sales_receipts().len() < n {
+        assert!(Instant::now() < deadline, "sending never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `signal` to every worker child with a heartbeat in the stack's Redis; returns how many.
+async fn signal_worker_children(stack: &Stack, signal: &str) -> usize {
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = Keys::new(stack.prefix.clone());
+    let workers: Vec<String> = conn.zrange(keys.workers(), 0, -1).await.unwrap();
+    let mut sent = 0;
+    for w in workers {
+        let pid: Option<i32> = conn.hget(keys.worker(&w), "pid").await.unwrap();
+        if let Some(pid) = pid {
+            std::process::Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status()
+                .unwrap();
+            sent += 1;
+        }
+    }
+    sent
+}
+
 /// A deposit holding `records`, written the way the worker's merge writes them.
 async fn deposit_with(stack: &Stack, records: Vec<Donation>) -> String {
     let store = deposits(stack).await;
@@ -381,47 +438,22 @@ async fn send_all_is_exactly_once_across_kill_9_and_lost_answers() {
         .iter()
         .enumerate()
         .map(|(i, cid)| {
-            let mut r = record(
+            matched(
                 &format!("Donor {i}"),
                 &format!("{}.00", 10 + i),
                 &format!("{}", 100 + i),
-            );
-            r.qbo.customer_id = Some(cid.clone());
-            r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
-            r
+                cid,
+            )
         })
         .collect();
     let id = deposit_with(&stack, records).await;
 
     let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
     assert_eq!(s, 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.sales_receipts().len() < 3 {
-        assert!(Instant::now() < deadline, "sending never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_receipts(&fake, 3).await;
     // kill -9 the worker child running the job; the supervisor starts a fresh one, which
     // recovers the orphaned job and sends the rest.
-    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let workers: Vec<String> = conn
-        .zrange(Keys::new(stack.prefix.clone()).workers(), 0, -1)
-        .await
-        .unwrap();
-    let mut killed = 0;
-    for w in workers {
-        let pid: Option<i32> = conn
-            .hget(Keys::new(stack.prefix.clone()).worker(&w), "pid")
-            .await
-            .unwrap();
-        if let Some(pid) = pid {
-            std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status()
-                .unwrap();
-            killed += 1;
-        }
-    }
+    let killed = signal_worker_children(&stack, "-9").await;
     assert_eq!(killed, 1);
     let before = fake.sales_receipts().len();
     assert!(before < 8, "the kill came too late to prove anything");
@@ -442,9 +474,7 @@ async fn send_all_is_exactly_once_across_kill_9_and_lost_answers() {
     // bug): the retry finds the receipt instead of making a second one.
     fake.set_requestid_dedupe(false);
     let cid = fake.add_customer(json!({"DisplayName": "Lost Answer"}));
-    let mut r = record("Lost Answer", "55.00", "901");
-    r.qbo.customer_id = Some(cid.clone());
-    r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+    let r = matched("Lost Answer", "55.00", "901", &cid);
     let dep = deposit_with(&stack, vec![r.clone()]).await;
     fake.inject(Inject::ServerErrorAfterWrite, 1, Some("/salesreceipt"));
     let (s, sent) = api
@@ -491,21 +521,12 @@ async fn token_rotation_one_refresher_and_reconnect_after_grace() {
     }
     let empty = deposit_with(&stack, Vec::new()).await;
     let calls = fake.token_calls();
-    let worker = fom_testkit::bin_path("fom-worker", "fom-worker");
     let spawn = || {
-        let mut c = std::process::Command::new(&worker);
-        c.args(["qbo", "match", &empty])
-            .env("REDIS_URL", &stack.redis_url)
-            .env("KEY_PREFIX", &stack.prefix)
-            .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
-            .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
-            .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
-            .env("TOKEN_ENCRYPTION_KEY", key_b64())
-            .env("INTUIT_DISCOVERY_URL", fake.discovery_url())
-            .env("QBO_API_BASE", fake.api_base())
+        qbo_worker(&stack, &fake, &["match", &empty])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().unwrap()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     };
     let children: Vec<_> = (0..4).map(|_| spawn()).collect();
     for child in children {
@@ -618,9 +639,7 @@ async fn lookups_defaults_contact_and_reference_errors() {
         .iter()
         .any(|m| m["Name"] == "Check"));
 
-    let mut r = record("Ruth Ade", "40.00", "3141");
-    r.qbo.customer_id = Some(cid.clone());
-    r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
+    let mut r = matched("Ruth Ade", "40.00", "3141", &cid);
     r.contact.email = Some("ruth@example.org".into());
     r.contact.phone = Some("(555) 123-4567".into());
     let dep = deposit_with(&stack, vec![r.clone()]).await;
@@ -698,29 +717,19 @@ async fn sigterm_mid_send_all_hands_the_job_back_without_a_crash() {
         .iter()
         .enumerate()
         .map(|(i, cid)| {
-            let mut r = record(&format!("Friend {i}"), "20.00", &format!("{}", 500 + i));
-            r.qbo.customer_id = Some(cid.clone());
-            r.qbo.match_status = fom_core::donation::MatchStatus::Matched;
-            r
+            matched(
+                &format!("Friend {i}"),
+                "20.00",
+                &format!("{}", 500 + i),
+                cid,
+            )
         })
         .collect();
     let id = deposit_with(&stack, records).await;
     let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
     assert_eq!(s, 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.sales_receipts().len() < 2 {
-        assert!(Instant::now() < deadline, "sending never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys = Keys::new(stack.prefix.clone());
-    let workers: Vec<String> = conn.zrange(keys.workers(), 0, -1).await.unwrap();
-    let pid: i32 = conn.hget(keys.worker(&workers[0]), "pid").await.unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    wait_for_receipts(&fake, 2).await;
+    assert_eq!(signal_worker_children(&stack, "-TERM").await, 1);
     let done = wait_send_job(&api, &id, 90).await;
     assert_eq!(
         done["job"]["crashes"], 0,
@@ -758,18 +767,7 @@ async fn matching_5000_customers_in_bounded_memory() {
         })
         .collect();
     let id = deposit_with(&stack, records).await;
-    let out = std::process::Command::new(fom_testkit::bin_path("fom-worker", "fom-worker"))
-        .args(["qbo", "match", &id])
-        .env("REDIS_URL", &stack.redis_url)
-        .env("KEY_PREFIX", &stack.prefix)
-        .env("QBO_CLIENT_ID", fom_testkit::qbo::CLIENT_ID)
-        .env("QBO_CLIENT_SECRET", fom_testkit::qbo::CLIENT_SECRET)
-        .env("QBO_REDIRECT_URI", "http://localhost/qbo/callback")
-        .env("TOKEN_ENCRYPTION_KEY", key_b64())
-        .env("INTUIT_DISCOVERY_URL", fake.discovery_url())
-        .env("QBO_API_BASE", fake.api_base())
-        .output()
-        .unwrap();
+    let out = qbo_worker(&stack, &fake, &["match", &id]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

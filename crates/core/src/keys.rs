@@ -116,6 +116,18 @@ impl Keys {
         format!("{}:qbo:defaults", self.prefix)
     }
 
+    /// ZSET: QuickBooks calls in flight for a company across every process (member: lease
+    /// id, score: when the lease lapses, ms). TTL the lease time, renewed by each call.
+    pub fn qbo_in_flight(&self, realm: &str) -> String {
+        format!("{}:qbo:{realm}:in-flight", self.prefix)
+    }
+
+    /// STRING: the company's request-rate state (GCRA "theoretical arrival time", ms). TTL
+    /// about a second past it.
+    pub fn qbo_rate(&self, realm: &str) -> String {
+        format!("{}:qbo:{realm}:rate", self.prefix)
+    }
+
     /// STRING: the id of the deposit's latest send-all job, so a second click while one runs
     /// joins it instead of starting another. TTL [`JOB_TTL`].
     pub fn deposit_send(&self, deposit_id: &str) -> String {
@@ -159,6 +171,8 @@ mod tests {
             k.qbo_refresh_lock(),
             k.qbo_oauth_state("s"),
             k.qbo_defaults(),
+            k.qbo_in_flight("1"),
+            k.qbo_rate("1"),
             k.deposit_send("d"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");

@@ -15,7 +15,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    fom_testkit::redis_url()
 }
 
 async fn shared() -> ConnectionManager {
@@ -29,15 +29,7 @@ fn keys() -> Keys {
 }
 
 async fn cleanup(keys: &Keys) {
-    let mut conn = shared().await;
-    let found: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", keys.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !found.is_empty() {
-        let _: () = conn.del(found).await.unwrap();
-    }
+    fom_testkit::delete_keys(&url(), keys.prefix());
 }
 
 fn gift(reference: &str, cents: i64) -> Donation {

@@ -10,8 +10,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 async fn redis() -> (ConnectionManager, Keys) {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let client = redis::Client::open(url).unwrap();
+    let client = redis::Client::open(fom_testkit::redis_url()).unwrap();
     let conn = ConnectionManager::new(client)
         .await
         .expect("Redis must answer (make redis)");
@@ -19,16 +18,8 @@ async fn redis() -> (ConnectionManager, Keys) {
     (conn, Keys::new(prefix))
 }
 
-async fn cleanup(conn: &mut ConnectionManager, keys: &Keys) {
-    let pattern = format!("{}:*", keys.prefix());
-    let found: Vec<String> = redis::cmd("KEYS")
-        .arg(pattern)
-        .query_async(conn)
-        .await
-        .unwrap();
-    if !found.is_empty() {
-        let _: () = conn.del(found).await.unwrap();
-    }
+fn cleanup(keys: &Keys) {
+    fom_testkit::delete_keys(&fom_testkit::redis_url(), keys.prefix());
 }
 
 #[tokio::test]
@@ -65,12 +56,12 @@ async fn job_lifecycle_and_exactly_once_finish() {
     assert_eq!(jobs.begin("j1", "w3").await.unwrap(), Begin::AlreadyDone);
     let done = jobs.get("j1").await.unwrap().unwrap();
     assert_eq!((done.state, done.attempts), (JobState::Done, 2));
-    cleanup(&mut conn, &keys).await;
+    cleanup(&keys);
 }
 
 #[tokio::test]
 async fn a_poison_document_goes_dead_after_three_crashes() {
-    let (mut conn, keys) = redis().await;
+    let (conn, keys) = redis().await;
     let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
     jobs.create(&JobRecord::new("p", "d", "f", "poison.pdf", now_ms()))
         .await
@@ -92,12 +83,12 @@ async fn a_poison_document_goes_dead_after_three_crashes() {
         !jobs.reset_for_retry("p").await.unwrap(),
         "running jobs are not retried"
     );
-    cleanup(&mut conn, &keys).await;
+    cleanup(&keys);
 }
 
 #[tokio::test]
 async fn settle_list_and_purge() {
-    let (mut conn, keys) = redis().await;
+    let (conn, keys) = redis().await;
     let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
         jobs.create(&JobRecord::new(id, "d", "f", "x.pdf", now_ms() + i as i64))
@@ -139,5 +130,5 @@ async fn settle_list_and_purge() {
     let left = jobs.list(None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, "c");
-    cleanup(&mut conn, &keys).await;
+    cleanup(&keys);
 }

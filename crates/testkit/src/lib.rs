@@ -25,6 +25,29 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The Redis the tests use: `REDIS_URL`, else the machine's 127.0.0.1:6379 (`make redis`).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Deletes every key under `prefix` (`<prefix>:*`): a test's own keyspace, after it. Best
+/// effort: a test's result never depends on its clean-up.
+pub fn delete_keys(redis_url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut conn)
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+    }
+}
+
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Path of binary `name` from package `package`, in the same target profile as the running

@@ -185,19 +185,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.redis_url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        for chunk in keys.chunks(500) {
-            let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
-        }
+        crate::delete_keys(&self.redis_url, &self.prefix);
     }
 }
 

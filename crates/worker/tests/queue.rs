@@ -117,8 +117,10 @@ impl Env {
     }
 
     fn redis(&self) -> redis::Connection {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        redis::Client::open(url).unwrap().get_connection().unwrap()
+        redis::Client::open(fom_testkit::redis_url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     /// Pid of the live worker child running `job_id`, from its heartbeat.
@@ -144,14 +146,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let mut conn = self.redis();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-        }
+        fom_testkit::delete_keys(&fom_testkit::redis_url(), &self.prefix);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The QuickBooks API client (CONTRACTS.md B): `minorversion=75` on every call, a
 //! `requestid` on every write, faults parsed from any answer (a 200 included), one token
-//! refresh after a 401, 429/3001 and 5xx retried with backoff, and at most
-//! `QBO_MAX_CONCURRENT` requests in flight per process.
+//! refresh after a 401, 429/3001 and 5xx retried with backoff, at most `QBO_MAX_CONCURRENT`
+//! requests in flight per process and Intuit's per-company limits over all processes
+//! ([`crate::qbo::gate`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::qbo::connection::Connection;
 use crate::qbo::entities::Entity;
 use crate::qbo::fault::{self, Action};
+use crate::qbo::gate::RealmGate;
 use crate::qbo::query::{next_start, Query, MAX_PAGE};
 use crate::qbo::QboError;
 
@@ -35,15 +37,19 @@ pub fn request_id(operation: &str, subject: &str, body: &Value) -> String {
 #[derive(Clone)]
 pub struct QboClient {
     conn: Connection,
-    gate: Arc<tokio::sync::Semaphore>,
+    /// Calls in flight in this process.
+    local: Arc<tokio::sync::Semaphore>,
+    /// Calls in flight and the request rate for the company, over all processes.
+    realm: RealmGate,
 }
 
 impl QboClient {
     pub fn new(conn: Connection) -> Self {
-        let gate = Arc::new(tokio::sync::Semaphore::new(
+        let local = Arc::new(tokio::sync::Semaphore::new(
             conn.settings().max_concurrent.max(1),
         ));
-        Self { conn, gate }
+        let realm = RealmGate::new(conn.settings(), conn.redis().clone(), conn.keys().clone());
+        Self { conn, local, realm }
     }
 
     pub fn connection(&self) -> &Connection {
@@ -101,49 +107,14 @@ impl QboClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let permit =
-                self.gate.acquire().await.map_err(|_| {
-                    QboError::Unavailable("the QuickBooks client is closing".into())
-                })?;
-            let sent = req.send().await;
-            let (status, tid, text) = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let tid = resp
-                        .headers()
-                        .get("intuit_tid")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    match resp.text().await {
-                        Ok(text) => (status, tid, text),
-                        Err(e) => {
-                            drop(permit);
-                            self.pause_or_fail(
-                                attempt,
-                                max_attempts,
-                                false,
-                                format!("answer cut off: {e}"),
-                            )
-                            .await?;
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    drop(permit);
-                    let what = if e.is_timeout() {
-                        "QuickBooks did not answer in time".to_string()
-                    } else {
-                        // Without the URL: its query string holds search text.
-                        format!("QuickBooks cannot be reached: {}", e.without_url())
-                    };
-                    tracing::warn!(path, attempt, "qbo: {what}");
-                    self.pause_or_fail(attempt, max_attempts, false, what)
+            let (status, tid, text) = match self.exchange(&tokens.realm_id, req, path).await? {
+                Ok(answer) => answer,
+                Err(why) => {
+                    self.pause_or_fail(attempt, max_attempts, false, why)
                         .await?;
                     continue;
                 }
             };
-            drop(permit);
             let json: Option<Value> = serde_json::from_str(&text).ok();
             let fault = json.as_ref().and_then(fault::parse);
             if status == 401 && !refreshed {
@@ -218,6 +189,49 @@ impl QboClient {
                 QboError::Decode("QuickBooks answered with something that is not JSON".into())
             });
         }
+    }
+
+    /// Sends one request inside both gates (a slot of this process, then one of the company
+    /// across all processes) and reads the whole answer. `Ok(Err(why))`: no answer (timeout,
+    /// unreachable, cut off), worth another try.
+    async fn exchange(
+        &self,
+        realm: &str,
+        req: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<Result<(u16, Option<String>, String), String>, QboError> {
+        let _local = self
+            .local
+            .acquire()
+            .await
+            .map_err(|_| QboError::Unavailable("the QuickBooks client is closing".into()))?;
+        let lease = self.realm.acquire(realm).await?;
+        let answer = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let tid = resp
+                    .headers()
+                    .get("intuit_tid")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                resp.text()
+                    .await
+                    .map(|text| (status, tid, text))
+                    .map_err(|e| format!("answer cut off: {e}"))
+            }
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "QuickBooks did not answer in time".to_string()
+                } else {
+                    // Without the URL: its query string holds search text.
+                    format!("QuickBooks cannot be reached: {}", e.without_url())
+                };
+                tracing::warn!(path, "qbo: {what}");
+                Err(what)
+            }
+        };
+        self.realm.release(lease).await;
+        Ok(answer)
     }
 
     /// Waits before the next attempt, or fails with `why` when attempts are used up.

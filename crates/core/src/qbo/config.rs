@@ -62,8 +62,14 @@ pub struct QboSettings {
     pub retry_base: Duration,
     /// Wait after a 429 (Intuit asks for 60 s).
     pub throttle_wait: Duration,
-    /// Requests in flight per process (Intuit allows 10 per realm and app, across processes).
+    /// Requests in flight per process, so one process cannot take every company slot.
     pub max_concurrent: usize,
+    /// Requests in flight for the company across all processes (Intuit: 10 per app and realm).
+    pub realm_max_concurrent: usize,
+    /// Steady request rate for the company across all processes (Intuit: 500 a minute).
+    pub rate_per_minute: u32,
+    /// Requests the rate allows back to back (Intuit: 10 a second).
+    pub rate_burst: u32,
 }
 
 impl std::fmt::Debug for QboSettings {
@@ -132,9 +138,12 @@ impl QboSettings {
         let retry_base = Duration::from_millis(env.number("QBO_RETRY_BASE_MS", 1000u64, 0, 60_000));
         let throttle_wait =
             Duration::from_millis(env.number("QBO_THROTTLE_WAIT_MS", 60_000u64, 0, 600_000));
-        // Intuit allows 10 in flight per company and app; a web and a worker dyno at 5 each
-        // stay within it.
+        // Intuit's limits are per company and app, counted in Redis over all processes
+        // (qbo::gate); the per-process cap keeps one busy process from taking every slot.
         let max_concurrent = env.number("QBO_MAX_CONCURRENT", 5usize, 1, 10);
+        let realm_max_concurrent = env.number("QBO_REALM_MAX_CONCURRENT", 10usize, 1, 10);
+        let rate_per_minute = env.number("QBO_RATE_PER_MINUTE", 450u32, 1, 500);
+        let rate_burst = env.number("QBO_RATE_BURST", 8u32, 1, 10);
         let cipher = match TokenCipher::from_base64(&key) {
             Ok(c) => c,
             Err(e) => {
@@ -163,6 +172,9 @@ impl QboSettings {
             retry_base,
             throttle_wait,
             max_concurrent,
+            realm_max_concurrent,
+            rate_per_minute,
+            rate_burst,
         })
     }
 }

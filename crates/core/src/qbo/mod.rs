@@ -7,6 +7,7 @@ pub mod config;
 pub mod connection;
 pub mod entities;
 pub mod fault;
+pub mod gate;
 pub mod matching;
 pub mod query;
 pub mod sync;

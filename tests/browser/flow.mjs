@@ -293,6 +293,10 @@ async function flow() {
     for (const donor of ['Thomas McDonald', 'Emily Chen', 'Grace Kim', 'St. John Lutheran Church']) {
       if ((await row(donor).getAttribute('data-sync')) !== 'sent') fail(`${donor} is not sent`);
     }
+    // Editing a sent row saves here and says that QuickBooks's receipt is unchanged.
+    await editField('Emily Chen', 'memo', 'Thank-you card sent');
+    const note = rowBody('Emily Chen').locator('[data-testid=save-status]');
+    await until('the sent-row save note', async () => /receipt #\S+ in QuickBooks is unchanged/.test((await note.textContent()) || ''));
     console.log(`        ${expectSent.length} sent, ${nRefused} refused`);
     await page.screenshot({ path: path.join(OUT, 'deposit-after-send.png'), fullPage: true });
   });

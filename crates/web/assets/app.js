@@ -745,7 +745,13 @@ async function saveField(recordId, input, err) {
     if (input.value.trim() === value) input.value = shown;
     input.dataset.saved = shown;
     if (tb && tb.isConnected) refreshRowParts(tb, rec);
-    setSaveState(tb, 'saved', `Saved ${FIELD_LABELS[field].toLowerCase()}.`);
+    // A receipt already in QuickBooks is not changed by an edit here: say so, so the
+    // treasurer fixes it there too instead of trusting the table.
+    const q = rec.qbo || {};
+    const label = FIELD_LABELS[field].toLowerCase();
+    setSaveState(tb, 'saved', q.sync_status === 'sent'
+      ? `Saved ${label} here only: sales receipt #${q.sales_receipt_id || ''} in QuickBooks is unchanged; change it there too.`
+      : `Saved ${label}.`);
     renderTotals();
     const totalCell = $('[data-testid=records-total]');
     if (totalCell) totalCell.textContent = money(D.deposit.total);

@@ -1,5 +1,6 @@
 //! `fake-qbo`: the Intuit OAuth and QuickBooks Online contract fake of `fom_testkit::qbo` as a
-//! process. Prints `listening on http://127.0.0.1:P` and serves until killed.
+//! process. Prints `listening on http://127.0.0.1:P`, then the
+//! `INTUIT_DISCOVERY_URL` and `QBO_API_BASE` to point the app at, and serves until killed.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         }
     };
     println!("listening on {}", fake.base_url());
+    // What fom-web and fom-worker need to talk to it.
+    println!("INTUIT_DISCOVERY_URL={}", fake.discovery_url());
+    println!("QBO_API_BASE={}", fake.api_base());
     loop {
         std::thread::park();
     }

@@ -99,7 +99,7 @@ impl Keys {
     }
 
     /// STRING: the one process refreshing QuickBooks tokens right now (a random owner id).
-    /// TTL 30 s, so a crashed refresher never blocks the others for long.
+    /// TTL `QBO_TIMEOUT_SECS` + 10 s, so a crashed refresher never blocks the others for long.
     pub fn qbo_refresh_lock(&self) -> String {
         format!("{}:qbo:refresh-lock", self.prefix)
     }

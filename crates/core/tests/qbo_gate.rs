@@ -18,12 +18,8 @@ use fom_core::redis_conn::RedisPool;
 use fom_testkit::qbo::{FakeQbo, FakeQboOptions};
 use redis::aio::ConnectionManager;
 
-fn url() -> String {
-    fom_testkit::redis_url()
-}
-
 async fn redis() -> RedisPool {
-    let cm = ConnectionManager::new(redis::Client::open(url()).unwrap())
+    let cm = ConnectionManager::new(redis::Client::open(fom_testkit::redis_url()).unwrap())
         .await
         .expect("Redis must answer (make redis)");
     RedisPool::from(cm)
@@ -52,17 +48,14 @@ fn settings(fake: &FakeQbo, extra: &[(&str, &str)]) -> QboSettings {
 
 /// `n` clients as `n` processes would have them, connected once through the OAuth flow.
 async fn clients(fake: &FakeQbo, keys: &Keys, n: usize, extra: &[(&str, &str)]) -> Vec<QboClient> {
-    let conns: Vec<Connection> = {
-        let mut v = Vec::new();
-        for _ in 0..n {
-            v.push(Connection::new(
-                settings(fake, extra),
-                redis().await,
-                keys.clone(),
-            ));
-        }
-        v
-    };
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(Connection::new(
+            settings(fake, extra),
+            redis().await,
+            keys.clone(),
+        ));
+    }
     let authorize = conns[0].authorize_url("session-1").await.unwrap();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -91,7 +84,7 @@ async fn clients(fake: &FakeQbo, keys: &Keys, n: usize, extra: &[(&str, &str)]) 
 }
 
 async fn cleanup(keys: &Keys) {
-    fom_testkit::delete_keys(&url(), keys.prefix());
+    fom_testkit::delete_keys(&fom_testkit::redis_url(), keys.prefix());
 }
 
 fn keys(tag: &str) -> Keys {

@@ -86,6 +86,12 @@ impl std::fmt::Debug for QboSettings {
 }
 
 impl QboSettings {
+    /// Longer than any one call to Intuit may take: how long a refresh lock or an in-flight
+    /// lease lives, so a process that dies holding one blocks the others only this long.
+    pub fn hold_limit(&self) -> Duration {
+        self.timeout + Duration::from_secs(10)
+    }
+
     /// `None` when `QBO_CLIENT_ID` is unset (QuickBooks not configured). Problems are recorded
     /// on `env` so that start-up names every bad variable at once.
     pub fn from_env(env: &mut EnvReader) -> Option<Self> {

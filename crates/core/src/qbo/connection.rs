@@ -432,7 +432,7 @@ impl Connection {
     pub async fn refresh(&self, stale_access: &str) -> Result<Tokens, QboError> {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let lock = self.inner.keys.qbo_refresh_lock();
-        let lock_ms = (self.inner.settings.timeout + Duration::from_secs(10)).as_millis() as u64;
+        let lock_ms = self.inner.settings.hold_limit().as_millis() as u64;
         let started = std::time::Instant::now();
         loop {
             let mut conn = self.inner.redis.get().await?;

@@ -55,7 +55,6 @@ const FULL_POLL: Duration = Duration::from_millis(20);
 pub struct RealmGate {
     redis: RedisPool,
     keys: Keys,
-    script: std::sync::Arc<redis::Script>,
     max_in_flight: usize,
     interval_ms: f64,
     burst: u32,
@@ -72,11 +71,10 @@ pub struct Lease {
 
 impl RealmGate {
     pub fn new(settings: &QboSettings, redis: RedisPool, keys: Keys) -> Self {
-        let lease = settings.timeout + Duration::from_secs(10);
+        let lease = settings.hold_limit();
         Self {
             redis,
             keys,
-            script: std::sync::Arc::new(redis::Script::new(ACQUIRE)),
             max_in_flight: settings.realm_max_concurrent.max(1),
             interval_ms: 60_000.0 / f64::from(settings.rate_per_minute.max(1)),
             burst: settings.rate_burst.max(1),
@@ -93,8 +91,7 @@ impl RealmGate {
         let started = Instant::now();
         loop {
             let mut conn = self.redis.get().await?;
-            let wait_ms: i64 = self
-                .script
+            let wait_ms: i64 = redis::Script::new(ACQUIRE)
                 .key(self.keys.qbo_in_flight(realm))
                 .key(self.keys.qbo_rate(realm))
                 .arg(&id)

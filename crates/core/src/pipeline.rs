@@ -13,6 +13,45 @@ use crate::memory::Monitor;
 use crate::normalize::{normalize, Rules};
 use crate::pdf::{PdfConfig, PdfPages};
 
+/// What processing a file needs besides the file: every command of the worker shares one,
+/// read from the environment once at start-up.
+pub struct PipelineSettings {
+    pub pdf: PdfConfig,
+    pub rules: Rules,
+    pub monitor: Monitor,
+    /// `EXTRACTOR`: gemini (with `GEMINI_API_KEY`) or the offline text extractor.
+    pub extractor: std::sync::Arc<dyn Extractor + Send + Sync>,
+}
+
+impl PipelineSettings {
+    pub fn from_env(env: &mut crate::config::EnvReader) -> Self {
+        Self {
+            pdf: PdfConfig::from_env(env),
+            rules: Rules::from_env(env, chrono::Local::now().date_naive()),
+            monitor: crate::runtime::memory_settings(env),
+            extractor: crate::extract::from_env(env),
+        }
+    }
+
+    /// [`process_file`] with these settings.
+    pub fn process(
+        &self,
+        path: &Path,
+        name: &str,
+        on_page: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+    ) -> FileOutcome {
+        process_file(
+            path,
+            name,
+            &self.pdf,
+            &self.rules,
+            self.extractor.as_ref(),
+            &self.monitor,
+            on_page,
+        )
+    }
+}
+
 /// Pages between "Memory Monitor" lines within one document.
 pub const MONITOR_EVERY_PAGES: u32 = 10;
 

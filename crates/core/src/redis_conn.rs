@@ -8,18 +8,18 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+pub use redis::RedisError;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::config::EnvReader;
 use crate::keys::Keys;
 
-/// `REDIS_URL`, `REDIS_TLS_VERIFY`, `KEY_PREFIX` and `UPLOAD_STORE`, checked once.
+/// `REDIS_URL`, `REDIS_TLS_VERIFY` and `KEY_PREFIX`, checked once.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     /// With `#insecure` appended for `rediss://` unless verification is on.
     pub url: String,
     pub keys: Keys,
-    pub upload_store: String,
 }
 
 impl RedisSettings {
@@ -28,7 +28,7 @@ impl RedisSettings {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             env.problem("REDIS_URL", "must start with redis:// or rediss://");
         }
-        // Heroku Key-Value Store serves TLS with a self-signed certificate (CONTRACTS.md E.7):
+        // Heroku Key-Value Store serves TLS with a self-signed certificate (docs/RULES.md#key-value-store):
         // certificate checks are off for rediss:// unless REDIS_TLS_VERIFY=1.
         let verify = env.flag("REDIS_TLS_VERIFY", false);
         let url = if url.starts_with("rediss://") && !verify && !url.contains('#') {
@@ -40,14 +40,9 @@ impl RedisSettings {
         if prefix.is_empty() || prefix.contains(char::is_whitespace) {
             env.problem("KEY_PREFIX", "must be non-empty and contain no spaces");
         }
-        let upload_store = env.text("UPLOAD_STORE", "redis");
-        if let Err(e) = crate::store::check_spec(&upload_store) {
-            env.problem("UPLOAD_STORE", e.to_string());
-        }
         Self {
             url,
             keys: Keys::new(prefix),
-            upload_store,
         }
     }
 

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -54,15 +55,42 @@ pub enum StoreError {
     S3(#[from] object_store::Error),
 }
 
-/// Checks an `UPLOAD_STORE` value without connecting to anything.
-pub fn check_spec(spec: &str) -> Result<(), StoreError> {
-    match spec.trim() {
-        "redis" => Ok(()),
-        s if s.strip_prefix("dir:").is_some_and(|p| !p.is_empty()) => Ok(()),
-        s if s.starts_with("s3:") => parse_s3(s)
-            .map(|_| ())
-            .ok_or_else(|| StoreError::BadSpec(spec.to_string())),
-        _ => Err(StoreError::BadSpec(spec.to_string())),
+/// `UPLOAD_STORE`, parsed once at start-up (connecting happens later, in [`UploadStore::open`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Redis,
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: ObjectPath },
+}
+
+impl std::str::FromStr for StoreSpec {
+    type Err = StoreError;
+
+    fn from_str(spec: &str) -> Result<Self, StoreError> {
+        match spec.trim() {
+            "redis" => Ok(Self::Redis),
+            s if s.starts_with("s3:") => parse_s3(s)
+                .map(|(bucket, prefix)| Self::S3 {
+                    bucket: bucket.to_string(),
+                    prefix,
+                })
+                .ok_or_else(|| StoreError::BadSpec(spec.to_string())),
+            s => match s.strip_prefix("dir:") {
+                Some(p) if !p.is_empty() => Ok(Self::Dir(PathBuf::from(p))),
+                _ => Err(StoreError::BadSpec(spec.to_string())),
+            },
+        }
+    }
+}
+
+impl StoreSpec {
+    /// Reads `UPLOAD_STORE` (default `redis`), recording a problem when it is not understood.
+    pub fn from_env(env: &mut crate::config::EnvReader) -> Self {
+        let raw = env.text("UPLOAD_STORE", "redis");
+        raw.parse().unwrap_or_else(|e: StoreError| {
+            env.problem("UPLOAD_STORE", e.to_string());
+            Self::Redis
+        })
     }
 }
 
@@ -85,8 +113,20 @@ pub struct StoredFile {
     pub size: u64,
 }
 
+/// Where uploads wait, and what happens to them after their job: deleted at once, or kept for
+/// the retention period and then deleted by [`UploadStore::sweep`] (workers call it between
+/// jobs).
 #[derive(Clone)]
-pub enum UploadStore {
+pub struct UploadStore {
+    backend: Backend,
+    /// Kept files are scheduled in a Redis sorted set; `None` only for stores built without
+    /// Redis (tests), which delete at once.
+    schedule: Option<(RedisPool, Keys)>,
+    retention: Duration,
+}
+
+#[derive(Clone)]
+enum Backend {
     Redis {
         redis: RedisPool,
         keys: Keys,
@@ -116,23 +156,43 @@ impl UploadStore {
         redis: impl Into<RedisPool>,
         keys: Keys,
     ) -> Result<Self, StoreError> {
-        match spec.trim() {
-            "redis" => Ok(Self::Redis {
-                redis: redis.into(),
-                keys,
-            }),
-            s if s.starts_with("s3:") => {
-                let (bucket, prefix) =
-                    parse_s3(s).ok_or_else(|| StoreError::BadSpec(spec.to_string()))?;
-                s3_store(AmazonS3Builder::from_env(), bucket, prefix)
-            }
-            s => match s.strip_prefix("dir:") {
-                Some(p) if !p.is_empty() => Ok(Self::Dir {
-                    root: PathBuf::from(p),
-                }),
-                _ => Err(StoreError::BadSpec(spec.to_string())),
+        Self::open(&spec.parse()?, redis, keys)
+    }
+
+    /// Opens the store `spec` names. The Redis store keeps its chunks under `keys`.
+    pub fn open(
+        spec: &StoreSpec,
+        redis: impl Into<RedisPool>,
+        keys: Keys,
+    ) -> Result<Self, StoreError> {
+        let redis = redis.into();
+        let backend = match spec {
+            StoreSpec::Redis => Backend::Redis {
+                redis: redis.clone(),
+                keys: keys.clone(),
             },
-        }
+            StoreSpec::Dir(root) => Backend::Dir { root: root.clone() },
+            StoreSpec::S3 { bucket, prefix } => {
+                s3_store(AmazonS3Builder::from_env(), bucket, prefix.clone())?
+            }
+        };
+        Ok(Self {
+            backend,
+            schedule: Some((redis, keys)),
+            retention: Duration::ZERO,
+        })
+    }
+
+    /// Keeps files this long after their job succeeded (`UPLOAD_RETENTION_HOURS`; zero deletes
+    /// them at once).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// True for the Redis store, whose room is the Key-Value Store's memory.
+    pub fn is_redis(&self) -> bool {
+        matches!(self.backend, Backend::Redis { .. })
     }
 
     /// An S3 store configured only by `options`, not the environment (tests run in parallel
@@ -152,7 +212,11 @@ impl UploadStore {
         }
         let prefix = ObjectPath::parse(prefix)
             .map_err(|e| StoreError::S3Config(format!("prefix {prefix:?}: {e}")))?;
-        s3_store(builder, bucket, prefix)
+        Ok(Self {
+            backend: s3_store(builder, bucket, prefix)?,
+            schedule: None,
+            retention: Duration::ZERO,
+        })
     }
 
     /// Streams `reader` into the store, refusing more than `max_bytes`.
@@ -163,15 +227,15 @@ impl UploadStore {
         max_bytes: u64,
     ) -> Result<StoredFile, StoreError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let written = match self {
-            Self::Redis { redis, keys } => {
+        let written = match &self.backend {
+            Backend::Redis { redis, keys } => {
                 let mut buf = vec![0u8; CHUNK_BYTES];
                 put_redis(redis, keys, &id, name, &mut reader, &mut buf, max_bytes).await
             }
-            Self::S3 { s3, prefix } => {
+            Backend::S3 { s3, prefix } => {
                 put_s3(s3, &object_path(prefix, &id), &mut reader, max_bytes).await
             }
-            Self::Dir { root } => put_dir(root, &id, name, &mut reader, max_bytes).await,
+            Backend::Dir { root } => put_dir(root, &id, name, &mut reader, max_bytes).await,
         };
         match written {
             Ok(size) => Ok(StoredFile {
@@ -193,8 +257,8 @@ impl UploadStore {
     /// Streams a stored file to `dest` (a local temp file); returns its size.
     pub async fn fetch_to(&self, id: &str, dest: &Path) -> Result<u64, StoreError> {
         let mut out = tokio::fs::File::create(dest).await?;
-        let size = match self {
-            Self::Redis { redis, keys } => {
+        let size = match &self.backend {
+            Backend::Redis { redis, keys } => {
                 let mut conn = redis.get().await?;
                 let (complete, chunks): (Option<String>, Option<u64>) = redis::cmd("HMGET")
                     .arg(keys.upload(id))
@@ -216,7 +280,7 @@ impl UploadStore {
                 }
                 size
             }
-            Self::Dir { root } => {
+            Backend::Dir { root } => {
                 let mut src =
                     tokio::fs::File::open(root.join(id))
                         .await
@@ -226,7 +290,7 @@ impl UploadStore {
                         })?;
                 tokio::io::copy(&mut src, &mut out).await?
             }
-            Self::S3 { s3, prefix } => {
+            Backend::S3 { s3, prefix } => {
                 let got = s3
                     .get(&object_path(prefix, id))
                     .await
@@ -253,8 +317,8 @@ impl UploadStore {
 
     /// Removes a stored file; removing a missing file is not an error.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Redis { redis, keys } => {
+        match &self.backend {
+            Backend::Redis { redis, keys } => {
                 let mut conn = redis.get().await?;
                 let chunks: Option<u64> = conn.hget(keys.upload(id), "chunks").await?;
                 // An interrupted upload has no chunk count: scan this file's chunk keys instead.
@@ -276,7 +340,7 @@ impl UploadStore {
                 }
                 Ok(())
             }
-            Self::Dir { root } => {
+            Backend::Dir { root } => {
                 for p in [
                     root.join(id),
                     root.join(format!("{id}.name")),
@@ -290,11 +354,54 @@ impl UploadStore {
                 }
                 Ok(())
             }
-            Self::S3 { s3, prefix } => match s3.delete(&object_path(prefix, id)).await {
+            Backend::S3 { s3, prefix } => match s3.delete(&object_path(prefix, id)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
             },
         }
+    }
+
+    /// A job is done with its upload: deleted now, or kept for the retention period and then
+    /// deleted by a later [`UploadStore::sweep`].
+    pub async fn release(&self, id: &str) -> Result<(), StoreError> {
+        match &self.schedule {
+            Some((redis, keys)) if !self.retention.is_zero() => {
+                let when = chrono::Utc::now().timestamp()
+                    + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+                let _: () = redis
+                    .get()
+                    .await?
+                    .zadd(keys.uploads_expiring(), id, when)
+                    .await?;
+                Ok(())
+            }
+            _ => self.delete(id).await,
+        }
+    }
+
+    /// Deletes kept uploads whose retention has passed, at most 50 per call (it runs between
+    /// jobs); returns how many went.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let Some((redis, keys)) = &self.schedule else {
+            return Ok(0);
+        };
+        let key = keys.uploads_expiring();
+        let due: Vec<String> = redis
+            .get()
+            .await?
+            .zrangebyscore_limit(&key, "-inf", chrono::Utc::now().timestamp(), 0, 50)
+            .await?;
+        let mut gone = 0;
+        for id in due {
+            match self.delete(&id).await {
+                Ok(()) => {
+                    let _: () = redis.get().await?.zrem(&key, &id).await?;
+                    gone += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, "kept upload not deleted"),
+            }
+        }
+        Ok(gone)
     }
 }
 
@@ -425,7 +532,7 @@ fn s3_store(
     builder: AmazonS3Builder,
     bucket: &str,
     prefix: ObjectPath,
-) -> Result<UploadStore, StoreError> {
+) -> Result<Backend, StoreError> {
     // object_store would only refuse an http:// endpoint at the first request, with a message
     // that does not name the setting: say so now.
     let endpoint = builder
@@ -455,7 +562,7 @@ fn s3_store(
         .with_bucket_name(bucket)
         .build()
         .map_err(|e| StoreError::S3Config(e.to_string()))?;
-    Ok(UploadStore::S3 {
+    Ok(Backend::S3 {
         s3: Arc::new(s3),
         prefix,
     })

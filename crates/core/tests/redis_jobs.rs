@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fom_core::jobs::{now_ms, Begin, JobRecord, JobState, JobStore};
+use fom_core::jobs::{now_ms, Begin, JobRecord, JobState, JobStore, Stage};
 use fom_core::keys::Keys;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -36,13 +36,15 @@ async fn job_lifecycle_and_exactly_once_finish() {
     assert!(ttl > 0, "job records always carry a TTL");
 
     assert_eq!(jobs.begin("j1", "w1").await.unwrap(), Begin::Run);
-    jobs.progress("j1", "render", 3, 10, 61.5).await.unwrap();
+    jobs.progress("j1", Stage::Render, 3, 10, 61.5)
+        .await
+        .unwrap();
     let running = jobs.get("j1").await.unwrap().unwrap();
     assert_eq!(
         (running.state, running.page, running.pages),
         (JobState::Running, 3, 10)
     );
-    assert_eq!(running.stage.as_deref(), Some("render"));
+    assert_eq!(running.stage, Some(Stage::Render));
     assert_eq!(running.worker.as_deref(), Some("w1"));
 
     // A second worker that got the job again (orphan recovery) takes it over; the first

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use fom_core::keys::Keys;
-use fom_core::store::{check_spec, StoreError, UploadStore, CHUNK_BYTES, PART_BYTES};
+use fom_core::store::{StoreError, StoreSpec, UploadStore, CHUNK_BYTES, PART_BYTES};
 use fom_testkit::moto::Moto;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -373,7 +373,7 @@ async fn upload_store_specs() {
         "s3://bucket/",
         "s3://bucket/some/prefix",
     ] {
-        assert!(check_spec(ok).is_ok(), "{ok}");
+        assert!(ok.parse::<StoreSpec>().is_ok(), "{ok}");
     }
     for bad in [
         "",
@@ -385,7 +385,7 @@ async fn upload_store_specs() {
         "s3://bucket/../up",
         "S3",
     ] {
-        let err = check_spec(bad).unwrap_err();
+        let err = bad.parse::<StoreSpec>().unwrap_err();
         assert!(matches!(err, StoreError::BadSpec(_)), "{bad}");
         let msg = err.to_string();
         assert!(

@@ -9,7 +9,7 @@ use actix_web::{delete, get, patch, post, web, HttpResponse};
 use bytes::Bytes;
 use fom_core::deposits::{apply_patch, Deposit, FieldProblem};
 use fom_core::extract::ExtractError;
-use fom_core::jobs::{JobRecord, JobState};
+use fom_core::jobs::{queue_of, JobRecord, JobState, Stage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub async fn create_deposit(
         .map(|n| n.trim().chars().take(120).collect::<String>())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| format!("Deposit of {}", chrono::Local::now().format("%m/%d/%Y")));
-    let d = state.deposits.create(&name).await?;
+    let d = state.services.deposits.create(&name).await?;
     tracing::info!(deposit = %d.id, "deposit created");
     let view = deposit_view(&state, d).await?;
     Ok(HttpResponse::Created()
@@ -62,7 +62,7 @@ struct DepositSummary {
 
 #[get("/api/deposits")]
 pub async fn list_deposits(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let deposits = state.deposits.list(500).await?;
+    let deposits = state.services.deposits.list(500).await?;
     let out: Vec<DepositSummary> = deposits
         .into_iter()
         .map(|d| {
@@ -102,7 +102,7 @@ pub struct FileView {
     job_id: String,
     /// queued, running, done, failed, dead, or expired (the job record is gone)
     state: String,
-    stage: Option<String>,
+    stage: Option<Stage>,
     page: u32,
     pages: u32,
     rss_mb: f64,
@@ -133,7 +133,7 @@ fn is_finished(state: &str) -> bool {
 
 async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiError> {
     let ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
-    let jobs = state.jobs.get_many(&ids).await?;
+    let jobs = state.services.jobs.get_many(&ids).await?;
     Ok(d.files
         .iter()
         .zip(jobs)
@@ -210,6 +210,7 @@ pub fn json_no_store(status: StatusCode, body: &impl Serialize) -> HttpResponse 
 
 pub async fn load(state: &AppState, id: &str) -> Result<Deposit, ApiError> {
     state
+        .services
         .deposits
         .get(id)
         .await?
@@ -251,6 +252,7 @@ pub async fn patch_record(
     let mut rules = state.cfg.rules;
     rules.today = chrono::Local::now().date_naive();
     let outcome = state
+        .services
         .deposits
         .update(&id, |d| {
             let Some(r) = d.records.iter_mut().find(|r| r.id.to_string() == record_id) else {
@@ -286,6 +288,7 @@ pub async fn delete_record(
 ) -> Result<HttpResponse, ApiError> {
     let (id, record_id) = path.into_inner();
     let outcome = state
+        .services
         .deposits
         .update(&id, |d| {
             match d.records.iter().position(|r| r.id.to_string() == record_id) {
@@ -428,8 +431,8 @@ pub async fn list_jobs(
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let jobs = state.jobs.list(filter, limit).await?;
-    let counts = state.jobs.counts().await?;
+    let jobs = state.services.jobs.list(filter, limit).await?;
+    let counts = state.services.jobs.counts().await?;
     Ok(json_no_store(
         StatusCode::OK,
         &serde_json::json!({ "counts": counts, "jobs": jobs }),
@@ -442,6 +445,7 @@ pub async fn get_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job: JobRecord = state
+        .services
         .jobs
         .get(&id)
         .await?
@@ -462,14 +466,19 @@ pub async fn retry_file(
         .iter()
         .find(|f| f.id == file_id)
         .ok_or_else(|| ApiError::not_found("file"))?;
-    if !state.jobs.reset_for_retry(&file.job_id).await? {
+    if !state.services.jobs.reset_for_retry(&file.job_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_retryable",
             "only a failed file can be retried",
         ));
     }
-    if let Err(e) = state.queue.push_again(&file.job_id).await {
+    if let Err(e) = state
+        .services
+        .queue
+        .push_again(queue_of(&file.job_id), &file.job_id)
+        .await
+    {
         tracing::error!(error = %e, "retry not queued");
         return Err(ApiError::storage(e));
     }

@@ -9,7 +9,6 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use redis::AsyncCommands;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -19,8 +18,6 @@ use crate::pages;
 use crate::state::AppState;
 
 pub const COOKIE: &str = "fom_session";
-/// Failed attempts are counted over this window.
-const ATTEMPT_WINDOW_SECS: u64 = 15 * 60;
 
 /// The signed-in session of this request (put there by [`require_session`]).
 #[derive(Clone, Debug)]
@@ -62,14 +59,7 @@ pub async fn current_session(
     let Some(id) = signed_session_id(req, state) else {
         return Ok(None);
     };
-    let mut conn = state.redis.get().await?;
-    let found: Option<String> = redis::cmd("GETEX")
-        .arg(state.cfg.redis.keys.session(&id))
-        .arg("EX")
-        .arg(state.cfg.session_ttl.as_secs())
-        .query_async(&mut conn)
-        .await?;
-    Ok(found.map(|_| Session))
+    Ok(state.sessions.touch(&id).await?.then_some(Session))
 }
 
 /// Every route behind it needs a session: API paths answer 401, pages redirect to sign-in.
@@ -165,14 +155,9 @@ pub async fn login(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let keys = &state.cfg.redis.keys;
     let client = client_addr(&req, state.cfg.trust_proxy);
-    let attempts_key = keys.login_attempts(&client);
-    let mut conn = state.redis.get().await?;
-    let failed: Option<u64> = conn.get(&attempts_key).await?;
-    if failed.unwrap_or(0) >= state.cfg.login_max_attempts {
-        let ttl: i64 = conn.ttl(&attempts_key).await?;
-        let wait = u64::try_from(ttl).unwrap_or(ATTEMPT_WINDOW_SECS).max(1);
+    if let Some(wait) = state.sign_in.blocked(&client).await? {
+        let wait = wait.as_secs();
         tracing::warn!("sign-in refused: too many failed attempts from one address");
         let mut page = pages::login(
             StatusCode::TOO_MANY_REQUESTS,
@@ -188,13 +173,7 @@ pub async fn login(
         return Ok(page);
     }
     if !password_matches(&form.password, &state.cfg.app_password) {
-        let mut pipe = redis::pipe();
-        pipe.incr(&attempts_key, 1)
-            .ignore()
-            .expire(&attempts_key, ATTEMPT_WINDOW_SECS as i64)
-            .arg("NX")
-            .ignore();
-        pipe.query_async::<()>(&mut conn).await?;
+        state.sign_in.failed(&client).await?;
         tracing::warn!("sign-in failed: wrong password");
         return Ok(pages::login(
             StatusCode::UNAUTHORIZED,
@@ -202,19 +181,9 @@ pub async fn login(
             form.next.as_deref(),
         ));
     }
-    let id = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let ttl = state.cfg.session_ttl.as_secs();
-    let record = serde_json::json!({ "created_at": fom_core::jobs::now_ms() }).to_string();
-    let mut pipe = redis::pipe();
-    pipe.del(&attempts_key)
-        .ignore()
-        .set_ex(keys.session(&id), record, ttl)
-        .ignore();
-    pipe.query_async::<()>(&mut conn).await?;
+    state.sign_in.succeeded(&client).await?;
+    let id = state.sessions.create().await?;
+    let ttl = state.sessions.ttl().as_secs();
     tracing::info!("signed in");
     let mut jar = CookieJar::new();
     jar.signed_mut(&state.cfg.session_key).add(
@@ -242,12 +211,7 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(id) = signed_session_id(&req, &state) {
-        let _: () = state
-            .redis
-            .get()
-            .await?
-            .del(state.cfg.redis.keys.session(&id))
-            .await?;
+        state.sessions.end(&id).await?;
     }
     let mut gone = Cookie::build(COOKIE, "")
         .path("/")

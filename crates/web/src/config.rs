@@ -8,12 +8,13 @@ use base64::Engine;
 use fom_core::config::{ConfigError, EnvReader};
 use fom_core::memory::Monitor;
 use fom_core::normalize::Rules;
-use fom_core::redis_conn::RedisSettings;
+use fom_core::services::Settings;
 
 pub struct Config {
     pub port: u16,
     pub workers: usize,
-    pub redis: RedisSettings,
+    /// What the web shares with the worker: Redis, the upload store, limits, QuickBooks.
+    pub services: Settings,
     pub pool_size: usize,
     pub app_password: String,
     pub session_key: Key,
@@ -24,14 +25,10 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` entry (Heroku's router).
     pub trust_proxy: bool,
     pub max_upload_files: usize,
-    pub max_file_bytes: u64,
-    pub deposit_ttl: Duration,
     pub min_headroom_bytes: u64,
     pub request_timeout: Duration,
     pub rules: Rules,
     pub monitor: Monitor,
-    /// `None` when QuickBooks is not set up (`QBO_CLIENT_ID` unset).
-    pub qbo: Option<fom_core::qbo::config::QboSettings>,
 }
 
 const MB: u64 = 1024 * 1024;
@@ -40,7 +37,7 @@ impl Config {
     pub fn from_env(env: &mut EnvReader) -> Self {
         let port = env.number("PORT", 8080u16, 1, 65_535);
         let workers = env.number("WEB_CONCURRENCY", 2usize, 1, 64);
-        let redis = RedisSettings::from_env(env);
+        let services = Settings::from_env(env);
         let pool_size = env.number("REDIS_POOL_SIZE", 4usize, 1, 64);
         let app_password = env.raw("APP_PASSWORD").unwrap_or_default();
         if app_password.chars().count() < 8 {
@@ -56,19 +53,15 @@ impl Config {
         let login_max_attempts = env.number("LOGIN_MAX_ATTEMPTS", 10u64, 1, 1000);
         let trust_proxy = env.flag("TRUST_PROXY", false);
         let max_upload_files = env.number("MAX_UPLOAD_FILES", 30usize, 1, 500);
-        let max_file_bytes = env.number("MAX_FILE_MB", 25u64, 1, 1024) * MB;
-        let deposit_ttl =
-            Duration::from_secs(env.number("DEPOSIT_TTL_DAYS", 30u64, 1, 3650) * 24 * 3600);
         let min_headroom_bytes = env.number("REDIS_MIN_HEADROOM_MB", 5u64, 0, 1024) * MB;
         let request_timeout =
             Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
         let rules = Rules::from_env(env, chrono::Local::now().date_naive());
         let monitor = fom_core::runtime::memory_settings(env);
-        let qbo = fom_core::qbo::config::QboSettings::from_env(env);
         Self {
             port,
             workers,
-            redis,
+            services,
             pool_size,
             app_password,
             session_key,
@@ -77,11 +70,8 @@ impl Config {
             login_max_attempts,
             trust_proxy,
             max_upload_files,
-            max_file_bytes,
-            deposit_ttl,
             min_headroom_bytes,
             request_timeout,
-            qbo,
             rules,
             monitor,
         }

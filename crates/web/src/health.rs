@@ -2,12 +2,10 @@
 //! workers' heartbeats. It never calls QuickBooks or Gemini, answers even over the critical
 //! memory threshold, and reads Redis at most once a second however often it is asked.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, web, HttpResponse};
-use redis::AsyncCommands;
 use serde::Serialize;
 
 use crate::state::AppState;
@@ -56,9 +54,9 @@ struct Worker {
 }
 
 async fn shared(state: &AppState) -> serde_json::Value {
-    let redis = fom_core::redis_conn::health(&state.redis, REDIS_TIMEOUT).await;
+    let redis = fom_core::redis_conn::health(&state.services.redis, REDIS_TIMEOUT).await;
     let (queue, workers) = if redis.ok {
-        let queue = match tokio::time::timeout(REDIS_TIMEOUT, state.jobs.counts()).await {
+        let queue = match tokio::time::timeout(REDIS_TIMEOUT, state.services.jobs.counts()).await {
             Ok(Ok(c)) => Queue {
                 queued: c.queued,
                 running: c.running,
@@ -85,35 +83,21 @@ async fn shared(state: &AppState) -> serde_json::Value {
 }
 
 /// Live worker children from their heartbeats (expired ones are left out).
-async fn workers(state: &AppState) -> Result<Vec<Worker>, redis::RedisError> {
-    let keys = &state.cfg.redis.keys;
-    let mut conn = state.redis.get().await?;
-    let ids: Vec<String> = conn.zrange(keys.workers(), 0, -1).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.hgetall(keys.worker(id));
-    }
-    let rows: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+async fn workers(state: &AppState) -> Result<Vec<Worker>, fom_core::redis_conn::RedisError> {
     let now = fom_core::jobs::now_ms();
-    Ok(ids
+    Ok(state
+        .services
+        .workers
+        .list()
+        .await?
         .into_iter()
-        .zip(rows)
-        .filter(|(_, row)| !row.is_empty())
-        .map(|(id, row)| {
-            let get = |k: &str| row.get(k).filter(|v| !v.is_empty());
-            Worker {
-                pid: get("pid").and_then(|v| v.parse().ok()),
-                rss_mb: get("rss_mb").and_then(|v| v.parse().ok()),
-                jobs_done: get("jobs_done").and_then(|v| v.parse().ok()),
-                current_job: get("current_job").cloned(),
-                last_seen_s: get("last_seen")
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .map(|t| ((now - t).max(0) as f64 / 100.0).round() / 10.0),
-                id,
-            }
+        .map(|b| Worker {
+            pid: Some(b.pid),
+            rss_mb: Some(b.rss_mb),
+            jobs_done: Some(b.jobs_done),
+            current_job: b.current_job,
+            last_seen_s: Some(((now - b.last_seen).max(0) as f64 / 100.0).round() / 10.0),
+            id: b.id,
         })
         .collect())
 }

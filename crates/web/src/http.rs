@@ -9,6 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
+use fom_core::redis_conn::RedisError;
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -128,8 +129,8 @@ impl From<fom_core::jobs::JobError> for ApiError {
     }
 }
 
-impl From<redis::RedisError> for ApiError {
-    fn from(e: redis::RedisError) -> Self {
+impl From<RedisError> for ApiError {
+    fn from(e: RedisError) -> Self {
         Self::storage(e)
     }
 }

@@ -160,7 +160,7 @@ pub async fn deposit(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(d) = state.deposits.get(&id).await? else {
+    let Some(d) = state.services.deposits.get(&id).await? else {
         return Ok(page(
             StatusCode::NOT_FOUND,
             "Deposit not found",

@@ -3,11 +3,9 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
-use fom_core::jobs::{now_ms, JobRecord, JobState};
-use fom_core::keys::JOB_TTL;
+use fom_core::jobs::send_all as send_job;
 use fom_core::qbo::sync::{CreateOutcome, Qbo, SendDefaults};
 use fom_core::qbo::{ErrorKind, QboError};
-use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -49,6 +47,7 @@ impl From<QboError> for ApiError {
 
 fn qbo(state: &AppState) -> Result<&Qbo, ApiError> {
     state
+        .services
         .qbo
         .as_ref()
         .ok_or_else(|| QboError::NotConfigured.into())
@@ -148,7 +147,7 @@ pub async fn callback(
 
 #[get("/api/qbo/status")]
 pub async fn qbo_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match &state.qbo {
+    match &state.services.qbo {
         None => Ok(ok(&fom_core::qbo::connection::Status::not_configured())),
         Some(q) => Ok(ok(&q.client.connection().status().await?)),
     }
@@ -388,36 +387,10 @@ pub async fn send_all(
             QboError::NotConnected.into()
         });
     }
-    let keys = &state.cfg.redis.keys;
-    let mut conn = state.redis.get().await?;
-    let current: Option<String> = conn.get(keys.deposit_send(&d.id)).await?;
-    if let Some(job_id) = current {
-        if let Some(job) = state.jobs.get(&job_id).await? {
-            if matches!(job.state, JobState::Queued | JobState::Running) {
-                return Ok(json_no_store(
-                    StatusCode::ACCEPTED,
-                    &json!({"job_id": job.id, "state": job.state, "already_running": true}),
-                ));
-            }
-        }
-    }
-    let job_id = format!("send-{}", Uuid::new_v4().simple());
-    let job = JobRecord::new(&job_id, &d.id, "", "Send to QuickBooks", now_ms());
-    state.jobs.create(&job).await?;
-    let _: () = conn
-        .set_ex(keys.deposit_send(&d.id), &job_id, JOB_TTL.as_secs())
-        .await?;
-    drop(conn);
-    state
-        .send_queue
-        .push(&job_id)
+    let started = send_job::start(&state.services, &d.id)
         .await
         .map_err(ApiError::storage)?;
-    tracing::info!(deposit = %d.id, job = %job_id, "send all queued");
-    Ok(json_no_store(
-        StatusCode::ACCEPTED,
-        &json!({"job_id": job_id, "state": JobState::Queued, "already_running": false}),
-    ))
+    Ok(json_no_store(StatusCode::ACCEPTED, &started))
 }
 
 /// The deposit's latest send-all job: its progress and, when done, the per-row results.
@@ -427,13 +400,10 @@ pub async fn send_status(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
-    let mut conn = state.redis.get().await?;
-    let current: Option<String> = conn.get(state.cfg.redis.keys.deposit_send(&d.id)).await?;
-    drop(conn);
-    let Some(job_id) = current else {
+    let Some(job_id) = send_job::latest(&state.services, &d.id).await? else {
         return Ok(ok(&json!({"job": null, "results": null})));
     };
-    let job = state.jobs.get(&job_id).await?;
-    let results = state.jobs.result(&job_id).await?;
+    let job = state.services.jobs.get(&job_id).await?;
+    let results = state.services.jobs.result(&job_id).await?;
     Ok(ok(&json!({"job": job, "results": results})))
 }

@@ -7,14 +7,12 @@ use std::ops::ControlFlow;
 use actix_multipart::{Field, Multipart};
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
-use fom_core::deposits::DepositFile;
-use fom_core::filetype::{sniff, SniffError, SNIFF_LEN};
-use fom_core::jobs::{now_ms, JobRecord, JobState};
+use fom_core::filetype::SniffError;
+use fom_core::intake::IntakeError;
 use fom_core::redis_conn::memory_info;
-use fom_core::store::{StoreError, UploadStore};
+use fom_core::store::StoreError;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 use tokio_util::io::StreamReader;
 
 use crate::http::ApiError;
@@ -107,7 +105,7 @@ pub async fn upload(
         )
         .with_retry_after(30));
     }
-    if state.deposits.get(&id).await?.is_none() {
+    if state.services.deposits.get(&id).await?.is_none() {
         return Err(ApiError::not_found("deposit"));
     }
     let declared: Option<u64> = req
@@ -115,7 +113,7 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let request_limit = cfg.max_file_bytes * cfg.max_upload_files as u64 + 1024 * 1024;
+    let request_limit = cfg.services.max_file_bytes * cfg.max_upload_files as u64 + 1024 * 1024;
     if declared.is_some_and(|n| n > request_limit) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,12 +121,12 @@ pub async fn upload(
             format!(
                 "this upload is larger than {} files of {} MB; send fewer files at a time",
                 cfg.max_upload_files,
-                cfg.max_file_bytes / (1024 * 1024)
+                cfg.services.max_file_bytes / (1024 * 1024)
             ),
         ));
     }
-    if let UploadStore::Redis { .. } = state.store {
-        check_redis_headroom(&state, declared.unwrap_or(cfg.max_file_bytes)).await?;
+    if state.services.store.is_redis() {
+        check_redis_headroom(&state, declared.unwrap_or(cfg.services.max_file_bytes)).await?;
     }
 
     let mut verdicts: Vec<Verdict> = Vec::new();
@@ -208,7 +206,7 @@ pub async fn upload(
 /// With the Redis store (mini plans: 25 MB, noeviction), refuses an upload that would leave
 /// Redis less than `REDIS_MIN_HEADROOM_MB`: at the limit, every write (jobs, sessions) fails.
 async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), ApiError> {
-    let mut conn = state.redis.get().await?;
+    let mut conn = state.services.redis.get().await?;
     let mem = memory_info(&mut conn).await?;
     let Some(free) = mem.headroom() else {
         return Ok(());
@@ -246,67 +244,57 @@ async fn drain(mut field: Field) {
     }
 }
 
-/// Stores one file and queues its job. `Break` when the request body itself broke (no later
-/// part can be read).
+/// Takes one file into the deposit (`Services::take_in`). `Break` when the request body itself
+/// broke (no later part can be read).
 async fn accept_file(
     state: &AppState,
     deposit_id: &str,
     name: &str,
     field: Field,
 ) -> ControlFlow<Verdict, Verdict> {
-    let cfg = &state.cfg;
     let mut reader = StreamReader::new(field.map_err(|e| std::io::Error::other(e.to_string())));
-    // The first bytes decide the type, whatever the name or the browser claims.
-    let mut head = Vec::with_capacity(SNIFF_LEN);
-    if let Err(e) = (&mut reader)
-        .take(SNIFF_LEN as u64)
-        .read_to_end(&mut head)
-        .await
-    {
-        tracing::warn!(error = %e, "upload interrupted while reading the file's start");
-        return ControlFlow::Break(interrupted(name));
-    }
-    let kind = match sniff(&head) {
-        Ok(k) => k,
-        Err(e) => {
-            let rest = drain_reader(&mut reader).await;
+    let refused = match state.services.take_in(deposit_id, name, &mut reader).await {
+        Ok(a) => {
+            return ControlFlow::Continue(Verdict {
+                name: name.to_string(),
+                accepted: true,
+                status: StatusCode::ACCEPTED.as_u16(),
+                file_id: Some(a.file_id),
+                job_id: Some(a.job_id),
+                kind: Some(a.kind.as_str()),
+                size: Some(a.size),
+                code: None,
+                error: None,
+            })
+        }
+        Err(e) => e,
+    };
+    let v = match refused {
+        IntakeError::Unreadable(e) | IntakeError::Store(StoreError::Io(e)) if is_client_io(&e) => {
+            tracing::warn!(error = %e, "upload interrupted");
+            return ControlFlow::Break(interrupted(name));
+        }
+        IntakeError::Unreadable(e) => {
+            tracing::warn!(error = %e, "upload interrupted while reading the file's start");
+            return ControlFlow::Break(interrupted(name));
+        }
+        IntakeError::Type(e) => {
             let (status, code) = match e {
                 SniffError::Empty => (StatusCode::BAD_REQUEST, "empty_file"),
                 _ => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
             };
-            let v = Verdict::rejected(name, status, code, e.to_string());
-            return if rest {
-                ControlFlow::Continue(v)
-            } else {
-                ControlFlow::Break(v)
-            };
+            Verdict::rejected(name, status, code, e.to_string())
         }
-    };
-    let body = std::io::Cursor::new(head).chain(&mut reader);
-    let stored = match state.store.put(name, body, cfg.max_file_bytes).await {
-        Ok(s) => s,
-        Err(StoreError::TooLarge { .. }) => {
-            let rest = drain_reader(&mut reader).await;
-            let v = Verdict::rejected(
-                name,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!(
-                    "the file is larger than {} MB; split it or scan at a lower resolution",
-                    cfg.max_file_bytes / (1024 * 1024)
-                ),
-            );
-            return if rest {
-                ControlFlow::Continue(v)
-            } else {
-                ControlFlow::Break(v)
-            };
-        }
-        Err(StoreError::Io(e)) if is_client_io(&e) => {
-            tracing::warn!(error = %e, "upload interrupted");
-            return ControlFlow::Break(interrupted(name));
-        }
-        Err(e) => {
+        IntakeError::Store(StoreError::TooLarge { .. }) => Verdict::rejected(
+            name,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!(
+                "the file is larger than {} MB; split it or scan at a lower resolution",
+                state.cfg.services.max_file_bytes / (1024 * 1024)
+            ),
+        ),
+        IntakeError::Store(e) => {
             let e = ApiError::storage(e);
             return ControlFlow::Continue(Verdict::rejected(
                 name,
@@ -315,62 +303,21 @@ async fn accept_file(
                 e.message,
             ));
         }
-    };
-    let job_id = uuid::Uuid::new_v4().simple().to_string();
-    let now = now_ms();
-    let job = JobRecord::new(&job_id, deposit_id, &stored.id, name, now);
-    let file = DepositFile {
-        id: stored.id.clone(),
-        name: name.to_string(),
-        size: stored.size,
-        kind: kind.as_str().to_string(),
-        job_id: job_id.clone(),
-        uploaded_at: now,
-    };
-    let registered = async {
-        state.jobs.create(&job).await?;
-        let added = state
-            .deposits
-            .update(deposit_id, |d| {
-                d.files.push(file.clone());
-                ControlFlow::Continue(())
-            })
-            .await?;
-        Ok::<_, ApiError>(added.is_some())
-    }
-    .await;
-    match registered {
-        Ok(true) => {}
-        Ok(false) | Err(_) => {
-            // The deposit vanished or storage failed: leave nothing half-registered.
-            let _ = state.store.delete(&stored.id).await;
-            let reason = "the file could not be registered; try again";
-            let _ = mark_unqueued(state, &job, reason).await;
+        IntakeError::NoDeposit(_) | IntakeError::NotRegistered => {
             return ControlFlow::Continue(Verdict::rejected(
                 name,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
-                reason.into(),
+                "the file could not be registered; try again".into(),
             ));
         }
+    };
+    // Refused before the end of the part: read the rest so the next part can be read.
+    if drain_reader(&mut reader).await {
+        ControlFlow::Continue(v)
+    } else {
+        ControlFlow::Break(v)
     }
-    if let Err(e) = state.queue.push(&job_id).await {
-        tracing::error!(error = %e, "job not queued");
-        // The file stays on the deposit, visibly failed, with a retry available.
-        let _ = mark_unqueued(state, &job, "the file could not be queued; press retry").await;
-    }
-    tracing::info!(job = %job_id, kind = kind.as_str(), size = stored.size, "file accepted");
-    ControlFlow::Continue(Verdict {
-        name: name.to_string(),
-        accepted: true,
-        status: StatusCode::ACCEPTED.as_u16(),
-        file_id: Some(stored.id),
-        job_id: Some(job_id),
-        kind: Some(kind.as_str()),
-        size: Some(stored.size),
-        code: None,
-        error: None,
-    })
 }
 
 fn interrupted(name: &str) -> Verdict {
@@ -393,15 +340,6 @@ async fn drain_reader<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> bool {
     tokio::io::copy(reader, &mut tokio::io::sink())
         .await
         .is_ok()
-}
-
-async fn mark_unqueued(state: &AppState, job: &JobRecord, reason: &str) -> Result<(), ApiError> {
-    let mut failed = job.clone();
-    failed.state = JobState::Failed;
-    failed.last_error = Some(reason.to_string());
-    failed.finished_at = Some(now_ms());
-    state.jobs.create(&failed).await?;
-    Ok(())
 }
 
 #[cfg(test)]

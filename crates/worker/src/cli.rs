@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fom_core::config::EnvReader;
-use fom_core::memory::Monitor;
-use fom_core::normalize::Rules;
-use fom_core::pdf::PdfConfig;
+use fom_core::pipeline::PipelineSettings;
 use fom_core::runtime;
+
+use crate::settings::WorkerSettings;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +39,8 @@ enum Command {
     Report(crate::report::Options),
     /// Measure peak RSS and pages/s of the page pipeline (render or pass-through, JPEG, text).
     Memtest(crate::memtest::Options),
-    /// Store local files and queue one document job each (prints the job ids).
+    /// Take local files into a deposit (a new one unless --deposit) and queue one document job
+    /// each; prints the deposit id, then each job id and file name.
     Enqueue(crate::jobs_cli::EnqueueArgs),
     /// Inspect and manage document jobs.
     #[command(subcommand)]
@@ -52,58 +53,41 @@ enum Command {
     Child,
 }
 
-/// Settings every command shares, read from the environment once at start-up.
-pub struct Settings {
-    pub pdf: PdfConfig,
-    pub rules: Rules,
-    pub monitor: Monitor,
-    /// `EXTRACTOR`: gemini (with `GEMINI_API_KEY`) or the offline text extractor.
-    pub extractor: std::sync::Arc<dyn fom_core::extract::Extractor + Send + Sync>,
+fn settings() -> Result<PipelineSettings, fom_core::config::ConfigError> {
+    let mut env = EnvReader::from_process();
+    let pipeline = PipelineSettings::from_env(&mut env);
+    env.finish()?;
+    Ok(pipeline)
 }
 
-fn settings() -> Result<Settings, fom_core::config::ConfigError> {
+fn worker_settings() -> Result<WorkerSettings, fom_core::config::ConfigError> {
     let mut env = EnvReader::from_process();
-    let pdf = PdfConfig::from_env(&mut env);
-    let rules = Rules::from_env(&mut env, chrono::Local::now().date_naive());
-    let monitor = runtime::memory_settings(&mut env);
-    let extractor = fom_core::extract::from_env(&mut env);
+    let ws = WorkerSettings::from_env(&mut env);
     env.finish()?;
-    Ok(Settings {
-        pdf,
-        rules,
-        monitor,
-        extractor,
-    })
-}
-
-fn queue_settings() -> Result<crate::queue::QueueSettings, fom_core::config::ConfigError> {
-    let mut env = EnvReader::from_process();
-    let qs = crate::queue::QueueSettings::from_env(&mut env);
-    env.finish()?;
-    Ok(qs)
+    Ok(ws)
 }
 
 /// Runs an async queue command on a small runtime (the worker does little async work).
 fn with_queue<F, Fut>(f: F) -> anyhow::Result<ExitCode>
 where
-    F: FnOnce(crate::queue::QueueSettings) -> Fut,
+    F: FnOnce(WorkerSettings) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
 {
-    let qs = queue_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ws = worker_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(f(qs))
+    rt.block_on(f(ws))
 }
 
-fn run_child(settings: Settings) -> anyhow::Result<ExitCode> {
-    let qs = queue_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+fn run_child(settings: PipelineSettings) -> anyhow::Result<ExitCode> {
+    let ws = worker_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let code = rt.block_on(crate::child::run(settings, qs))?;
+    let code = rt.block_on(crate::runner::run(settings, ws))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -127,17 +111,17 @@ pub fn run() -> ExitCode {
         Some(Command::Report(opts)) => crate::report::run(&settings, &opts),
         Some(Command::Memtest(opts)) => crate::memtest::run(&settings, &opts),
         Some(Command::Enqueue(args)) => {
-            with_queue(|qs| async move { crate::jobs_cli::enqueue(&qs, &args).await })
+            with_queue(|ws| async move { crate::jobs_cli::enqueue(&ws, &args).await })
         }
         Some(Command::Jobs(cmd)) => {
-            with_queue(|qs| async move { crate::jobs_cli::jobs(&qs, &cmd).await })
+            with_queue(|ws| async move { crate::jobs_cli::jobs(&ws, &cmd).await })
         }
         Some(Command::Qbo(cmd)) => {
-            with_queue(|qs| async move { crate::qbo_cli::run(&qs, &cmd).await })
+            with_queue(|ws| async move { crate::qbo_cli::run(&ws, &cmd).await })
         }
         Some(Command::Child) => run_child(settings),
         None if cli.no_supervise => run_child(settings),
-        None => with_queue(|qs| async move { crate::supervisor::run(qs.processes).await }),
+        None => with_queue(|ws| async move { crate::supervisor::run(ws.processes).await }),
     };
     match result {
         Ok(code) => code,

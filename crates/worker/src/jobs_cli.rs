@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use fom_core::jobs::{now_ms, JobRecord, JobState};
+use fom_core::jobs::{queue_of, JobState};
 
-use crate::queue::{Queue, QueueSettings};
+use crate::settings::WorkerSettings;
 
 #[derive(clap::Args)]
 pub struct EnqueueArgs {
@@ -43,19 +43,28 @@ pub enum JobsCommand {
     },
 }
 
-pub async fn enqueue(qs: &QueueSettings, args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let mut queue = Queue::connect(qs).await?;
-    let deposit = args
-        .deposit
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let services = ws.connect().await?.services;
+    let deposit_id = match &args.deposit {
+        Some(id) => {
+            if services.deposits.get(id).await?.is_none() {
+                anyhow::bail!("no deposit {id}; leave out --deposit to start a new one");
+            }
+            id.clone()
+        }
+        None => {
+            let name = format!("Deposit {}", chrono::Local::now().format("%Y-%m-%d"));
+            services.deposits.create(&name).await?.id
+        }
+    };
+    println!("deposit\t{deposit_id}");
     let mut failed = false;
     for path in &args.files {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let file = match tokio::fs::File::open(path).await {
+        let mut file = match tokio::fs::File::open(path).await {
             Ok(f) => f,
             Err(e) => {
                 eprintln!("{name}: cannot read it: {e}");
@@ -63,27 +72,20 @@ pub async fn enqueue(qs: &QueueSettings, args: &EnqueueArgs) -> anyhow::Result<E
                 continue;
             }
         };
-        let stored = match queue.store.put(&name, file, qs.max_file_bytes).await {
-            Ok(s) => s,
+        match services.take_in(&deposit_id, &name, &mut file).await {
+            Ok(a) if a.queued => println!("{}\t{name}", a.job_id),
+            Ok(a) => {
+                eprintln!(
+                    "{name}: stored as job {}, but not queued; retry it",
+                    a.job_id
+                );
+                failed = true;
+            }
             Err(e) => {
                 eprintln!("{name}: {e}");
                 failed = true;
-                continue;
             }
-        };
-        let job_id = uuid::Uuid::new_v4().simple().to_string();
-        queue
-            .jobs
-            .create(&JobRecord::new(
-                &job_id,
-                &deposit,
-                &stored.id,
-                &name,
-                now_ms(),
-            ))
-            .await?;
-        queue.push(&job_id).await?;
-        println!("{job_id}\t{name}");
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -92,8 +94,8 @@ pub async fn enqueue(qs: &QueueSettings, args: &EnqueueArgs) -> anyhow::Result<E
     })
 }
 
-pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitCode> {
-    let mut queue = Queue::connect(qs).await?;
+pub async fn jobs(ws: &WorkerSettings, cmd: &JobsCommand) -> anyhow::Result<ExitCode> {
+    let services = ws.connect().await?.services;
     match cmd {
         JobsCommand::List { state, limit, json } => {
             let state = match state.as_deref() {
@@ -102,7 +104,7 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
                 })?),
                 None => None,
             };
-            let list = queue.jobs.list(state, *limit).await?;
+            let list = services.jobs.list(state, *limit).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -111,7 +113,7 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
                         "{}  {:<8} {:<8} page {:>3}/{:<3} crashes {} {}  {}",
                         j.id,
                         j.state.as_str(),
-                        j.stage.as_deref().unwrap_or("-"),
+                        j.stage.map_or("-", |s| s.as_str()),
                         j.page,
                         j.pages,
                         j.crashes,
@@ -124,7 +126,7 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
                 }
             }
         }
-        JobsCommand::Show { id } => match queue.jobs.get(id).await? {
+        JobsCommand::Show { id } => match services.jobs.get(id).await? {
             Some(j) => println!("{}", serde_json::to_string_pretty(&j)?),
             None => {
                 eprintln!("no job {id}");
@@ -132,16 +134,16 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
             }
         },
         JobsCommand::Retry { id } => {
-            if !queue.jobs.reset_for_retry(id).await? {
+            if !services.jobs.reset_for_retry(id).await? {
                 eprintln!("job {id} is not failed or dead (or does not exist); nothing to retry");
                 return Ok(ExitCode::FAILURE);
             }
-            // The first push's idempotency key is still held, so push without one.
-            requeue_fresh(&mut queue, id).await?;
+            // The first push's deduplication key is still held, so push past it.
+            services.queue.push_again(queue_of(id), id).await?;
             println!("{id} queued again");
         }
         JobsCommand::Purge { older_than_hours } => {
-            let n = queue
+            let n = services
                 .jobs
                 .purge(Duration::from_secs(older_than_hours * 3600))
                 .await?;
@@ -149,9 +151,4 @@ pub async fn jobs(qs: &QueueSettings, cmd: &JobsCommand) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Pushes a task for `id` that bypasses the idempotency key of the first push.
-async fn requeue_fresh(queue: &mut Queue, id: &str) -> anyhow::Result<()> {
-    Ok(queue.queue.push_again(id).await?)
 }

@@ -4,16 +4,17 @@
 //! - `report [--csv] FILE...`: the deposit report of those files.
 //! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
 
-mod child;
 mod child_signal;
 mod cli;
 mod jobs_cli;
 mod memtest;
 mod process;
 mod qbo_cli;
-mod queue;
 mod report;
+mod runner;
+mod settings;
 mod supervisor;
+mod test_hooks;
 
 #[cfg(feature = "heap-profile")]
 #[global_allocator]

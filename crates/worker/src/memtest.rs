@@ -10,7 +10,7 @@ use fom_core::pdf::synth::{write_scan_pdf, ScanOptions};
 use fom_core::pdf::{ImageSource, PdfConfig, PdfPages};
 use serde::Serialize;
 
-use crate::cli::Settings;
+use fom_core::pipeline::PipelineSettings;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -65,7 +65,7 @@ struct Result {
     usage: Option<fom_core::extract::gemini::TokenUsage>,
 }
 
-pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
+pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let (path, generated) = match &opts.file {
         Some(f) => (f.clone(), false),

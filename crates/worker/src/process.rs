@@ -13,7 +13,7 @@ use fom_core::pipeline::{process_file, FileOutcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::Settings;
+use fom_core::pipeline::PipelineSettings;
 
 /// The files of one deposit, read, normalised and de-duplicated.
 pub struct Deposit {
@@ -31,7 +31,7 @@ impl Deposit {
 
 /// Reads every file (one failing file does not stop the others), then merges duplicates across
 /// files with the same rules a later upload into an existing deposit uses.
-pub fn read_deposit(settings: &Settings, files: &[PathBuf]) -> Deposit {
+pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
     let extractor = settings.extractor.clone();
     let bar = progress_bar();
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
@@ -98,7 +98,7 @@ struct FileSummary<'a> {
     usage: Option<fom_core::extract::gemini::TokenUsage>,
 }
 
-pub fn run(settings: &Settings, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(settings: &PipelineSettings, files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let deposit = read_deposit(settings, files);
     let report = Report {
         records: &deposit.records,

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::queue::{Queue, QueueSettings};
+use crate::settings::WorkerSettings;
 
 #[derive(Subcommand)]
 pub enum QboCommand {
@@ -17,9 +17,8 @@ pub enum QboCommand {
     Match { deposit_id: String },
 }
 
-pub async fn run(qs: &QueueSettings, cmd: &QboCommand) -> anyhow::Result<ExitCode> {
-    let queue = Queue::connect(qs).await?;
-    let Some(qbo) = queue.qbo else {
+pub async fn run(ws: &WorkerSettings, cmd: &QboCommand) -> anyhow::Result<ExitCode> {
+    let Some(qbo) = ws.connect().await?.services.qbo else {
         anyhow::bail!("QuickBooks is not set up (QBO_CLIENT_ID is not set)");
     };
     let conn = qbo.client.connection();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use fom_core::report;
 
-use crate::cli::Settings;
+use fom_core::pipeline::PipelineSettings;
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -25,7 +25,7 @@ fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
     fom_core::donation::parse_date(s).map_err(|e| e.to_string())
 }
 
-pub fn run(settings: &Settings, opts: &Options) -> anyhow::Result<ExitCode> {
+pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCode> {
     let deposit = crate::process::read_deposit(settings, &opts.files);
     if opts.csv {
         print!("{}", report::csv_export(&deposit.records)?);

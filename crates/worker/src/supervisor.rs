@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 use tokio::sync::Notify;
 
-use crate::queue::EXIT_BUDGET;
+/// Exit code of a child that stopped because it crossed its memory or job budget.
+pub const EXIT_BUDGET: i32 = 3;
 
 /// How long children get to drain after SIGTERM before they are killed (Heroku allows 30 s).
 const DRAIN: Duration = Duration::from_secs(27);

@@ -68,6 +68,7 @@ impl Env {
         String::from_utf8(out.stdout)
             .unwrap()
             .lines()
+            .filter(|l| !l.starts_with("deposit\t"))
             .map(|l| l.split('\t').next().unwrap().to_string())
             .collect()
     }

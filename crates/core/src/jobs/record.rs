@@ -1,5 +1,5 @@
 //! Our own job records in Redis: what operators and the web page read, independent of the
-//! queue library's internals (whose listing is unreliable, PEERS.md §1.1).
+//! queue library's internals (whose listing is unreliable; docs/RULES.md#task-listing).
 //!
 //! Every state change that must happen at most once is one Lua script, so two processes that
 //! both believe they own a job (a recovered orphan and a slow original) cannot both finish it.
@@ -48,7 +48,51 @@ impl JobState {
     }
 }
 
-/// One document job as people see it.
+/// Where a running job is; the page shows it next to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Fetching the upload from the store (set when a worker claims the job).
+    Download,
+    Render,
+    Extract,
+    /// Records going into the deposit.
+    Merge,
+    /// Rows matched to QuickBooks customers.
+    Match,
+    /// Send-all: receipts going to QuickBooks.
+    Send,
+    Done,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Download => "download",
+            Stage::Render => "render",
+            Stage::Extract => "extract",
+            Stage::Merge => "merge",
+            Stage::Match => "match",
+            Stage::Send => "send",
+            Stage::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "download" => Stage::Download,
+            "render" => Stage::Render,
+            "extract" => Stage::Extract,
+            "merge" => Stage::Merge,
+            "match" => Stage::Match,
+            "send" => Stage::Send,
+            "done" => Stage::Done,
+            _ => return None,
+        })
+    }
+}
+
+/// One job (a document, or a deposit's send-all) as people see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: String,
@@ -56,8 +100,7 @@ pub struct JobRecord {
     pub file_id: String,
     pub file_name: String,
     pub state: JobState,
-    /// download, render, extract, merge, match, done
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     pub page: u32,
     pub pages: u32,
     pub rss_mb: f64,
@@ -105,7 +148,13 @@ impl JobRecord {
             ("file_id", self.file_id.clone()),
             ("file_name", self.file_name.clone()),
             ("state", self.state.as_str().to_string()),
-            ("stage", opt(&self.stage)),
+            (
+                "stage",
+                self.stage
+                    .map(Stage::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             ("page", self.page.to_string()),
             ("pages", self.pages.to_string()),
             ("rss_mb", self.rss_mb.to_string()),
@@ -132,7 +181,7 @@ impl JobRecord {
             file_id: take("file_id").unwrap_or_default(),
             file_name: take("file_name").unwrap_or_default(),
             state,
-            stage: take("stage"),
+            stage: take("stage").as_deref().and_then(Stage::parse),
             page: num(take("page")),
             pages: num(take("pages")),
             rss_mb: take("rss_mb").and_then(|s| s.parse().ok()).unwrap_or(0.0),
@@ -331,14 +380,14 @@ impl JobStore {
     pub async fn progress(
         &self,
         id: &str,
-        stage: &str,
+        stage: Stage,
         page: u32,
         pages: u32,
         rss_mb: f64,
     ) -> Result<(), JobError> {
         let key = self.keys.job(id);
         let fields = [
-            ("stage", stage.to_string()),
+            ("stage", stage.as_str().to_string()),
             ("page", page.to_string()),
             ("pages", pages.to_string()),
             ("rss_mb", format!("{rss_mb:.1}")),
@@ -510,17 +559,33 @@ impl JobStore {
         let mut purged = 0;
         for job in self.list(None, usize::MAX).await? {
             if matches!(job.state, JobState::Done | JobState::Dead) && job.updated_at < cutoff {
-                let mut pipe = redis::pipe();
-                pipe.del(self.keys.job(&job.id))
-                    .ignore()
-                    .del(self.keys.job_result(&job.id))
-                    .ignore()
-                    .zrem(self.keys.jobs_index(), &job.id)
-                    .ignore();
-                pipe.query_async::<()>(&mut self.redis.get().await?).await?;
+                self.discard(&job.id).await?;
                 purged += 1;
             }
         }
         Ok(purged)
+    }
+
+    /// Removes a job record, its result and its place in the index.
+    pub async fn discard(&self, id: &str) -> Result<(), JobError> {
+        let mut pipe = redis::pipe();
+        pipe.del(self.keys.job(id))
+            .ignore()
+            .del(self.keys.job_result(id))
+            .ignore()
+            .zrem(self.keys.jobs_index(), id)
+            .ignore();
+        pipe.query_async::<()>(&mut self.redis.get().await?).await?;
+        Ok(())
+    }
+
+    /// Records that a job could not be queued: failed, with `reason`, so the file shows as
+    /// failed with a retry instead of waiting for ever.
+    pub async fn mark_unqueued(&self, job: &JobRecord, reason: &str) -> Result<(), JobError> {
+        let mut failed = job.clone();
+        failed.state = JobState::Failed;
+        failed.last_error = Some(reason.to_string());
+        failed.finished_at = Some(now_ms());
+        self.create(&failed).await
     }
 }

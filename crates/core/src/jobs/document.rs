@@ -1,0 +1,192 @@
+//! The document job: one uploaded file through detection, pages and extraction, its records
+//! merged into its deposit and matched to QuickBooks customers when QuickBooks is connected.
+//! Intake ([`crate::intake`]) creates it.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::{progress_writer, Job, JobContext, JobEnd, JobFault, Stage};
+use crate::donation::Donation;
+use crate::extract::gemini::TokenUsage;
+use crate::extract::ExtractError;
+use crate::memory;
+use crate::pipeline::FileOutcome;
+use crate::qbo::sync::Qbo;
+use crate::queue::QueueName;
+
+/// Payload of a document job: the job record's id, never file bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentJob {
+    pub job_id: String,
+}
+
+/// What a finished document job stores as its result.
+#[derive(Serialize)]
+struct JobResult<'a> {
+    file: &'a str,
+    pages: u32,
+    records: &'a [Donation],
+    errors: &'a [ExtractError],
+    /// Model tokens spent (Gemini).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<TokenUsage>,
+}
+
+impl Job for DocumentJob {
+    const NAME: &'static str = "document";
+    const QUEUE: QueueName = QueueName::Documents;
+
+    fn for_record(job_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+        }
+    }
+
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<JobEnd, JobFault> {
+        let id = self.job_id.as_str();
+        let s = &ctx.services;
+        let record = s
+            .jobs
+            .get(id)
+            .await?
+            .ok_or_else(|| JobFault::Other("job record vanished".into()))?;
+        ctx.pipeline.monitor.log(&format!("job {id} start"));
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("document");
+        s.store.fetch_to(&record.file_id, &path).await?;
+        s.jobs
+            .progress(id, Stage::Render, 0, 0, memory::rss_mb())
+            .await?;
+
+        // Progress flows from the blocking thread to Redis through a small channel.
+        let (tx, writer) = progress_writer(s.jobs.clone(), id.to_string(), Stage::Extract);
+        let pipeline = ctx.pipeline.clone();
+        let stop = ctx.stop.clone();
+        let critical_hit = ctx.memory_critical.clone();
+        let test_hook = ctx.test_hook;
+        let name = record.file_name.clone();
+        let outcome: FileOutcome = tokio::task::spawn_blocking(move || {
+            if let Some(hook) = test_hook {
+                hook(&name, &stop);
+            }
+            let critical = pipeline.monitor.thresholds.critical_mb;
+            pipeline.process(&path, &name, &mut |p| {
+                let _ = tx.try_send((p.pages_done, p.page_count));
+                if stop.load(Ordering::SeqCst) {
+                    return ControlFlow::Break(());
+                }
+                if memory::rss_mb() >= critical {
+                    pipeline
+                        .monitor
+                        .log("critical RSS mid-job; handing the job back");
+                    critical_hit.store(true, Ordering::SeqCst);
+                    stop.store(true, Ordering::SeqCst);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            })
+        })
+        .await
+        .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
+        let _ = writer.await;
+        ctx.pipeline.monitor.log(&format!("job {id} end"));
+        if outcome.stopped {
+            let memory = ctx.memory_critical.load(Ordering::SeqCst);
+            let why = if memory {
+                "the worker reached its critical memory threshold mid-document; the job was queued again"
+            } else {
+                "the worker stopped mid-document; the job was queued again"
+            };
+            return Ok(JobEnd::HandedBack {
+                why: why.into(),
+                memory,
+            });
+        }
+        if let Some(e) = outcome.error {
+            return Ok(JobEnd::Dead(e));
+        }
+        s.jobs
+            .progress(
+                id,
+                Stage::Merge,
+                outcome.pages,
+                outcome.pages,
+                memory::rss_mb(),
+            )
+            .await?;
+        // Into the deposit before the job is marked done: a crash in between re-runs the job,
+        // and the deposit takes each job's records once.
+        if !record.deposit_id.is_empty() {
+            match s
+                .deposits
+                .merge_job(&record.deposit_id, id, &outcome.records, &outcome.errors)
+                .await?
+            {
+                Some(m) => tracing::info!(
+                    added = m.added,
+                    merged = m.merged,
+                    "records merged into the deposit"
+                ),
+                None => tracing::warn!("the deposit no longer exists; records kept on the job"),
+            }
+            if let Some(qbo) = &s.qbo {
+                match_after_extraction(ctx, qbo, id, &record.deposit_id, outcome.pages).await;
+            }
+        }
+        let result = JobResult {
+            file: &outcome.file,
+            pages: outcome.pages,
+            records: &outcome.records,
+            errors: &outcome.errors,
+            usage: outcome.usage,
+        };
+        if !s.jobs.finish(id, &ctx.worker, &result).await? {
+            tracing::warn!("job finished elsewhere; this result was not stored");
+        }
+        // The upload is no longer needed once its records are stored (or after the retention).
+        if let Err(e) = s.store.release(&record.file_id).await {
+            tracing::warn!(error = %e, "uploaded file not released");
+        }
+        if let Err(e) = s.store.sweep().await {
+            tracing::warn!(error = %e, "upload sweep skipped");
+        }
+        Ok(JobEnd::Done)
+    }
+}
+
+/// Matches the deposit's new rows to QuickBooks customers when QuickBooks is connected. A
+/// failure here never fails the document: the rows stay unmatched and the treasurer can
+/// match them from the page.
+async fn match_after_extraction(
+    ctx: &JobContext,
+    qbo: &Qbo,
+    id: &str,
+    deposit_id: &str,
+    pages: u32,
+) {
+    match qbo.client.connection().status().await {
+        Ok(s) if s.connected => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "qbo: status unknown; matching skipped");
+            return;
+        }
+    }
+    if let Err(e) = ctx
+        .services
+        .jobs
+        .progress(id, Stage::Match, pages, pages, memory::rss_mb())
+        .await
+    {
+        tracing::warn!(error = %e, "progress not written");
+    }
+    if let Err(e) = qbo.match_deposit(deposit_id, false).await {
+        tracing::warn!(error = %e, "qbo: matching failed; rows left unmatched");
+    }
+}

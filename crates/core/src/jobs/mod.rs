@@ -1,0 +1,128 @@
+//! Background jobs: what a worker runs, one file per kind, behind one small trait.
+//!
+//! - [`record`]: our own job records in Redis (state, stage, progress, result), which the page
+//!   and the operator read.
+//! - [`document`]: one uploaded file through pages and extraction into its deposit.
+//! - [`send_all`]: every unsent row of a deposit to QuickBooks.
+//!
+//! A job's payload is its id only; everything else is in its record. The queue library's glue
+//! (claiming, acknowledging, the budget) is the worker's; a job only says how it ended
+//! ([`JobEnd`]) and the worker maps that onto the queue.
+
+pub mod document;
+pub mod record;
+pub mod send_all;
+
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use document::DocumentJob;
+pub use record::*;
+pub use send_all::SendAllJob;
+
+use crate::deposits::DepositError;
+use crate::memory;
+use crate::pipeline::PipelineSettings;
+use crate::queue::QueueName;
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// A kind of background job.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// For logs and spans.
+    const NAME: &'static str;
+    /// The queue its payloads go on.
+    const QUEUE: QueueName;
+
+    /// The payload for an existing job record.
+    fn for_record(job_id: &str) -> Self;
+
+    fn job_id(&self) -> &str;
+
+    /// Runs the job whose record the caller has claimed for `ctx.worker`.
+    fn run(&self, ctx: &JobContext) -> impl Future<Output = Result<JobEnd, JobFault>> + Send;
+}
+
+/// The queue a job record's job runs on (send-all ids are made by [`send_all::start`]).
+pub fn queue_of(job_id: &str) -> QueueName {
+    if job_id.starts_with(send_all::ID_PREFIX) {
+        SendAllJob::QUEUE
+    } else {
+        DocumentJob::QUEUE
+    }
+}
+
+/// What a job needs from the process running it.
+pub struct JobContext {
+    pub services: Services,
+    pub pipeline: Arc<PipelineSettings>,
+    /// The name this process claims jobs under (the record's `worker`).
+    pub worker: String,
+    /// Set on shutdown or at the critical memory threshold: stop at the next page or row and
+    /// hand the job back.
+    pub stop: Arc<AtomicBool>,
+    /// Set by a job that stopped because this process reached its critical memory threshold.
+    pub memory_critical: Arc<AtomicBool>,
+    /// Test-only behaviour before the pipeline runs (the worker's `WORKER_TEST_HOOKS`).
+    pub test_hook: Option<fn(&str, &AtomicBool)>,
+}
+
+/// How a job ended, for the queue and the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    Done,
+    /// Stopped before the end (shutdown, or `memory`: the critical threshold); queued again.
+    HandedBack {
+        why: String,
+        memory: bool,
+    },
+    /// Failed for a reason a person must act on; not retried by the queue.
+    Failed(String),
+    /// Can never succeed (unreadable file, deposit gone, QuickBooks not set up).
+    Dead(String),
+}
+
+/// Trouble outside the job's input (Redis, the upload store, the disk): the record says
+/// failed and the queue tries the job again later.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFault {
+    #[error(transparent)]
+    Record(#[from] JobError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Deposit(#[from] DepositError),
+    #[error("local file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Writes progress readings sent from a job's loop (often a blocking thread); when the
+/// channel is full the newest reading is dropped, never the job. Ends when the sender is
+/// dropped.
+pub fn progress_writer(
+    jobs: JobStore,
+    id: String,
+    stage: Stage,
+) -> (
+    tokio::sync::mpsc::Sender<(u32, u32)>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u32, u32)>(4);
+    let writer = tokio::spawn(async move {
+        while let Some((page, pages)) = rx.recv().await {
+            if let Err(e) = jobs
+                .progress(&id, stage, page, pages, memory::rss_mb())
+                .await
+            {
+                tracing::warn!(error = %e, "progress not written");
+            }
+        }
+    });
+    (tx, writer)
+}

@@ -1,0 +1,165 @@
+//! The send-all job: every unsent row of a deposit to QuickBooks, continuing past per-row
+//! errors, on the `qbo` queue. [`start`] queues it (or answers the one already running) and
+//! [`latest`] finds the deposit's latest one; the deposit's pointer to it is set atomically, so
+//! two clicks at once start one job.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::{now_ms, progress_writer, Job, JobContext, JobEnd, JobError, JobRecord, JobState};
+use super::{JobFault, Stage};
+use crate::keys::JOB_TTL;
+use crate::qbo::ErrorKind;
+use crate::queue::{PushError, QueueName};
+use crate::services::Services;
+
+/// Send-all job ids start with this ([`super::queue_of`]).
+pub const ID_PREFIX: &str = "send-";
+
+/// Payload of a send-all job: the job record's id (its `deposit_id` says which deposit).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendAllJob {
+    pub job_id: String,
+}
+
+impl Job for SendAllJob {
+    const NAME: &'static str = "send_all";
+    const QUEUE: QueueName = QueueName::Qbo;
+
+    fn for_record(job_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+        }
+    }
+
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    async fn run(&self, ctx: &JobContext) -> Result<JobEnd, JobFault> {
+        let id = self.job_id.as_str();
+        let s = &ctx.services;
+        let deposit_id = s
+            .jobs
+            .get(id)
+            .await?
+            .map(|r| r.deposit_id)
+            .unwrap_or_default();
+        let Some(qbo) = s.qbo.clone() else {
+            return Ok(JobEnd::Dead(
+                "QuickBooks is not set up on the worker (QBO_CLIENT_ID)".into(),
+            ));
+        };
+        let (tx, writer) = progress_writer(s.jobs.clone(), id.to_string(), Stage::Send);
+        let stop = ctx.stop.clone();
+        let sent = qbo
+            .send_all(&deposit_id, |i, n| {
+                let row = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+                let _ = tx.try_send((row(i), row(n)));
+                if stop.load(Ordering::SeqCst) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .await;
+        drop(tx);
+        let _ = writer.await;
+        match sent {
+            // Shutdown between rows: back to the queue (not a crash); sent rows are skipped
+            // when it runs again.
+            Ok(all) if all.stopped => Ok(JobEnd::HandedBack {
+                why: "the worker stopped mid-way; the rest is sent on the next run".into(),
+                memory: false,
+            }),
+            Ok(all) => {
+                let results = all.results;
+                let errors = results
+                    .iter()
+                    .filter(|r| r.outcome == "error" || r.outcome == "refused")
+                    .count();
+                tracing::info!(rows = results.len(), errors, "send all finished");
+                let body = serde_json::json!({"deposit_id": deposit_id, "results": results});
+                s.jobs.finish(id, &ctx.worker, &body).await?;
+                Ok(JobEnd::Done)
+            }
+            Err(e) => {
+                let why = e.user_message();
+                Ok(match e.kind() {
+                    ErrorKind::NotFound | ErrorKind::NotConnected | ErrorKind::ReconnectNeeded => {
+                        JobEnd::Dead(why)
+                    }
+                    _ => JobEnd::Failed(why),
+                })
+            }
+        }
+    }
+}
+
+/// What pressing "send all" came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendStart {
+    pub job_id: String,
+    pub state: JobState,
+    /// A send-all of this deposit was already queued or running; this is that one.
+    pub already_running: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Record(#[from] JobError),
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+}
+
+/// Points the deposit at a new send-all job unless the one it points at is still queued or
+/// running: ARGV[1] is the prefix of job record keys, ARGV[2] the new job id.
+const POINT: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local state = redis.call('HGET', ARGV[1] .. cur, 'state')
+  if state == 'queued' or state == 'running' then return {0, cur, state} end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return {1, ARGV[2], 'queued'}
+";
+
+/// Queues a send-all of the deposit, or answers the one already queued or running.
+pub async fn start(s: &Services, deposit_id: &str) -> Result<SendStart, StartError> {
+    let job_id = format!("{ID_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    // The record exists before the pointer names it, so a reader never finds a dangling one.
+    let job = JobRecord::new(&job_id, deposit_id, "", "Send to QuickBooks", now_ms());
+    s.jobs.create(&job).await?;
+    let (took, current, state): (i64, String, String) = redis::Script::new(POINT)
+        .key(s.keys.deposit_send(deposit_id))
+        .arg(s.keys.job(""))
+        .arg(&job_id)
+        .arg(JOB_TTL.as_secs())
+        .invoke_async(&mut s.redis.get().await?)
+        .await?;
+    if took == 0 {
+        s.jobs.discard(&job_id).await?;
+        return Ok(SendStart {
+            job_id: current,
+            state: JobState::parse(&state).unwrap_or(JobState::Queued),
+            already_running: true,
+        });
+    }
+    s.queue.push(QueueName::Qbo, &job_id).await?;
+    tracing::info!(deposit = %deposit_id, job = %job_id, "send all queued");
+    Ok(SendStart {
+        job_id,
+        state: JobState::Queued,
+        already_running: false,
+    })
+}
+
+/// The id of the deposit's latest send-all job, if any (kept a week).
+pub async fn latest(s: &Services, deposit_id: &str) -> Result<Option<String>, redis::RedisError> {
+    redis::AsyncCommands::get(&mut s.redis.get().await?, s.keys.deposit_send(deposit_id)).await
+}

@@ -1,0 +1,192 @@
+//! fom-queue: the queue library's side of fom-qbo, so fom-core has none.
+//!
+//! - [`RedisQueues`]: apalis-redis storages for each job kind, and the pushes behind
+//!   `fom_core::queue::Enqueue`.
+//! - [`connect`]: the one way both processes open Redis and build `fom_core::services::Services`.
+//! - [`release_and_deregister`]: what a cleanly stopping consumer must do that apalis 1.0
+//!   leaves undone.
+//!
+//! apalis-redis 1.0 traps handled here (docs/RULES.md#task-listing): `batch_size(1)` so a worker
+//! never claims jobs it is not running; an idempotency TTL so pushes with the same key dedupe
+//! at all; and a stopped worker's name removed by us, since apalis keeps it registered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_redis::{Config, RedisStorage};
+use fom_core::jobs::{DocumentJob, Job, SendAllJob};
+use fom_core::keys::{Keys, JOB_TTL};
+use fom_core::queue::{Enqueue, PushError, QueueName};
+use fom_core::redis_conn::{RedisPool, RedisSettings};
+use fom_core::services::{Services, Settings};
+use futures_util::future::BoxFuture;
+use redis::aio::ConnectionManager;
+
+/// The queues over one multiplexed connection (apalis needs a `ConnectionManager`).
+#[derive(Clone)]
+pub struct RedisQueues {
+    conn: ConnectionManager,
+    keys: Keys,
+    heartbeat: Duration,
+    missed_heartbeats: usize,
+}
+
+impl RedisQueues {
+    /// `heartbeat` and `missed_heartbeats` matter only to consumers.
+    pub fn new(
+        conn: ConnectionManager,
+        keys: Keys,
+        heartbeat: Duration,
+        missed_heartbeats: usize,
+    ) -> Self {
+        Self {
+            conn,
+            keys,
+            heartbeat,
+            missed_heartbeats,
+        }
+    }
+
+    /// The queue library's configuration of `queue`.
+    pub fn config(&self, queue: QueueName) -> Config {
+        Config::default()
+            .queue(self.keys.queue(queue.as_str()))
+            .batch_size(1)
+            .heartbeat_interval(self.heartbeat)
+            .missed_heartbeats(self.missed_heartbeats)
+            .idempotency_ttl(Some(JOB_TTL))
+    }
+
+    /// The storage a worker consumes job kind `J` from.
+    pub fn storage<J: Job>(&self) -> RedisStorage<J> {
+        RedisStorage::new(self.conn.clone()).with_config(self.config(J::QUEUE))
+    }
+
+    async fn push_job<J: Job>(&self, job_id: &str, idempotent: bool) -> Result<(), PushError> {
+        let mut task = TaskBuilder::new(J::for_record(job_id));
+        if idempotent {
+            task = task.idempotency_key(job_id);
+        }
+        self.storage::<J>()
+            .push_task(task.build())
+            .await
+            .map_err(|e| PushError {
+                job_id: job_id.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn push_to(
+        &self,
+        queue: QueueName,
+        job_id: &str,
+        idempotent: bool,
+    ) -> Result<(), PushError> {
+        match queue {
+            QueueName::Documents => self.push_job::<DocumentJob>(job_id, idempotent).await,
+            QueueName::Qbo => self.push_job::<SendAllJob>(job_id, idempotent).await,
+        }
+    }
+
+    /// The connection the queues use (the worker's stores share it).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+impl Enqueue for RedisQueues {
+    fn push<'a>(
+        &'a self,
+        queue: QueueName,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), PushError>> {
+        Box::pin(self.push_to(queue, job_id, true))
+    }
+
+    fn push_again<'a>(
+        &'a self,
+        queue: QueueName,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), PushError>> {
+        Box::pin(self.push_to(queue, job_id, false))
+    }
+}
+
+/// How a process reaches Redis for its own reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub enum RedisUse {
+    /// The web: a pool of at most `size` connections (its share of the Key-Value Store's
+    /// connection limit); a request waits at most `wait` for one.
+    Pool { size: usize, wait: Duration },
+    /// The worker and the command line: the queue's one multiplexed connection.
+    Shared,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to Redis (REDIS_URL): {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("UPLOAD_STORE: {0}")]
+    Store(#[from] fom_core::store::StoreError),
+}
+
+/// A process's open connections and services.
+pub struct Connected {
+    pub services: Services,
+    pub queues: RedisQueues,
+}
+
+/// Opens Redis (checking it answers, so a wrong `REDIS_URL` fails at start-up with a clear
+/// message rather than on the first request) and builds the services.
+pub async fn connect(settings: &Settings, how: RedisUse) -> Result<Connected, ConnectError> {
+    RedisSettings::install_tls_provider();
+    let url = settings.redis.url.as_str();
+    let conn = apalis_redis::connect(url).await?;
+    let redis = match how {
+        RedisUse::Shared => RedisPool::Shared(conn.clone()),
+        RedisUse::Pool { size, wait } => {
+            let pool = RedisPool::pool(url, size, wait)?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut pool.get().await?)
+                .await?;
+            pool
+        }
+    };
+    let queues = RedisQueues::new(
+        conn,
+        settings.keys().clone(),
+        settings.heartbeat,
+        settings.missed_heartbeats,
+    );
+    let services = Services::build(settings, redis, Arc::new(queues.clone()))?;
+    Ok(Connected { services, queues })
+}
+
+/// Hands back to `queue` whatever consumer `worker` still holds in flight and removes its
+/// name, in one script; returns how many tasks went back. apalis 1.0 leaves a cleanly stopped
+/// worker registered, and a task it claimed just before stopping can stay in its in-flight
+/// set: once the name is gone, orphan recovery would never look at that set again.
+pub async fn release_and_deregister(
+    queues: &RedisQueues,
+    queue: QueueName,
+    worker: &str,
+) -> Result<i64, redis::RedisError> {
+    const SCRIPT: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+if #ids > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(ids))
+  redis.call('DEL', KEYS[1])
+end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return #ids
+";
+    let cfg = queues.config(queue);
+    redis::Script::new(SCRIPT)
+        .key(format!("{}:{worker}", cfg.inflight_jobs_set()))
+        .key(cfg.active_jobs_list())
+        .key(cfg.workers_set())
+        .arg(worker)
+        .invoke_async(&mut queues.connection())
+        .await
+}

@@ -1,0 +1,34 @@
+//! The worker's settings: the services' (shared with the web) plus the budget and the number
+//! of children, all from the environment, checked once at start-up.
+
+use fom_core::config::EnvReader;
+use fom_queue::{Connected, RedisUse};
+
+pub struct WorkerSettings {
+    pub services: fom_core::services::Settings,
+    /// `WORKER_MAX_RSS_MB`: a child leaves after a job that took it over this.
+    pub max_rss_mb: f64,
+    /// `WORKER_MAX_JOBS`: a child leaves after this many jobs (0: no limit).
+    pub max_jobs: u64,
+    /// `WORKER_PROCESSES`: children the supervisor runs.
+    pub processes: usize,
+    /// `WORKER_TEST_HOOKS`: test-only behaviours keyed on file names (see `test_hooks`).
+    pub test_hooks: bool,
+}
+
+impl WorkerSettings {
+    pub fn from_env(env: &mut EnvReader) -> Self {
+        Self {
+            services: fom_core::services::Settings::from_env(env),
+            max_rss_mb: env.number("WORKER_MAX_RSS_MB", 200.0, 32.0, 65_536.0),
+            max_jobs: env.number("WORKER_MAX_JOBS", 0, 0, u64::MAX),
+            processes: env.number("WORKER_PROCESSES", 1, 1, 16),
+            test_hooks: env.flag("WORKER_TEST_HOOKS", false),
+        }
+    }
+
+    /// Redis, the queues and the services over the queue's one multiplexed connection.
+    pub async fn connect(&self) -> anyhow::Result<Connected> {
+        Ok(fom_queue::connect(&self.services, RedisUse::Shared).await?)
+    }
+}

@@ -540,10 +540,7 @@ async fn handle_send(
         }
         Ok(all) => {
             let results = all.results;
-            let errors = results
-                .iter()
-                .filter(|r| r.outcome == "error" || r.outcome == "refused")
-                .count();
+            let errors = results.iter().filter(|r| r.outcome.is_failure()).count();
             tracing::info!(job = %id, rows = results.len(), errors, "send all finished");
             let body = serde_json::json!({"deposit_id": deposit_id, "results": results});
             child.jobs.finish(&id, &worker, &body).await?;

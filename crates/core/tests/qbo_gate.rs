@@ -1,7 +1,8 @@
-//! Intuit's per-company limits held across processes (CONTRACTS.md B.6): several QuickBooks
-//! clients, each as a separate process would have it (its own connection and its own
-//! per-process cap), share one Redis and call the contract fake, whose concurrency gate and
-//! token buckets answer 429 the moment a limit is passed. Each test owns a key prefix.
+//! Intuit's per-company limits (10 requests in flight, 500 a minute and 10 a second) held
+//! across processes: several QuickBooks clients, each as a separate process would have it (its
+//! own connection and its own per-process cap), share one Redis and call the contract fake,
+//! whose concurrency gate and token buckets answer 429 the moment a limit is passed. Each test
+//! owns a key prefix.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

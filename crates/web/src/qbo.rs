@@ -360,12 +360,13 @@ pub async fn send_one(
     let q = qbo(&state)?;
     let defaults = q.defaults().await?;
     let result = q.send_one(&id, &record_id(&rid)?, &defaults).await?;
-    let status = match result.outcome.as_str() {
-        "sent" => StatusCode::CREATED,
-        "refused" => StatusCode::UNPROCESSABLE_ENTITY,
-        "error" if result.choose.is_some() => StatusCode::UNPROCESSABLE_ENTITY,
-        "error" => StatusCode::BAD_GATEWAY,
-        _ => StatusCode::OK,
+    use fom_core::qbo::receipts::SendOutcome;
+    let status = match result.outcome {
+        SendOutcome::Sent => StatusCode::CREATED,
+        SendOutcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        SendOutcome::Error if result.choose.is_some() => StatusCode::UNPROCESSABLE_ENTITY,
+        SendOutcome::Error => StatusCode::BAD_GATEWAY,
+        SendOutcome::FoundExisting | SendOutcome::AlreadySent => StatusCode::OK,
     };
     Ok(json_no_store(status, &result))
 }

@@ -76,10 +76,7 @@ impl Job for SendAllJob {
             }),
             Ok(all) => {
                 let results = all.results;
-                let errors = results
-                    .iter()
-                    .filter(|r| r.outcome == "error" || r.outcome == "refused")
-                    .count();
+                let errors = results.iter().filter(|r| r.outcome.is_failure()).count();
                 tracing::info!(rows = results.len(), errors, "send all finished");
                 let body = serde_json::json!({"deposit_id": deposit_id, "results": results});
                 s.jobs.finish(id, &ctx.worker, &body).await?;

@@ -1,4 +1,4 @@
-//! The QuickBooks API client (CONTRACTS.md B): `minorversion=75` on every call, a
+//! The QuickBooks Accounting API v3 client: `minorversion=75` on every call, a
 //! `requestid` on every write, faults parsed from any answer (a 200 included), one token
 //! refresh after a 401, 429/3001 and 5xx retried with backoff, at most `QBO_MAX_CONCURRENT`
 //! requests in flight per process and Intuit's per-company limits over all processes
@@ -20,8 +20,9 @@ use crate::qbo::QboError;
 
 pub const MINOR_VERSION: &str = "75";
 
-/// A `requestid` (B.8) that is the same every time the same logical write is retried: the
-/// operation, the record and the exact body. A changed body (the treasurer fixed something)
+/// A `requestid` (Intuit answers a repeated id with the original response instead of writing
+/// again) that is the same every time the same logical write is retried: the operation, the
+/// record and the exact body. A changed body (the treasurer fixed something)
 /// is a new operation and must not replay the old answer. 32 hex characters (limit 50).
 pub fn request_id(operation: &str, subject: &str, body: &Value) -> String {
     let mut h = Sha256::new();

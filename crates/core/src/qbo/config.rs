@@ -23,7 +23,7 @@ impl Environment {
         }
     }
 
-    /// CONTRACTS.md A.1.
+    /// Intuit's OpenID discovery document for this environment.
     pub fn discovery_url(self) -> &'static str {
         match self {
             Environment::Sandbox => {
@@ -35,7 +35,7 @@ impl Environment {
         }
     }
 
-    /// CONTRACTS.md B.1 (without the `/v3/company/{realm}` path).
+    /// The Accounting API base URL (without the `/v3/company/{realm}` path).
     pub fn api_base(self) -> &'static str {
         match self {
             Environment::Sandbox => "https://sandbox-quickbooks.api.intuit.com",

@@ -1,8 +1,8 @@
-//! The one QuickBooks connection of a deployment (CONTRACTS.md A): the authorization-code
+//! The one QuickBooks connection of a deployment (Intuit OAuth 2.0): the authorization-code
 //! flow with a `state` bound to the signed-in session, tokens sealed in Redis, refresh by one
 //! process at a time, and revoke on disconnect.
 //!
-//! Refresh rules (A.4): Intuit rotates the refresh token and the previous one dies 24 h after
+//! Refresh rules: Intuit rotates the refresh token and the previous one dies 24 h after
 //! its replacement, so two processes must never refresh with the same token and lose the
 //! newer one. A Redis lock (`SET NX PX`) admits one refresher; it re-reads the tokens under
 //! the lock (another process may have just refreshed), writes the rotated tokens before
@@ -34,7 +34,7 @@ use crate::qbo::tokens::Tokens;
 use crate::qbo::QboError;
 use crate::redis_conn::RedisPool;
 
-/// The only scope we ask for (A.2).
+/// The only scope we ask for: the QuickBooks Accounting API.
 pub const SCOPE: &str = "com.intuit.quickbooks.accounting";
 /// How long a `state` waits for its callback.
 const STATE_TTL_SECS: u64 = 600;
@@ -46,7 +46,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Intuit's extra token fields (A.4).
+/// Intuit's extra token-endpoint field: how long the refresh token lives, in seconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IntuitFields {
     #[serde(default)]
@@ -68,7 +68,7 @@ type OAuthClient = Client<
     EndpointSet,
 >;
 
-/// The endpoints of Intuit's discovery document (A.1).
+/// The endpoints of Intuit's discovery document; every other OAuth URL is taken from it.
 #[derive(Debug, Clone, Deserialize)]
 struct Discovery {
     authorization_endpoint: String,
@@ -123,8 +123,8 @@ fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
 }
 
-/// Runs an OAuth request through our reqwest client (no redirects followed: A.4 answers
-/// directly, and following one would leak the code).
+/// Runs an OAuth request through our reqwest client (no redirects followed: the token endpoint
+/// answers directly, and following one would leak the code).
 fn send_oauth(
     http: reqwest::Client,
     req: oauth2::HttpRequest,
@@ -520,7 +520,7 @@ impl Connection {
         };
         let mut revoked = false;
         if let Some(t) = tokens {
-            // A.5 as Intuit's SDKs send it (JSON body, Basic auth). Done by hand: the oauth2
+            // Revoke as Intuit's SDKs send it (JSON body, Basic auth). Done by hand: the oauth2
             // crate refuses a non-https revocation URL, which the local fake has.
             match self.discovery().await {
                 Ok(d) => {

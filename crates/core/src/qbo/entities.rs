@@ -1,4 +1,5 @@
-//! The QuickBooks entities we read and write (CONTRACTS.md C), with only the fields we use.
+//! The QuickBooks entities we read and write (Customer, SalesReceipt, Item, Account,
+//! PaymentMethod), with only the fields we use.
 //! Everything is optional when reading: QBO returns only properties that have values, and
 //! unknown fields are ignored. Amounts are exact decimals (JSON numbers on the wire).
 

@@ -1,4 +1,4 @@
-//! QBO's error envelope (CONTRACTS.md B.4): `Fault.Error[]` with `Message`, `Detail`, `code`
+//! QBO's error envelope: `Fault.Error[]` with `Message`, `Detail`, `code`
 //! (a string) and `element`, found on 4xx/5xx answers and sometimes inside a 200. The 401 body
 //! uses lower-case keys (`fault.error[].message`), so keys are matched case-insensitively.
 //! Every error in the array is kept, and each fault maps to what the caller should do.

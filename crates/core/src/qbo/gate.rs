@@ -1,7 +1,6 @@
-//! Intuit's limits per company (CONTRACTS.md B.6): at most 10 requests in flight and 500 a
-//! minute for one app and realm, counted over every process of the deployment (the web dyno
-//! and each worker child). A per-process semaphore cannot see the other processes, so the
-//! count lives in Redis:
+//! Intuit's limits per company: at most 10 requests in flight and 500 a minute for one app and
+//! realm, counted over every process of the deployment (the web dyno and each worker child). A
+//! per-process semaphore cannot see the other processes, so the count lives in Redis:
 //!
 //! - **In flight**: a sorted set of leases (member: a random id, score: when the lease
 //!   lapses). A call takes a lease before it is sent and gives it back when the answer has

@@ -1,9 +1,9 @@
-//! Donor matching (PRODUCT.md "Matching donors"): which names to search QuickBooks for, how
+//! Donor matching: which names to search QuickBooks for, how
 //! well a customer's names agree with the payer's (0-100), what a score means, and whether the
 //! address read from the paper is materially different from the one QuickBooks holds.
 //!
-//! Pure: no I/O, no clock. The predecessor's faults this module is written against
-//! (PREDECESSOR.md §5): a lone shared first name ("John") no longer matches the first John in the
+//! Pure: no I/O, no clock. The faults of the system this replaces that this module is written
+//! against: a lone shared first name ("John") no longer matches the first John in the
 //! file; addresses are compared with a real edit distance after USPS-style normalisation rather
 //! than character by character at the same position; phones are compared by their digits.
 //!

@@ -1,15 +1,18 @@
-//! QuickBooks Online (CONTRACTS.md parts A-C): the connection (OAuth, tokens at rest, one
-//! refresher), the API client (query language, faults, retries, requestid), donor matching,
-//! customers and sales receipts sent exactly once.
+//! QuickBooks Online: the connection (Intuit OAuth 2.0, tokens at rest, one refresher), the
+//! Accounting API client (query language, faults, retries, requestid), donor matching, the
+//! lists a receipt refers to, customers, and sales receipts sent exactly once.
 
+pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod customers;
 pub mod entities;
 pub mod fault;
 pub mod gate;
 pub mod matching;
 pub mod query;
+pub mod receipts;
 pub mod sync;
 pub mod tokens;
 

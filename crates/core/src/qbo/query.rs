@@ -1,4 +1,4 @@
-//! The QBO query language subset we use (CONTRACTS.md B.3): one entity, `AND`-joined
+//! The QBO query language subset we use: one entity, `AND`-joined
 //! conditions, `=`/`LIKE`/`IN`, `ORDERBY`, 1-based `STARTPOSITION`, `MAXRESULTS` up to 1000.
 //!
 //! String literals are single-quoted with `\'` for an apostrophe and `\\` for a backslash

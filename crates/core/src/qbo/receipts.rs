@@ -1,0 +1,455 @@
+//! Sales receipts: the receipt a row makes, its preview, and sending it exactly once. Every
+//! change to a row goes through the deposit's compare-and-set, so it never overwrites an edit
+//! made meanwhile.
+
+use std::ops::ControlFlow;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::donation::{Donation, MatchStatus, SyncStatus};
+use crate::qbo::catalog::SendDefaults;
+use crate::qbo::client::request_id;
+use crate::qbo::entities::SalesReceipt;
+use crate::qbo::fault::Action;
+use crate::qbo::query::Query;
+use crate::qbo::sync::{clip, Qbo};
+use crate::qbo::QboError;
+
+/// QuickBooks keeps a receipt's PaymentRefNum and DocNumber to 21 characters and its
+/// PrivateNote to 4000.
+const REF_MAX: usize = 21;
+const NOTE_MAX: usize = 4000;
+
+/// The marker a receipt carries in its PrivateNote, so a retry can find it.
+pub fn marker(record_id: &Uuid) -> String {
+    format!("[fom:{record_id}]")
+}
+
+/// What sending one row came to; the page and the send-all job read the snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// A receipt was created now.
+    Sent,
+    /// QuickBooks already had this row's receipt (an earlier try whose answer was lost, or one
+    /// entered by hand for the same check); its id is now stored on the row.
+    FoundExisting,
+    /// The row already carried a receipt id: nothing was sent.
+    AlreadySent,
+    /// The row cannot be sent as it is (no customer, amount, date or item); QuickBooks was not
+    /// called.
+    Refused,
+    /// QuickBooks did not take the receipt; the row records why.
+    Error,
+}
+
+impl SendOutcome {
+    /// The row was not sent and needs the treasurer.
+    pub fn is_failure(self) -> bool {
+        matches!(self, SendOutcome::Refused | SendOutcome::Error)
+    }
+
+    /// The name the JSON carries, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendOutcome::Sent => "sent",
+            SendOutcome::FoundExisting => "found_existing",
+            SendOutcome::AlreadySent => "already_sent",
+            SendOutcome::Refused => "refused",
+            SendOutcome::Error => "error",
+        }
+    }
+}
+
+/// One row's result of a send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendResult {
+    pub record_id: Uuid,
+    pub outcome: SendOutcome,
+    pub receipt_id: Option<String>,
+    pub message: Option<String>,
+    /// For a missing or inactive reference: which list to choose from or add to (item,
+    /// account, payment_method, customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choose: Option<String>,
+}
+
+/// What a send-all did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendAll {
+    pub results: Vec<SendResult>,
+    /// Stopped between rows (the worker is shutting down); the rest is sent on the next run.
+    pub stopped: bool,
+}
+
+impl Qbo {
+    /// The receipt that would be sent, and why it cannot be when it cannot.
+    pub async fn preview(&self, deposit_id: &str, record_id: &Uuid) -> Result<Value, QboError> {
+        let record = self.record(deposit_id, record_id).await?;
+        let defaults = self.defaults().await?;
+        let body = receipt_body(&record, &defaults);
+        Ok(match body {
+            Ok(body) => json!({
+                "ready": true,
+                "receipt": body,
+                "customer": record.qbo.display_name,
+                "item": defaults.item_name,
+                "deposit_account": defaults.deposit_account_name,
+                "payment_method": if record.payment_method.is_some_and(|m| m.is_check()) {
+                    defaults.payment_method_name.clone()
+                } else { None },
+                "already_sent": record.qbo.sales_receipt_id,
+            }),
+            Err(e) => json!({"ready": false, "reason": e.to_string(),
+                             "already_sent": record.qbo.sales_receipt_id}),
+        })
+    }
+
+    /// Sends one row, exactly once: a row with a receipt id is skipped; otherwise QuickBooks
+    /// is asked for a receipt this row already made (a crash after QuickBooks created it but
+    /// before we stored the id); then the receipt is created under a requestid that is the
+    /// same on every retry, and its id stored on the row at once.
+    pub async fn send_one(
+        &self,
+        deposit_id: &str,
+        record_id: &Uuid,
+        defaults: &SendDefaults,
+    ) -> Result<SendResult, QboError> {
+        let record = self.record(deposit_id, record_id).await?;
+        let result = |outcome, receipt: Option<String>, message: Option<String>| SendResult {
+            record_id: *record_id,
+            outcome,
+            receipt_id: receipt,
+            message,
+            choose: None,
+        };
+        if let Some(id) = &record.qbo.sales_receipt_id {
+            return Ok(result(SendOutcome::AlreadySent, Some(id.clone()), None));
+        }
+        let body = match receipt_body(&record, defaults) {
+            Ok(b) => b,
+            Err(e) => return Ok(result(SendOutcome::Refused, None, Some(e.to_string()))),
+        };
+        let attempt = async {
+            let rid = request_id("receipt", &record.id.to_string(), &body);
+            let settings = self.client.connection().settings();
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                // Before every try: a receipt made by an earlier try whose answer was lost
+                // (a crash, a 500 after the write, a timeout) is found, not made again.
+                if let Some(existing) = self.find_existing(&record).await? {
+                    return Ok::<_, QboError>((SendOutcome::FoundExisting, existing));
+                }
+                match self.client.write_once::<SalesReceipt>(&body, &rid).await {
+                    Ok(created) => return Ok((SendOutcome::Sent, created.id.unwrap_or_default())),
+                    Err(e) if retryable(&e) && tries < settings.max_attempts => {
+                        tracing::warn!(%record_id, tries, "qbo: receipt not confirmed; checking before retrying");
+                        tokio::time::sleep(self.client.backoff(tries)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match attempt.await {
+            Ok((outcome, receipt_id)) => {
+                self.change_record(deposit_id, record_id, |r| {
+                    r.qbo.sales_receipt_id = Some(receipt_id.clone());
+                    r.qbo.sync_status = SyncStatus::Sent;
+                    r.qbo.last_error = None;
+                })
+                .await?;
+                tracing::info!(
+                    deposit_id,
+                    %record_id,
+                    receipt_id,
+                    outcome = outcome.as_str(),
+                    "qbo: receipt"
+                );
+                Ok(result(outcome, Some(receipt_id), None))
+            }
+            Err(e @ (QboError::Redis(_) | QboError::Deposit(_))) => Err(e),
+            Err(e) => {
+                let message = e.user_message();
+                self.change_record(deposit_id, record_id, |r| {
+                    r.qbo.sync_status = SyncStatus::Error;
+                    r.qbo.last_error = Some(message.clone());
+                })
+                .await?;
+                Ok(SendResult {
+                    choose: e.reference().map(str::to_string),
+                    ..result(SendOutcome::Error, None, Some(message))
+                })
+            }
+        }
+    }
+
+    /// A receipt this row already made: same customer and date, carrying our marker, or the
+    /// same reference and amount (a receipt entered by hand for the same check).
+    async fn find_existing(&self, record: &Donation) -> Result<Option<String>, QboError> {
+        let (Some(customer), Some(date)) = (&record.qbo.customer_id, record.payment_date) else {
+            return Ok(None);
+        };
+        let q = Query::select("SalesReceipt")
+            .eq("CustomerRef", customer)?
+            .eq("TxnDate", &date.format("%Y-%m-%d").to_string())?;
+        let rows: Vec<SalesReceipt> = self.client.query_all(&q).await?;
+        let mark = marker(&record.id);
+        if let Some(r) = rows
+            .iter()
+            .find(|r| r.private_note.as_deref().is_some_and(|n| n.contains(&mark)))
+        {
+            return Ok(r.id.clone());
+        }
+        let reference = record
+            .payment_ref
+            .as_deref()
+            .map(|s| clip(s.trim(), REF_MAX));
+        Ok(rows
+            .iter()
+            .find(|r| {
+                reference.is_some()
+                    && r.payment_ref_num.as_deref().map(str::trim) == reference.as_deref()
+                    && r.total_amt.is_some()
+                    && r.total_amt == record.amount
+            })
+            .and_then(|r| r.id.clone()))
+    }
+
+    /// Sends every row not yet sent, continuing past per-row errors. `progress(i, n)` is
+    /// called before each row; `Break` stops between rows (shutdown), and `stopped` says so.
+    pub async fn send_all(
+        &self,
+        deposit_id: &str,
+        mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<SendAll, QboError> {
+        let d = self.deposit(deposit_id).await?;
+        let defaults = self.defaults().await?;
+        let ids: Vec<Uuid> = d.records.iter().map(|r| r.id).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if progress(i, ids.len()).is_break() {
+                return Ok(SendAll {
+                    results: out,
+                    stopped: true,
+                });
+            }
+            match self.send_one(deposit_id, id, &defaults).await {
+                Ok(r) => out.push(r),
+                // The row was deleted meanwhile: nothing to send.
+                Err(QboError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let _ = progress(ids.len(), ids.len());
+        Ok(SendAll {
+            results: out,
+            stopped: false,
+        })
+    }
+}
+
+/// Failures after which the write may or may not have happened.
+fn retryable(e: &QboError) -> bool {
+    matches!(
+        e,
+        QboError::Unavailable(_)
+            | QboError::Fault {
+                action: Action::RetryLater,
+                ..
+            }
+    )
+}
+
+/// The sales receipt for a row, or why it cannot be sent: the confirmed customer, the
+/// payment date, one "Donation" line (Qty 1) with the chosen item, the reference as
+/// PaymentRefNum and in the DocNumber, the memo and our marker in the PrivateNote, the deposit
+/// account, and the payment method for checks only.
+pub fn receipt_body(record: &Donation, defaults: &SendDefaults) -> Result<Value, QboError> {
+    let refuse = |why: &str| Err(QboError::Refused(why.to_string()));
+    let customer = match (&record.qbo.customer_id, record.qbo.match_status) {
+        (Some(c), MatchStatus::Matched | MatchStatus::AddressChanged) => c,
+        (Some(_), MatchStatus::NeedsReview) => {
+            return refuse("confirm the suggested donor (or choose another) before sending")
+        }
+        _ => return refuse("the row has no QuickBooks customer; match it or create one"),
+    };
+    let Some(amount) = record.amount.filter(|a| *a > Decimal::ZERO) else {
+        return refuse("the row has no amount above zero");
+    };
+    let Some(date) = record.payment_date else {
+        return refuse("the row has no payment date");
+    };
+    if let Some(issue) = record
+        .issues
+        .iter()
+        .find(|i| i.level == crate::donation::IssueLevel::Error)
+    {
+        return Err(QboError::Refused(format!(
+            "fix the row first: {}",
+            issue.message
+        )));
+    }
+    let Some(item) = &defaults.item_id else {
+        return refuse("choose or create the item for donations first");
+    };
+    let mut note = String::new();
+    if let Some(m) = record.memo.as_deref().filter(|m| !m.trim().is_empty()) {
+        let room = NOTE_MAX - 60;
+        note.push_str(&clip(m.trim(), room));
+        note.push(' ');
+    }
+    note.push_str(&marker(&record.id));
+    let amount = amount.round_dp(2);
+    let mut body = json!({
+        "TxnDate": date.format("%Y-%m-%d").to_string(),
+        "CustomerRef": {"value": customer},
+        "PrivateNote": note,
+        "Line": [{
+            "DetailType": "SalesItemLineDetail",
+            "Amount": amount,
+            "Description": "Donation",
+            "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": amount},
+        }],
+    });
+    // Decimal serialises as a string by default; QBO wants JSON numbers.
+    let number = decimal_number(amount);
+    body["Line"][0]["Amount"] = number.clone();
+    body["Line"][0]["SalesItemLineDetail"]["UnitPrice"] = number;
+    if let Some(r) = record
+        .payment_ref
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        body["PaymentRefNum"] = json!(clip(r, REF_MAX));
+        body["DocNumber"] = json!(clip(&format!("{}-{r}", date.format("%Y%m%d")), REF_MAX));
+    }
+    if let Some(acct) = &defaults.deposit_account_id {
+        body["DepositToAccountRef"] = json!({"value": acct});
+    }
+    if record.payment_method.is_some_and(|m| m.is_check()) {
+        if let Some(m) = &defaults.payment_method_id {
+            body["PaymentMethodRef"] = json!({"value": m});
+        }
+    }
+    Ok(body)
+}
+
+/// An exact decimal as a JSON number, parsed from its text so that no binary rounding
+/// happens on our side.
+fn decimal_number(d: Decimal) -> Value {
+    serde_json::from_str::<Value>(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::donation::PaymentMethod;
+
+    fn defaults() -> SendDefaults {
+        SendDefaults {
+            item_id: Some("114".into()),
+            deposit_account_id: Some("113".into()),
+            payment_method_id: Some("117".into()),
+            ..SendDefaults::default()
+        }
+    }
+
+    fn matched() -> Donation {
+        let mut d = Donation::new("scan.pdf");
+        d.amount = Some("1234.50".parse().unwrap());
+        d.payment_date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20);
+        d.payment_ref = Some("0001043-and-a-very-long-tail".into());
+        d.payment_method = Some(PaymentMethod::HandwrittenCheck);
+        d.memo = Some("In memory of Ann".into());
+        d.qbo.customer_id = Some("58".into());
+        d.qbo.match_status = MatchStatus::Matched;
+        d
+    }
+
+    #[test]
+    fn receipt_follows_the_product_mapping() {
+        let d = matched();
+        let b = receipt_body(&d, &defaults()).unwrap();
+        assert_eq!(b["CustomerRef"]["value"], "58");
+        assert_eq!(b["TxnDate"], "2026-11-20");
+        assert_eq!(b["PaymentMethodRef"]["value"], "117");
+        assert_eq!(b["DepositToAccountRef"]["value"], "113");
+        let line = &b["Line"][0];
+        assert_eq!(line["Amount"].to_string(), "1234.5");
+        assert_eq!(
+            line["SalesItemLineDetail"]["UnitPrice"].to_string(),
+            "1234.5"
+        );
+        assert_eq!(line["SalesItemLineDetail"]["Qty"], 1);
+        assert_eq!(line["SalesItemLineDetail"]["ItemRef"]["value"], "114");
+        assert!(b["PaymentRefNum"].as_str().unwrap().chars().count() <= 21);
+        assert!(b["DocNumber"].as_str().unwrap().chars().count() <= 21);
+        let note = b["PrivateNote"].as_str().unwrap();
+        assert!(note.starts_with("In memory of Ann") && note.contains(&marker(&d.id)));
+
+        // Online gifts carry no Check payment method.
+        let mut online = matched();
+        online.payment_method = Some(PaymentMethod::Online);
+        assert!(receipt_body(&online, &defaults())
+            .unwrap()
+            .get("PaymentMethodRef")
+            .is_none());
+    }
+
+    #[test]
+    fn rows_that_cannot_be_sent_say_why() {
+        let why = |d: &Donation, s: &SendDefaults| receipt_body(d, s).unwrap_err().to_string();
+        let mut d = matched();
+        d.qbo.match_status = MatchStatus::NeedsReview;
+        assert!(why(&d, &defaults()).contains("confirm"));
+        let mut d = matched();
+        d.qbo.customer_id = None;
+        d.qbo.match_status = MatchStatus::NewDonor;
+        assert!(why(&d, &defaults()).contains("customer"));
+        let mut d = matched();
+        d.amount = Some(Decimal::ZERO);
+        assert!(why(&d, &defaults()).contains("amount"));
+        let mut d = matched();
+        d.payment_date = None;
+        assert!(why(&d, &defaults()).contains("date"));
+        let none = SendDefaults::default();
+        assert!(why(&matched(), &none).contains("item"));
+    }
+
+    #[test]
+    fn outcomes_keep_the_names_the_page_reads() {
+        let names = [
+            (SendOutcome::Sent, "sent"),
+            (SendOutcome::FoundExisting, "found_existing"),
+            (SendOutcome::AlreadySent, "already_sent"),
+            (SendOutcome::Refused, "refused"),
+            (SendOutcome::Error, "error"),
+        ];
+        for (outcome, name) in names {
+            assert_eq!(serde_json::to_value(outcome).unwrap(), json!(name));
+            assert_eq!(outcome.as_str(), name);
+            assert_eq!(
+                serde_json::from_value::<SendOutcome>(json!(name)).unwrap(),
+                outcome
+            );
+            assert_eq!(outcome.is_failure(), matches!(name, "refused" | "error"));
+        }
+        let row = SendResult {
+            record_id: Uuid::nil(),
+            outcome: SendOutcome::FoundExisting,
+            receipt_id: Some("311".into()),
+            message: None,
+            choose: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&row).unwrap(),
+            r#"{"record_id":"00000000-0000-0000-0000-000000000000","outcome":"found_existing","receipt_id":"311","message":null}"#
+        );
+    }
+}

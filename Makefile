@@ -52,7 +52,8 @@ memtest: pdfium build
 	@for args in "--pages 5" "--pages 200" "--pages 5 --force-render" "--pages 200 --force-render"; do \
 	  echo "memtest $$args: $$(RUST_LOG=warn ./target/release/fom-worker memtest $$args --json)"; done
 
-## bench: side by side with the old system's PDF handling (needs ../shared/bench)
+## bench: side by side with the old system's PDF handling (needs the external bench scripts,
+## found through BENCH_DIR: docs/PERFORMANCE.md)
 bench: pdfium build
 	./scripts/bench-side-by-side.sh 200
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side by side, in one run, on the same file: our page pipeline (fom-worker memtest --file) vs the
-# old system's PDF handling replayed by shared/bench/anchor_pdf_batches.py. Peak RSS from
-# /usr/bin/time -v for both. Usage: scripts/bench-side-by-side.sh [PAGES] (default 200).
+# old system's PDF handling, replayed by anchor_pdf_batches.py from the external bench scripts
+# (BENCH_DIR; what they are: docs/PERFORMANCE.md, "Side by side with the old system"). Peak RSS
+# from /usr/bin/time -v for both. Usage: scripts/bench-side-by-side.sh [PAGES] (default 200).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pages="${1:-200}"

@@ -1,4 +1,5 @@
-//! Normalisation and validation of donation records (shared/spec/PRODUCT.md, "Donation record").
+//! Normalisation and validation of donation records (docs/RULES.md#record and the sections it
+//! links: amounts, dates, check numbers, names, addresses, validation).
 //!
 //! Every function here is idempotent: normalising twice gives the same record as once
 //! (property-tested). Problems become issues on the record; nothing is dropped.
@@ -6,8 +7,8 @@
 //! Decisions:
 //! - Amounts are US-style ("$1,234.50", "1234.5"); "1.234,50" is refused, not guessed
 //!   (`donation::parse_amount`). Zero or negative amounts are errors.
-//! - Check numbers are stored as written, leading zeros included (PRODUCT.md wins over the old
-//!   system's habit of stripping them); only comparison ignores leading zeros
+//! - Check numbers are stored as written, leading zeros included, unlike the old system, which
+//!   stripped them (docs/RULES.md#check-numbers); only comparison ignores leading zeros
 //!   ([`payment_ref_key`]).
 //! - A ZIP with letters is a foreign postal code ("M6C 3B8") and is kept as written.
 
@@ -458,7 +459,7 @@ fn looks_like_email(e: &str) -> bool {
     !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !e.contains(' ')
 }
 
-/// Words kept upper-case when proper-casing (PRODUCT.md), plus compass points.
+/// Words kept upper-case when proper-casing, compass points included (docs/RULES.md#proper-case).
 const KEEP_UPPER: &[&str] = &[
     "PO", "LLC", "II", "III", "IV", "USA", "NE", "NW", "SE", "SW", "LLP", "PC",
 ];

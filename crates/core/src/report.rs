@@ -1,7 +1,7 @@
 //! The deposit report: FoM's text layout and a CSV export of every field.
 //!
 //! The text layout is the one the treasurer already pastes into FoM's deposit e-mails
-//! (PRODUCT.md "Deposit report layout"); the CSV is for spreadsheets, so every cell is guarded
+//! (docs/RULES.md#deposit-report); the CSV is for spreadsheets, so every cell is guarded
 //! against formula injection because donor-supplied text (names, memos) ends up in it.
 
 use chrono::NaiveDate;

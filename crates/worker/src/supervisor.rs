@@ -4,7 +4,8 @@
 //! children to drain (within Heroku's 30 s) before exiting.
 //!
 //! On Heroku any exit of the dyno's command is a crash and repeated crashes are restarted only
-//! after long cool-offs (CONTRACTS.md E.3), hence recycling children rather than the dyno.
+//! after long cool-offs (docs/RULES.md#crashes-and-restarts), hence recycling children rather
+//! than the dyno.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,5 @@
 //! Gemini extraction: page images (JPEG) with their text layer, in small batches, to
-//! `generateContent` with structured JSON output (CONTRACTS.md part D).
+//! `generateContent` with structured JSON output (docs/RULES.md#gemini).
 //!
 //! - At most one batch is in flight while the next one is being rendered: a rendezvous
 //!   channel hands a full batch to the request thread, which takes it only when the previous

@@ -1,9 +1,9 @@
 //! The offline extractor: reads the PDF text layer, with no network and no key.
 //!
 //! It recognises two layouts:
-//! - FoM's deposit report (shared/spec/PRODUCT.md, "Deposit report layout"): numbered entries
-//!   with name, street, "City, ST ZIP", "$amount on date", "Check No. n" or "Online Donation",
-//!   and an optional "Memo:" line; the header's total is checked against the entries.
+//! - FoM's deposit report (docs/RULES.md#deposit-report): numbered entries with name, street,
+//!   "City, ST ZIP", "$amount on date", "Check No. n" or "Online Donation", and an optional
+//!   "Memo:" line; the header's total is checked against the entries.
 //! - Simple check-list lines: check number, name, amount, optional date.
 //!
 //! Parsing is a line-by-line state machine, so an entry that runs over a page break is read as

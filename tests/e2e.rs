@@ -288,4 +288,98 @@ mod web_and_worker {
         assert!(!h["workers"].as_array().unwrap().is_empty(), "{h}");
         assert_eq!(h["queue"]["queued"], 0);
     }
+
+    /// `fom-worker enqueue` run against the stack's Redis and key prefix.
+    fn enqueue(stack: &Stack, args: &[&std::ffi::OsStr]) -> std::process::Output {
+        std::process::Command::new(fom_testkit::bin_path("fom-worker", "fom-worker"))
+            .env("REDIS_URL", &stack.redis_url)
+            .env("KEY_PREFIX", &stack.prefix)
+            .env("RUST_LOG", "warn")
+            .env_remove("UPLOAD_STORE")
+            .arg("enqueue")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Waits until every file of the deposit is done; returns the deposit.
+    async fn settled(stack: &Stack, cookie: &str, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let d = deposit(stack, cookie, id).await;
+            let files = d["files"].as_array().cloned().unwrap_or_default();
+            if !files.is_empty() && files.iter().all(|f| f["state"] == "done") {
+                return d;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not done: {d}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_into_a_deposit_shows_its_files_and_records_on_the_page() {
+        let stack = Stack::start(Options::new("e2e-enq").with_worker());
+        let api = fom_e2e::signed_in(&stack).await;
+        let (status, created) = api.post("/api/deposits", None).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_string();
+        let cookie = api.cookie.clone();
+        let csv = fom_testkit::repo_root().join("examples/online-gifts.csv");
+        let out = enqueue(
+            &stack,
+            &["--deposit".as_ref(), id.as_ref(), csv.as_os_str()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.starts_with(&format!("deposit\t{id}\n")), "{stdout}");
+
+        let d = settled(&stack, &cookie, &id).await;
+        let files = d["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{d}");
+        assert_eq!(files[0]["name"], "online-gifts.csv");
+        assert_eq!(files[0]["kind"], "csv");
+        assert!(
+            stdout.contains(files[0]["job_id"].as_str().unwrap()),
+            "{stdout}"
+        );
+        // The CSV's gifts are the deposit's records, not only the job's.
+        assert_eq!(total_cents(&d["records"]), 115_000, "{}", d["records"]);
+
+        // A deposit that does not exist is refused, and nothing is queued for it.
+        let out = enqueue(
+            &stack,
+            &["--deposit".as_ref(), "nope".as_ref(), csv.as_os_str()],
+        );
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no deposit nope"));
+    }
+
+    #[tokio::test]
+    async fn enqueue_without_a_deposit_starts_one_and_prints_its_id() {
+        let stack = Stack::start(Options::new("e2e-enq-new").with_worker());
+        let pdf = fom_testkit::repo_root().join("examples/deposit.pdf");
+        let out = enqueue(&stack, &[pdf.as_os_str()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("deposit\t"))
+            .unwrap_or_else(|| panic!("no deposit id in {stdout:?}"))
+            .to_string();
+
+        let api = fom_e2e::signed_in(&stack).await;
+        let (_, list) = api.get("/api/deposits").await;
+        assert!(list.to_string().contains(&id), "{list}");
+        let d = settled(&stack, &api.cookie, &id).await;
+        assert_eq!(d["files"][0]["name"], "deposit.pdf");
+        assert!(!d["records"].as_array().unwrap().is_empty(), "{d}");
+    }
 }

@@ -1,10 +1,29 @@
-//! fom-core: the whole deposit-paperwork pipeline, with no HTTP server and no queue loop.
+//! fom-core: the whole deposit-paperwork pipeline and the state around it, with no HTTP server
+//! and no queue library (the `fom-queue` crate brings apalis; docs/ARCHITECTURE.md).
 //!
-//! - [`pdf`]: walk a PDF page by page (JPEG + text layer) with memory that does not grow with
-//!   the page count or the file size.
-//! - [`memory`]: RSS readings, thresholds and the "Memory Monitor" log lines.
-//! - [`extract`]: turn pages and CSV files into [`donation::Donation`] records.
-//! - [`pipeline`]: run one file through detection, pages and extraction.
+//! Files to records:
+//! - [`filetype`]: what a file is, from its first bytes.
+//! - [`pdf`]: walk a PDF page by page (JPEG + text layer) in memory that does not grow with the
+//!   page count or the file size; [`photo`]: a JPEG/PNG photo as one upright page.
+//! - [`extract`]: pages and CSV files to [`donation::Donation`] records (text, CSV, Gemini).
+//! - [`normalize`], [`aliases`]: the record rules (docs/RULES.md); [`dedup`]: merging records.
+//! - [`pipeline`]: one file through detection, pages, extraction and normalisation.
+//! - [`report`]: the deposit report (text and CSV).
+//!
+//! State in Redis, one owner per piece (keys all built in [`keys`]):
+//! - [`jobs`]: job records, the [`jobs::Job`] trait and the jobs (document, send-all).
+//! - [`deposits`]: deposits, changed by compare-and-set.
+//! - [`store`]: uploaded files (Redis, directory or S3) and their retention.
+//! - [`sessions`]: signed-in sessions and the sign-in limiter.
+//! - [`workers`]: worker heartbeats.
+//! - [`qbo`]: QuickBooks Online: connection, client, limits, matching, customers, receipts.
+//!
+//! Wiring:
+//! - [`services`]: the settings both processes share and the services built from them.
+//! - [`intake`]: one file into a deposit (the upload route and `fom-worker enqueue`).
+//! - [`queue`]: the queue as core sees it ([`queue::Enqueue`]).
+//! - [`redis_conn`], [`config`], [`memory`], [`runtime`]: Redis connections, environment
+//!   settings, RSS readings and the Memory Monitor lines, logging set-up.
 
 pub mod aliases;
 pub mod config;

@@ -1,6 +1,6 @@
 //! Process memory: current and peak RSS, thresholds, status, and the "Memory Monitor" log lines.
 //!
-//! The log format is the seed's contract with operators: `heroku logs --tail | grep "Memory
+//! The log format is a contract with operators (docs/MEMORY.md): `heroku logs --tail | grep "Memory
 //! Monitor"` must show one line per operation start/end and per page batch, with the context and
 //! the RSS in MB.
 
@@ -82,7 +82,7 @@ pub fn release_free_memory() {
     }
 }
 
-/// Thresholds in MB of process RSS (the seed's defaults: warning 400, critical 450).
+/// Thresholds in MB of process RSS (defaults: warning 400, critical 450).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
     pub warning_mb: f64,

@@ -6,7 +6,7 @@
 //! - [`release_and_deregister`]: what a cleanly stopping consumer must do that apalis 1.0
 //!   leaves undone.
 //!
-//! apalis-redis 1.0 traps handled here (docs/RULES.md#task-listing): `batch_size(1)` so a worker
+//! apalis-redis 1.0 traps handled here (docs/RULES.md#apalis-queue-traps): `batch_size(1)` so a worker
 //! never claims jobs it is not running; an idempotency TTL so pushes with the same key dedupe
 //! at all; and a stopped worker's name removed by us, since apalis keeps it registered.
 

@@ -436,3 +436,40 @@ fn uploads_are_deleted_after_success_or_kept_for_the_retention() {
         "the second file is kept for its own retention"
     );
 }
+
+#[test]
+fn every_log_line_of_a_job_names_the_job_and_its_queue() {
+    let env = Env::new();
+    let sup = env.supervisor(&[]);
+    let id = env.enqueue_pdf("deposit.pdf");
+    env.wait_job(&id, Duration::from_secs(60), |j| state(j) == "done");
+    let log = sup.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.contains(&format!("job {id} start")))
+        .unwrap_or_else(|| panic!("no start line in {log}"));
+    let end = lines
+        .iter()
+        .position(|l| l.contains(&format!("job {id} end")))
+        .unwrap_or_else(|| panic!("no end line in {log}"));
+    // The pipeline's own lines, written on the job's blocking thread, and the merge after it.
+    let during: Vec<&str> = lines[start..=end]
+        .iter()
+        .copied()
+        .filter(|l| l.contains("Memory Monitor"))
+        .chain(
+            lines
+                .iter()
+                .copied()
+                .filter(|l| l.contains("records merged")),
+        )
+        .collect();
+    assert!(during.len() >= 4, "{during:#?}");
+    for line in during {
+        assert!(
+            line.contains("job{") && line.contains(&id) && line.contains("documents"),
+            "a job's line without its job id and queue: {line}"
+        );
+    }
+}

@@ -299,9 +299,14 @@ impl GeminiDocument {
             let cfg = cfg.clone();
             let file = file.to_string();
             let usage = usage.clone();
+            // The request thread logs under the caller's span (the job's id and queue).
+            let span = tracing::Span::current();
             std::thread::Builder::new()
                 .name("gemini-requests".into())
-                .spawn(move || request_loop(&cfg, &file, &batches, &to_results, &usage))
+                .spawn(move || {
+                    let _in_job = span.enter();
+                    request_loop(&cfg, &file, &batches, &to_results, &usage)
+                })
                 .ok()
         };
         Self {

@@ -71,7 +71,10 @@ impl Job for DocumentJob {
         let critical_hit = ctx.memory_critical.clone();
         let test_hook = ctx.test_hook;
         let name = record.file_name.clone();
+        // The blocking thread logs under the job's span too.
+        let span = tracing::Span::current();
         let outcome: FileOutcome = tokio::task::spawn_blocking(move || {
+            let _in_job = span.enter();
             if let Some(hook) = test_hook {
                 hook(&name, &stop);
             }

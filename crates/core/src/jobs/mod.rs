@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 pub use document::DocumentJob;
 pub use record::*;
@@ -114,15 +115,18 @@ pub fn progress_writer(
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u32, u32)>(4);
-    let writer = tokio::spawn(async move {
-        while let Some((page, pages)) = rx.recv().await {
-            if let Err(e) = jobs
-                .progress(&id, stage, page, pages, memory::rss_mb())
-                .await
-            {
-                tracing::warn!(error = %e, "progress not written");
+    let writer = tokio::spawn(
+        async move {
+            while let Some((page, pages)) = rx.recv().await {
+                if let Err(e) = jobs
+                    .progress(&id, stage, page, pages, memory::rss_mb())
+                    .await
+                {
+                    tracing::warn!(error = %e, "progress not written");
+                }
             }
         }
-    });
+        .instrument(tracing::Span::current()),
+    );
     (tx, writer)
 }

@@ -155,7 +155,8 @@ impl Default for ScanOptions {
     }
 }
 
-/// A scanned-deposit PDF like `shared/bench/make_scan_pdf.py` makes: every page one full-page
+/// A scanned-deposit PDF like the side-by-side bench's scan generator makes
+/// (docs/PERFORMANCE.md): every page one full-page
 /// noisy JPEG (paper grain compresses badly, as real scans do) with three check outlines, each
 /// page its own image object. Returns the file size in bytes.
 pub fn write_scan_pdf(path: &Path, opts: &ScanOptions) -> io::Result<u64> {

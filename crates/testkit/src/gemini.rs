@@ -1,9 +1,10 @@
-//! A local contract fake of Gemini's `generateContent` (CONTRACTS.md part D, checklist F.3).
+//! A local contract fake of Gemini's `generateContent`.
 //!
 //! [`FakeGemini::start`] runs an actix-web server on a free 127.0.0.1 port in a background
 //! thread; it stops when dropped. It checks the API key (`x-goog-api-key`), the model, the
-//! request size and the request body the way D.1–D.3 describe, and answers in the D.6
-//! envelope or with a D.7 error envelope.
+//! request size and the request body (snake_case or camelCase fields, the generation config's
+//! schema rules) the way the API does, and answers in the `candidates` envelope or with a
+//! Google RPC `{"error": {code, message, status, details}}` envelope.
 //!
 //! The default answer has one [`default_record`] per page header (`Page N of NAME`, the first
 //! line of a text part). Misbehaviour is scripted by the document name in those headers:
@@ -35,7 +36,7 @@ use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
-/// The model the fake knows by default (D.8).
+/// The model the fake knows by default (the newest stable Flash model when this was written).
 pub const DEFAULT_MODEL: &str = "gemini-3.8-flash";
 /// The API key the fake accepts by default.
 pub const DEFAULT_KEY: &str = "test-key";
@@ -59,9 +60,9 @@ pub struct FakeOptions {
     pub api_key: String,
     /// Known models; any other gets 404 `NOT_FOUND`.
     pub models: Vec<String>,
-    /// Larger request bodies get 400 `INVALID_ARGUMENT` (D.3: 100 MB).
+    /// Larger request bodies get 400 `INVALID_ARGUMENT` (the API's limit: 100 MB).
     pub max_request_bytes: usize,
-    /// Larger inline PDFs (decoded) get 400 `INVALID_ARGUMENT` (D.3: 50 MB).
+    /// Larger inline PDFs (decoded) get 400 `INVALID_ARGUMENT` (the API's limit: 50 MB).
     pub max_inline_pdf_bytes: usize,
     /// Each HTTP 200 answer waits this long first.
     pub latency: Duration,
@@ -181,7 +182,7 @@ impl FakeGemini {
 }
 
 // ---------------------------------------------------------------------------------------
-// Errors (D.7)
+// Errors: Google RPC `{"error": {code, message, status, details}}`
 
 struct ApiError {
     code: u16,
@@ -456,7 +457,7 @@ fn check_request(
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation (D.1, D.2, D.3)
+// Validation: field names, generation config, sizes
 
 /// What the answer needs from a valid request.
 #[derive(Debug, Default)]
@@ -545,7 +546,7 @@ const GENERATION_CONFIG_FIELDS: &[&str] = &[
 ];
 const THINKING_CONFIG_FIELDS: &[&str] = &["includeThoughts", "thinkingBudget", "thinkingLevel"];
 
-/// `inlineData` → `inline_data` (proto3 JSON accepts both, D.1).
+/// `inlineData` → `inline_data` (proto3 JSON accepts both).
 fn snake(camel: &str) -> String {
     let mut out = String::with_capacity(camel.len() + 4);
     for c in camel.chars() {
@@ -929,7 +930,7 @@ const SCHEMA_TYPES: &[&str] = &[
     "string", "number", "integer", "boolean", "array", "object", "null",
 ];
 
-/// Walks a `responseJsonSchema`, allowing only the keywords D.2 lists.
+/// Walks a `responseJsonSchema`, allowing only the JSON Schema keywords Gemini supports.
 fn check_json_schema(root: &Value, schema: &Value, path: &str) -> Result<(), Bad> {
     let map = match schema {
         Value::Bool(_) => return Ok(()),
@@ -1016,7 +1017,7 @@ fn check_json_schema(root: &Value, schema: &Value, path: &str) -> Result<(), Bad
 }
 
 // ---------------------------------------------------------------------------------------
-// Answers (D.6) and scripts
+// Answers (the `candidates` envelope) and scripts
 
 fn scripted_error(model: &str, info: &RequestInfo, counts: &[(String, u32)]) -> Option<ApiError> {
     let first_n = |token: &str, n: u32| {

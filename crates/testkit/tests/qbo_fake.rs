@@ -1,4 +1,5 @@
-//! The QuickBooks Online / Intuit OAuth contract fake behaves as CONTRACTS.md parts A–C say.
+//! The QuickBooks Online / Intuit OAuth contract fake behaves as Intuit's services do: OAuth
+//! grants and refresh-token rotation, the API's faults, its query subset and the entity rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -20,6 +20,46 @@ use tracing::Instrument;
 use crate::settings::WorkerSettings;
 use crate::supervisor::EXIT_BUDGET;
 
+/// How a worker child stops, in one place. A signal (SIGTERM, SIGINT) or its own budget ends
+/// the queue consumers: no new jobs. A signal, or the critical memory threshold reached inside
+/// a job, also ends the running job at its next page or row, which hands it back to the queue.
+#[derive(Clone)]
+struct Stop {
+    /// Read by the running job (on its blocking thread too).
+    jobs: Arc<AtomicBool>,
+    consumers: tokio_util::sync::CancellationToken,
+}
+
+impl Stop {
+    fn new() -> Self {
+        Self {
+            jobs: Arc::new(AtomicBool::new(false)),
+            consumers: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Shutdown: stop taking jobs and stop the running one.
+    fn shut_down(&self) {
+        self.jobs.store(true, Ordering::SeqCst);
+        self.consumers.cancel();
+    }
+
+    /// The budget is spent: take no more jobs (the one just finished is the last).
+    fn take_no_more(&self) {
+        self.consumers.cancel();
+    }
+
+    fn jobs_stopping(&self) -> bool {
+        self.jobs.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the consumers are to stop, as apalis's `run_until` wants.
+    async fn consumers_stopped(self) -> Result<(), std::io::Error> {
+        self.consumers.cancelled().await;
+        Ok(())
+    }
+}
+
 /// Shared by the handlers, the heartbeat task and the shutdown path.
 struct Runner {
     worker_id: String,
@@ -31,12 +71,10 @@ struct Runner {
     sends: JobContext,
     jobs_done: AtomicU64,
     exit_code: AtomicI32,
-    /// Set on SIGTERM/SIGINT or at the critical memory threshold: stop at the next page.
-    stopping: Arc<AtomicBool>,
+    stop: Stop,
+    /// Set by a job that stopped at the critical memory threshold.
     memory_critical: Arc<AtomicBool>,
     current_job: Mutex<Option<String>>,
-    /// Ends `run_until`'s wait when the worker stops on its own (budget), not by signal.
-    stopped_itself: Arc<tokio::sync::Notify>,
 }
 
 impl Runner {
@@ -66,7 +104,7 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
     );
     let send_worker_id = format!("{worker_id}-qbo");
     let pipeline = Arc::new(pipeline);
-    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = Stop::new();
     let memory_critical = Arc::new(AtomicBool::new(false));
     let test_hook = ws
         .test_hooks
@@ -75,7 +113,7 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         services: services.clone(),
         pipeline: pipeline.clone(),
         worker: worker.to_string(),
-        stop: stopping.clone(),
+        stop: stop.jobs.clone(),
         memory_critical: memory_critical.clone(),
         test_hook,
     };
@@ -88,10 +126,9 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         sends: context(&send_worker_id),
         jobs_done: AtomicU64::new(0),
         exit_code: AtomicI32::new(0),
-        stopping: stopping.clone(),
+        stop: stop.clone(),
         memory_critical,
         current_job: Mutex::new(None),
-        stopped_itself: Arc::new(tokio::sync::Notify::new()),
     });
     pipeline.monitor.log(&format!("worker {worker_id} start"));
     if let Err(e) = services.store.sweep().await {
@@ -99,25 +136,12 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
     }
     let heartbeat = tokio::spawn(heartbeat_loop(runner.clone(), ws.services.heartbeat));
 
-    let stopped_itself = runner.stopped_itself.clone();
-    // One stop for both queues' workers: a signal, or this worker stopping on its own.
-    let stop = tokio_util::sync::CancellationToken::new();
-    let stop_all = stop.clone();
+    let on_signal = stop.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            () = crate::child_signal::wait() => {
-                // Stop taking jobs; the running one stops at its next page and is handed back.
-                stopping.store(true, Ordering::SeqCst);
-                tracing::info!("worker: shutdown requested");
-            }
-            () = stopped_itself.notified() => {}
-        }
-        stop_all.cancel();
+        crate::child_signal::wait().await;
+        tracing::info!("worker: shutdown requested");
+        on_signal.shut_down();
     });
-    let until = |t: tokio_util::sync::CancellationToken| async move {
-        t.cancelled().await;
-        Ok::<(), std::io::Error>(())
-    };
     let documents = WorkerBuilder::new(worker_id.clone())
         .backend(queues.storage::<DocumentJob>())
         .data(runner.clone())
@@ -129,8 +153,8 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         .concurrency(1)
         .build(handle::<SendAllJob>);
     let (result, send_result) = tokio::join!(
-        documents.run_until(until(stop.clone())),
-        sends.run_until(until(stop.clone()))
+        documents.run_until(stop.clone().consumers_stopped()),
+        sends.run_until(stop.clone().consumers_stopped())
     );
     heartbeat.abort();
 
@@ -200,7 +224,7 @@ async fn handle<J: Job>(
         let verdict = run_claimed(&runner, ctx, &job).await;
         if J::QUEUE == QueueName::Documents {
             check_budget(&runner, &wrk);
-        } else if runner.stopping.load(Ordering::SeqCst) {
+        } else if runner.stop.jobs_stopping() {
             let _ = wrk.stop();
         }
         verdict
@@ -260,7 +284,7 @@ fn check_budget(runner: &Runner, wrk: &WorkerContext) {
     let over_rss = rss > runner.max_rss_mb;
     let over_jobs = runner.max_jobs > 0 && done >= runner.max_jobs;
     let critical = runner.memory_critical.load(Ordering::SeqCst);
-    if !(over_rss || over_jobs || critical || runner.stopping.load(Ordering::SeqCst)) {
+    if !(over_rss || over_jobs || critical || runner.stop.jobs_stopping()) {
         return;
     }
     if over_rss || over_jobs {
@@ -282,5 +306,5 @@ fn check_budget(runner: &Runner, wrk: &WorkerContext) {
         runner.exit_code.store(EXIT_BUDGET, Ordering::SeqCst);
     }
     let _ = wrk.stop();
-    runner.stopped_itself.notify_one();
+    runner.stop.take_no_more();
 }

@@ -106,6 +106,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(auth::logout)
             .service(pages::css)
             .service(pages::js)
+            .service(pages::js_module)
             .service(pages::icon)
             .service(pages::favicon)
             .service(protected)

@@ -1,9 +1,11 @@
 //! Server-rendered pages: sign-in, and the shells of the deposits list and the deposit page,
-//! whose data `app.js` loads from the JSON API. No inline script or style (the content
-//! security policy forbids them); assets are served by this process, never a CDN.
+//! whose data the page script (`app.js` and its modules) loads from the JSON API. No inline
+//! script or style (the content security policy forbids them); assets are embedded at compile
+//! time and served by this process, never a CDN.
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{get, web, HttpResponse};
+use actix_web::http::header::{self, EntityTag, IfNoneMatch};
+use actix_web::http::StatusCode;
+use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -11,6 +13,24 @@ use crate::state::AppState;
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
 const ICON: &str = include_str!("../assets/icon.svg");
+
+/// The native ES modules `app.js` imports (`./js/<name>`), served at `/static/js/{name}`: only
+/// these names, no build step.
+const MODULES: &[(&str, &str)] = &[
+    ("api.js", include_str!("../assets/js/api.js")),
+    ("deposit.js", include_str!("../assets/js/deposit.js")),
+    ("dom.js", include_str!("../assets/js/dom.js")),
+    ("donors.js", include_str!("../assets/js/donors.js")),
+    ("format.js", include_str!("../assets/js/format.js")),
+    ("list.js", include_str!("../assets/js/list.js")),
+    ("qbo.js", include_str!("../assets/js/qbo.js")),
+    ("report.js", include_str!("../assets/js/report.js")),
+    ("review.js", include_str!("../assets/js/review.js")),
+    ("sending.js", include_str!("../assets/js/sending.js")),
+    ("state.js", include_str!("../assets/js/state.js")),
+    ("upload.js", include_str!("../assets/js/upload.js")),
+    ("validate.js", include_str!("../assets/js/validate.js")),
+];
 
 /// FNV-1a of an asset, so its URL changes whenever its content does (long caching is safe).
 const fn fnv1a(bytes: &[u8]) -> u64 {
@@ -26,6 +46,17 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
 
 const CSS_VERSION: u64 = fnv1a(CSS.as_bytes());
 const JS_VERSION: u64 = fnv1a(JS.as_bytes());
+
+/// Each module's content hash, its ETag.
+const MODULE_VERSIONS: [u64; MODULES.len()] = {
+    let mut versions = [0; MODULES.len()];
+    let mut i = 0;
+    while i < MODULES.len() {
+        versions[i] = fnv1a(MODULES[i].1.as_bytes());
+        i += 1;
+    }
+    versions
+};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -47,10 +78,20 @@ pub fn esc(s: &str) -> String {
 /// without one carry no script.
 fn page(status: StatusCode, title: &str, page_kind: Option<&str>, body: &str) -> HttpResponse {
     let (body_attrs, script) = match page_kind {
-        Some(kind) => (
-            format!(" data-page=\"{}\"", esc(kind)),
-            format!("<script type=\"module\" src=\"/static/app.js?v={JS_VERSION:x}\"></script>"),
-        ),
+        Some(kind) => {
+            // The modules are announced up front, so the browser fetches them side by side
+            // rather than one import level after another.
+            let preload: String = MODULES
+                .iter()
+                .map(|(name, _)| format!("<link rel=\"modulepreload\" href=\"/static/js/{name}\">"))
+                .collect();
+            (
+                format!(" data-page=\"{}\"", esc(kind)),
+                format!(
+                    "<script type=\"module\" src=\"/static/app.js?v={JS_VERSION:x}\"></script>{preload}"
+                ),
+            )
+        }
         None => (String::new(), String::new()),
     };
     HttpResponse::build(status)
@@ -114,6 +155,43 @@ pub async fn js() -> HttpResponse {
         .body(JS)
 }
 
+/// One module of the page script.
+///
+/// Caching: a module's URL cannot carry a version. An import's URL is fixed in the importing
+/// module's text (a relative import drops the importer's `?v=`), and an import map, which
+/// could add one, would be an inline script, which the CSP forbids. So modules are served
+/// `no-cache` with an ETag of their content: the browser asks again on every page load and
+/// gets a bodiless 304 while the module is unchanged, or the new text as soon as it changed.
+/// The entry keeps its versioned URL and long caching: its own text is all that URL serves,
+/// and what it imports is revalidated as just said.
+#[get("/static/js/{name}")]
+pub async fn js_module(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+    let Some(i) = MODULES.iter().position(|(n, _)| *n == name.as_str()) else {
+        return HttpResponse::NotFound().finish();
+    };
+    // Weak: the compression middleware may change the bytes on the wire, not the module.
+    let tag = EntityTag::new_weak(format!("{:x}", MODULE_VERSIONS[i]));
+    let fresh = match req.get_header::<IfNoneMatch>() {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&tag)),
+        None => false,
+    };
+    let status = if fresh {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(header::ETag(tag));
+    if fresh {
+        res.finish()
+    } else {
+        res.content_type("text/javascript; charset=utf-8")
+            .body(MODULES[i].1)
+    }
+}
+
 fn icon_response() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
@@ -132,7 +210,7 @@ pub async fn icon() -> HttpResponse {
     icon_response()
 }
 
-/// The deposits list (signed in); `app.js` fills the table.
+/// The deposits list (signed in); the page script (`js/list.js`) fills the table.
 #[get("/")]
 pub async fn index() -> HttpResponse {
     page(
@@ -154,7 +232,8 @@ pub async fn index() -> HttpResponse {
     )
 }
 
-/// One deposit (signed in): upload, review, fix donors, send, report; `app.js` does the work.
+/// One deposit (signed in): upload, review, fix donors, send, report; the page script does the
+/// work (`js/deposit.js` and the modules it starts).
 #[get("/deposits/{id}")]
 pub async fn deposit(
     state: web::Data<AppState>,

@@ -721,3 +721,101 @@ async fn pages_assets_and_the_deposit_report() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 401);
 }
+
+/// Every module of the page script, as `app.js` and the modules import it: each file of
+/// `assets/js` is reachable from the entry and served as JavaScript with a revalidated cache;
+/// other names are 404.
+#[tokio::test]
+async fn page_script_modules_are_served() {
+    let stack = Stack::start(Options::new("modules"));
+    let c = client();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/js");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    // The names a module imports: `from './x.js'` (entry: `from './js/x.js'`).
+    let imports = |text: &str, prefix: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("import "))
+            .filter_map(|l| l.split_once(" from '")?.1.strip_suffix("';"))
+            .map(|spec| {
+                spec.strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("unexpected import {spec}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let entry = c
+        .get(stack.url("/static/app.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut todo = imports(&entry, "./js/");
+    assert!(!todo.is_empty(), "{entry}");
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let url = stack.url(&format!("/static/js/{name}"));
+        let res = c.get(&url).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{name}");
+        let h = res.headers().clone();
+        let ct = h["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("text/javascript"), "{name}: {ct}");
+        assert_eq!(h["cache-control"], "no-cache", "{name}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{name}");
+        let body = res.text().await.unwrap();
+        assert_eq!(body, std::fs::read_to_string(dir.join(&name)).unwrap());
+        // Unchanged: a bodiless 304 for the ETag the browser kept.
+        let res = c
+            .get(&url)
+            .header("If-None-Match", h["etag"].clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 304, "{name}");
+        assert_eq!(res.headers()["etag"], h["etag"]);
+        assert!(res.text().await.unwrap().is_empty());
+        // Changed (another ETag): the text again.
+        let res = c
+            .get(&url)
+            .header("If-None-Match", "W/\"0\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{name}");
+        todo.extend(imports(&body, "./"));
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), on_disk);
+
+    for name in ["nope.js", "app.js", "app.css", "..%2Fapp.js", "api"] {
+        let res = c
+            .get(stack.url(&format!("/static/js/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{name}");
+    }
+
+    // A page that runs the script announces every module, so they load side by side.
+    let cookie = stack.login(&c).await;
+    let html = c
+        .get(stack.url("/"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in &on_disk {
+        let link = format!("<link rel=\"modulepreload\" href=\"/static/js/{name}\">");
+        assert!(html.contains(&link), "{name}: {html}");
+    }
+}

@@ -1,0 +1,44 @@
+// The deposit page: start-up, and reloading the deposit after changes.
+//
+// upload, review, donors and sending call back into each other and into this module (a row's
+// actions re-render the row, a finished upload or send reloads the deposit). ES modules allow
+// such cycles here because no module runs anything while it loads; the page starts only once
+// every module is in place (app.js).
+
+import { $, notice } from './dom.js';
+import { api, errorText } from './api.js';
+import { loadQboStatus } from './qbo.js';
+import { D } from './state.js';
+import { renderFiles, setupUpload, watchProgress } from './upload.js';
+import { renderRecords } from './review.js';
+import { renderSendPanel, resumeSend } from './sending.js';
+import { openReport } from './report.js';
+
+export async function depositPage() {
+  D.id = $('#deposit').dataset.depositId;
+  setupUpload();
+  $('#report-open').addEventListener('click', openReport);
+  const st = await loadQboStatus();
+  renderSendPanel(st);
+  await reloadDeposit();
+  if (D.deposit && D.deposit.processing) watchProgress();
+  resumeSend();
+}
+
+export async function reloadDeposit() {
+  try {
+    const d = await api('GET', `/api/deposits/${D.id}`);
+    D.deposit = d;
+    D.files = d.files;
+    D.lastRecords = d.records.length;
+    renderFiles();
+    renderRecords();
+  } catch (e) {
+    notice(errorText(e), 'error');
+  }
+}
+
+export function scheduleReload(ms = 250) {
+  clearTimeout(D.reloadTimer);
+  D.reloadTimer = setTimeout(reloadDeposit, ms);
+}

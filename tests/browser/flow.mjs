@@ -6,7 +6,7 @@
 // Environment: BASE_URL, APP_PASSWORD, OUT_DIR, EXAMPLES_DIR (deposit.pdf, online-gifts.csv),
 // BAD_PDF (a damaged PDF whose extraction fails), CHROMIUM (/usr/bin/chromium).
 //
-// Selectors the page defines for this script (crates/web/assets/app.js, src/pages.rs):
+// Selectors the page defines for this script (crates/web/assets/js/*.js, src/pages.rs):
 //   sign-in            label "Password", button "Sign in"
 //   [data-testid=qbo-badge]           QuickBooks badge (span[data-state=sandbox|production|...])
 //   [data-testid=new-deposit]         "New deposit" button on /

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{Config, RedisStorage};
-use fom_core::jobs::{DocumentJob, Job, SendAllJob};
+use fom_core::jobs::{DocumentJob, Job, Queued, SendAllJob};
 use fom_core::keys::{Keys, JOB_TTL};
 use fom_core::queue::{Enqueue, PushError, QueueName};
 use fom_core::redis_conn::{RedisPool, RedisSettings};
@@ -59,12 +59,12 @@ impl RedisQueues {
     }
 
     /// The storage a worker consumes job kind `J` from.
-    pub fn storage<J: Job>(&self) -> RedisStorage<J> {
+    pub fn storage<J: Job>(&self) -> RedisStorage<Queued<J>> {
         RedisStorage::new(self.conn.clone()).with_config(self.config(J::QUEUE))
     }
 
     async fn push_job<J: Job>(&self, job_id: &str, idempotent: bool) -> Result<(), PushError> {
-        let mut task = TaskBuilder::new(J::for_record(job_id));
+        let mut task = TaskBuilder::new(Queued::<J>::new(job_id));
         if idempotent {
             task = task.idempotency_key(job_id);
         }

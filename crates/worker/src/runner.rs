@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::*;
-use fom_core::jobs::{Begin, DocumentJob, Job, JobContext, JobEnd, JobState, JobStore, SendAllJob};
+use fom_core::jobs::{
+    Begin, DocumentJob, Job, JobContext, JobEnd, JobState, JobStore, Queued, SendAllJob,
+};
 use fom_core::memory;
 use fom_core::pipeline::PipelineSettings;
 use fom_core::queue::QueueName;
@@ -203,16 +205,16 @@ async fn heartbeat_loop(runner: Arc<Runner>, every: Duration) {
 /// One delivered job of kind `J`: claim, run inside a span naming it, record how it ended,
 /// then check the budget.
 async fn handle<J: Job>(
-    job: J,
+    job: Queued<J>,
     runner: Data<Arc<Runner>>,
     wrk: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let runner: Arc<Runner> = (*runner).clone();
     let span =
-        tracing::info_span!("job", id = %job.job_id(), queue = J::QUEUE.as_str(), kind = J::NAME);
+        tracing::info_span!("job", id = %job.job_id, queue = J::QUEUE.as_str(), kind = J::NAME);
     let ctx = runner.context(J::QUEUE);
     async {
-        match runner.jobs.begin(job.job_id(), &ctx.worker).await? {
+        match runner.jobs.begin(&job.job_id, &ctx.worker).await? {
             Begin::Run => {}
             // Delivered again after it finished, or its record is gone: nothing to run.
             Begin::AlreadyDone | Begin::Missing => return Ok(()),
@@ -221,7 +223,7 @@ async fn handle<J: Job>(
                 return Err(AbortError::new(std::io::Error::other(why)).into());
             }
         }
-        let verdict = run_claimed(&runner, ctx, &job).await;
+        let verdict = run_claimed::<J>(&runner, ctx, &job.job_id).await;
         if J::QUEUE == QueueName::Documents {
             check_budget(&runner, &wrk);
         } else if runner.stop.jobs_stopping() {
@@ -237,11 +239,10 @@ async fn handle<J: Job>(
 async fn run_claimed<J: Job>(
     runner: &Runner,
     ctx: &JobContext,
-    job: &J,
+    id: &str,
 ) -> Result<(), BoxDynError> {
-    let id = job.job_id();
     runner.set_current(Some(id));
-    let ended = job.run(ctx).await;
+    let ended = J::run(id, ctx).await;
     runner.set_current(None);
     let jobs = &runner.jobs;
     match ended {

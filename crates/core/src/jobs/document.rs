@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{progress_writer, Job, JobContext, JobEnd, JobFault, Stage};
 use crate::donation::Donation;
@@ -16,11 +16,8 @@ use crate::pipeline::FileOutcome;
 use crate::qbo::sync::Qbo;
 use crate::queue::QueueName;
 
-/// Payload of a document job: the job record's id, never file bytes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DocumentJob {
-    pub job_id: String,
-}
+/// The document job kind.
+pub struct DocumentJob;
 
 /// What a finished document job stores as its result.
 #[derive(Serialize)]
@@ -38,18 +35,7 @@ impl Job for DocumentJob {
     const NAME: &'static str = "document";
     const QUEUE: QueueName = QueueName::Documents;
 
-    fn for_record(job_id: &str) -> Self {
-        Self {
-            job_id: job_id.to_string(),
-        }
-    }
-
-    fn job_id(&self) -> &str {
-        &self.job_id
-    }
-
-    async fn run(&self, ctx: &JobContext) -> Result<JobEnd, JobFault> {
-        let id = self.job_id.as_str();
+    async fn run(id: &str, ctx: &JobContext) -> Result<JobEnd, JobFault> {
         let s = &ctx.services;
         let record = s
             .jobs

@@ -14,11 +14,11 @@ pub mod record;
 pub mod send_all;
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 pub use document::DocumentJob;
@@ -32,20 +32,49 @@ use crate::queue::QueueName;
 use crate::services::Services;
 use crate::store::StoreError;
 
-/// A kind of background job.
-pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+/// A kind of background job. Its payload on the queue is [`Queued`]: the job record's id.
+pub trait Job: Send + Sync + 'static {
     /// For logs and spans.
     const NAME: &'static str;
     /// The queue its payloads go on.
     const QUEUE: QueueName;
 
-    /// The payload for an existing job record.
-    fn for_record(job_id: &str) -> Self;
+    /// Runs job `job_id`, whose record the caller has claimed for `ctx.worker`.
+    fn run(job_id: &str, ctx: &JobContext)
+        -> impl Future<Output = Result<JobEnd, JobFault>> + Send;
+}
 
-    fn job_id(&self) -> &str;
+/// A job on a queue: its record's id only, never file bytes; `J` says which kind. Serialised
+/// as `{"job_id": "..."}`.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Queued<J> {
+    pub job_id: String,
+    #[serde(skip)]
+    kind: PhantomData<fn() -> J>,
+}
 
-    /// Runs the job whose record the caller has claimed for `ctx.worker`.
-    fn run(&self, ctx: &JobContext) -> impl Future<Output = Result<JobEnd, JobFault>> + Send;
+impl<J> Queued<J> {
+    pub fn new(job_id: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<J> Clone for Queued<J> {
+    fn clone(&self) -> Self {
+        Self::new(&self.job_id)
+    }
+}
+
+impl<J> std::fmt::Debug for Queued<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("job_id", &self.job_id)
+            .finish()
+    }
 }
 
 /// The queue a job record's job runs on (send-all ids are made by [`send_all::start`]).
@@ -129,4 +158,23 @@ pub fn progress_writer(
         .instrument(tracing::Span::current()),
     );
     (tx, writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_job_is_its_id_as_before() {
+        // Tasks queued by an earlier release must still be read after a deploy.
+        let q = Queued::<DocumentJob>::new("abc");
+        assert_eq!(
+            serde_json::to_string(&q).ok().as_deref(),
+            Some(r#"{"job_id":"abc"}"#)
+        );
+        let back: Result<Queued<SendAllJob>, _> = serde_json::from_str(r#"{"job_id":"send-1"}"#);
+        assert_eq!(back.map(|b| b.job_id).ok().as_deref(), Some("send-1"));
+        assert_eq!(queue_of("send-1"), QueueName::Qbo);
+        assert_eq!(queue_of("0123abcd"), QueueName::Documents);
+    }
 }

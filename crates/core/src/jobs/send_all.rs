@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{now_ms, progress_writer, Job, JobContext, JobEnd, JobError, JobRecord, JobState};
 use super::{JobFault, Stage};
@@ -18,28 +18,14 @@ use crate::services::Services;
 /// Send-all job ids start with this ([`super::queue_of`]).
 pub const ID_PREFIX: &str = "send-";
 
-/// Payload of a send-all job: the job record's id (its `deposit_id` says which deposit).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SendAllJob {
-    pub job_id: String,
-}
+/// The send-all job kind.
+pub struct SendAllJob;
 
 impl Job for SendAllJob {
     const NAME: &'static str = "send_all";
     const QUEUE: QueueName = QueueName::Qbo;
 
-    fn for_record(job_id: &str) -> Self {
-        Self {
-            job_id: job_id.to_string(),
-        }
-    }
-
-    fn job_id(&self) -> &str {
-        &self.job_id
-    }
-
-    async fn run(&self, ctx: &JobContext) -> Result<JobEnd, JobFault> {
-        let id = self.job_id.as_str();
+    async fn run(id: &str, ctx: &JobContext) -> Result<JobEnd, JobFault> {
         let s = &ctx.services;
         let deposit_id = s
             .jobs

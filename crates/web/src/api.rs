@@ -13,6 +13,7 @@ use fom_core::jobs::{queue_of, JobRecord, JobState, Stage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -245,7 +246,7 @@ pub async fn patch_record(
     let (id, record_id) = path.into_inner();
     let serde_json::Value::Object(fields) = body.into_inner() else {
         return Err(ApiError::bad_request(
-            "bad_body",
+            ErrorCode::BadBody,
             "send a JSON object of the fields to change",
         ));
     };
@@ -269,7 +270,7 @@ pub async fn patch_record(
         RecordEdit::Missing => Err(ApiError::not_found("record")),
         RecordEdit::Invalid(problems) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_fields",
+            ErrorCode::InvalidFields,
             problems
                 .iter()
                 .map(|p| format!("{}: {}", p.field, p.message))
@@ -425,7 +426,7 @@ pub async fn list_jobs(
         None | Some("") => None,
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                "bad_state",
+                ErrorCode::BadState,
                 "state must be queued, running, done, failed or dead",
             )
         })?),
@@ -469,7 +470,7 @@ pub async fn retry_file(
     if !state.services.jobs.reset_for_retry(&file.job_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_retryable",
+            ErrorCode::NotRetryable,
             "only a failed file can be retried",
         ));
     }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::pages;
 use crate::state::AppState;
@@ -68,7 +69,11 @@ pub async fn require_session(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        let e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state");
+        let e = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "no state",
+        );
         return Ok(req.into_response(e.error_response()));
     };
     let session = match current_session(req.request(), &state).await {
@@ -83,7 +88,7 @@ pub async fn require_session(
         None if req.path().starts_with("/api/") => {
             let e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "sign_in_required",
+                ErrorCode::SignInRequired,
                 "sign in first (POST /login)",
             );
             Ok(req.into_response(e.error_response()))

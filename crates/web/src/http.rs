@@ -13,20 +13,21 @@ use fom_core::redis_conn::RedisError;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
 /// An error answer: `{"error": {"code", "message", "details"?}}`.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<u64>,
     pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -39,12 +40,12 @@ impl ApiError {
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("{what} not found (it may have expired)"),
         )
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
@@ -63,7 +64,7 @@ impl ApiError {
         tracing::error!(error = %e, "storage error");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
+            ErrorCode::StorageUnavailable,
             "the server cannot reach its storage right now; try again in a minute",
         )
         .with_retry_after(30)
@@ -83,7 +84,7 @@ struct ErrorBody<'a> {
 
 #[derive(Serialize)]
 struct ErrorInner<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a serde_json::Value>,
@@ -115,7 +116,7 @@ impl From<fom_core::deposits::DepositError> for ApiError {
         match e {
             fom_core::deposits::DepositError::Busy(_) => Self::new(
                 StatusCode::CONFLICT,
-                "busy",
+                ErrorCode::Busy,
                 "the deposit is being updated; try again",
             ),
             e => Self::storage(e),
@@ -245,7 +246,7 @@ pub async fn same_site_only(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if let Some(why) = cross_site_reason(req.request()) {
         tracing::warn!(path = %req.path(), why, "cross-site request refused");
-        let e = ApiError::new(StatusCode::FORBIDDEN, "cross_site", why);
+        let e = ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CrossSite, why);
         return Ok(req.into_response(e.error_response()));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
@@ -270,7 +271,7 @@ pub async fn time_limit(
         // (The request cannot be kept for the answer: a cloned request breaks routing.)
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
+            ErrorCode::Timeout,
             "the server took too long to answer; try again",
         )
         .with_retry_after(5)

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod config;
+mod error_code;
 mod health;
 mod http;
 mod pages;

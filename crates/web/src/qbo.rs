@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::api::{json_no_store, load};
 use crate::auth::signed_session_id;
+use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -19,19 +20,22 @@ impl From<QboError> for ApiError {
     fn from(e: QboError) -> Self {
         let kind = e.kind();
         let (status, code) = match kind {
-            ErrorKind::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "qbo_not_configured"),
-            ErrorKind::NotConnected => (StatusCode::CONFLICT, "qbo_not_connected"),
-            ErrorKind::ReconnectNeeded => (StatusCode::CONFLICT, "qbo_reconnect_needed"),
-            ErrorKind::BadState => (StatusCode::BAD_REQUEST, "bad_state"),
-            ErrorKind::Denied => (StatusCode::BAD_REQUEST, "qbo_denied"),
-            ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, "qbo_unavailable"),
-            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "qbo_invalid"),
-            ErrorKind::DuplicateName => (StatusCode::CONFLICT, "qbo_duplicate_name"),
-            ErrorKind::ChooseReference => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "qbo_choose_reference")
+            ErrorKind::NotConfigured => {
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::QboNotConfigured)
             }
-            ErrorKind::Conflict => (StatusCode::CONFLICT, "qbo_conflict"),
-            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::NotConnected => (StatusCode::CONFLICT, ErrorCode::QboNotConnected),
+            ErrorKind::ReconnectNeeded => (StatusCode::CONFLICT, ErrorCode::QboReconnectNeeded),
+            ErrorKind::BadState => (StatusCode::BAD_REQUEST, ErrorCode::BadState),
+            ErrorKind::Denied => (StatusCode::BAD_REQUEST, ErrorCode::QboDenied),
+            ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, ErrorCode::QboUnavailable),
+            ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QboInvalid),
+            ErrorKind::DuplicateName => (StatusCode::CONFLICT, ErrorCode::QboDuplicateName),
+            ErrorKind::ChooseReference => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::QboChooseReference,
+            ),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, ErrorCode::QboConflict),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             ErrorKind::Internal => return ApiError::storage(e),
         };
         let mut err = ApiError::new(status, code, e.user_message());
@@ -88,7 +92,11 @@ pub async fn connect(
 ) -> Result<HttpResponse, ApiError> {
     let q = qbo(&state)?;
     let session = signed_session_id(&req, &state).ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "sign in first")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "sign in first",
+        )
     })?;
     let url = q.client.connection().authorize_url(&session).await?;
     Ok(HttpResponse::Found()
@@ -300,7 +308,7 @@ pub async fn create_customer(
         )),
         CreateOutcome::NameTaken { display_name, .. } => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "qbo_duplicate_name",
+            ErrorCode::QboDuplicateName,
             format!(
                 "QuickBooks already has a customer, vendor or employee named \"{display_name}\". \
                  Match this row to that customer, or create it under another name."

@@ -7,6 +7,7 @@ use fom_core::report::{csv_export, report_date_for, text_report, total};
 use serde::Serialize;
 
 use crate::api::{json_no_store, load};
+use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -47,7 +48,7 @@ pub async fn report_csv(
         tracing::error!(error = %e, "csv export failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "report_failed",
+            ErrorCode::ReportFailed,
             "the CSV could not be made; try again",
         )
     })?;

@@ -15,6 +15,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio_util::io::StreamReader;
 
+use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -35,13 +36,13 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<&'static str>,
+    code: Option<ErrorCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 impl Verdict {
-    fn rejected(name: &str, status: StatusCode, code: &'static str, error: String) -> Self {
+    fn rejected(name: &str, status: StatusCode, code: ErrorCode, error: String) -> Self {
         Self {
             name: name.to_string(),
             accepted: false,
@@ -100,7 +101,7 @@ pub async fn upload(
         cfg.monitor.log("upload refused: critical RSS");
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "the server is short of memory right now; try the upload again in a minute",
         )
         .with_retry_after(30));
@@ -117,7 +118,7 @@ pub async fn upload(
     if declared.is_some_and(|n| n > request_limit) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
+            ErrorCode::UploadTooLarge,
             format!(
                 "this upload is larger than {} files of {} MB; send fewer files at a time",
                 cfg.max_upload_files,
@@ -141,7 +142,7 @@ pub async fn upload(
                 verdicts.push(Verdict::rejected(
                     "",
                     StatusCode::BAD_REQUEST,
-                    "upload_interrupted",
+                    ErrorCode::UploadInterrupted,
                     "the upload was interrupted or malformed; send the file again".into(),
                 ));
                 break;
@@ -162,7 +163,7 @@ pub async fn upload(
             verdicts.push(Verdict::rejected(
                 &name,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_files",
+                ErrorCode::TooManyFiles,
                 format!(
                     "only {} files can be sent at once; send this one again on its own",
                     cfg.max_upload_files
@@ -181,7 +182,7 @@ pub async fn upload(
     let accepted = verdicts.iter().filter(|v| v.accepted).count();
     if verdicts.is_empty() {
         return Err(ApiError::bad_request(
-            "no_files",
+            ErrorCode::NoFiles,
             "no files received: send multipart/form-data with parts named \"files\"",
         ));
     }
@@ -221,7 +222,7 @@ async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), Api
         );
         return Err(ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
-            "storage_full",
+            ErrorCode::StorageFull,
             format!(
                 "the upload space is nearly full ({:.1} MB free, this upload needs {:.1} MB); \
                  wait for the documents being processed to finish, or ask the operator to \
@@ -280,15 +281,18 @@ async fn accept_file(
         }
         IntakeError::Type(e) => {
             let (status, code) = match e {
-                SniffError::Empty => (StatusCode::BAD_REQUEST, "empty_file"),
-                _ => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type"),
+                SniffError::Empty => (StatusCode::BAD_REQUEST, ErrorCode::EmptyFile),
+                _ => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode::UnsupportedType,
+                ),
             };
             Verdict::rejected(name, status, code, e.to_string())
         }
         IntakeError::Store(StoreError::TooLarge { .. }) => Verdict::rejected(
             name,
             StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
+            ErrorCode::FileTooLarge,
             format!(
                 "the file is larger than {} MB; split it or scan at a lower resolution",
                 state.cfg.services.max_file_bytes / (1024 * 1024)
@@ -299,7 +303,7 @@ async fn accept_file(
             return ControlFlow::Continue(Verdict::rejected(
                 name,
                 e.status_code(),
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 e.message,
             ));
         }
@@ -307,7 +311,7 @@ async fn accept_file(
             return ControlFlow::Continue(Verdict::rejected(
                 name,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
+                ErrorCode::StorageUnavailable,
                 "the file could not be registered; try again".into(),
             ));
         }
@@ -324,7 +328,7 @@ fn interrupted(name: &str) -> Verdict {
     Verdict::rejected(
         name,
         StatusCode::BAD_REQUEST,
-        "upload_interrupted",
+        ErrorCode::UploadInterrupted,
         "the upload was interrupted; nothing of this file was kept, send it again".into(),
     )
 }

@@ -11,12 +11,12 @@ use crate::http::ApiError;
 use crate::state::AppState;
 
 const CSS: &str = include_str!("../assets/app.css");
-const JS: &str = include_str!("../assets/app.js");
+pub(crate) const JS: &str = include_str!("../assets/app.js");
 const ICON: &str = include_str!("../assets/icon.svg");
 
 /// The native ES modules `app.js` imports (`./js/<name>`), served at `/static/js/{name}`: only
 /// these names, no build step.
-const MODULES: &[(&str, &str)] = &[
+pub(crate) const MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("../assets/js/api.js")),
     ("deposit.js", include_str!("../assets/js/deposit.js")),
     ("dom.js", include_str!("../assets/js/dom.js")),

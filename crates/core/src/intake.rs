@@ -79,6 +79,9 @@ impl Services {
         match self.register(deposit_id, &job, file).await {
             Ok(true) => {}
             found => {
+                if let Err(e) = &found {
+                    tracing::error!(error = %e, "file not registered");
+                }
                 // The deposit vanished or storage failed: leave nothing half-registered.
                 if let Err(e) = self.store.delete(&stored.id).await {
                     tracing::warn!(error = %e, "stored file not removed after a failed intake");

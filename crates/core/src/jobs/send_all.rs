@@ -133,7 +133,14 @@ pub async fn start(s: &Services, deposit_id: &str) -> Result<SendStart, StartErr
             already_running: true,
         });
     }
-    s.queue.push(QueueName::Qbo, &job_id).await?;
+    if let Err(e) = s.queue.push(SendAllJob::QUEUE, &job_id).await {
+        // Failed, not queued: the next click starts a new send instead of joining this one.
+        let _ = s
+            .jobs
+            .mark_unqueued(&job, "the send could not be queued; press Send all again")
+            .await;
+        return Err(e.into());
+    }
     tracing::info!(deposit = %deposit_id, job = %job_id, "send all queued");
     Ok(SendStart {
         job_id,

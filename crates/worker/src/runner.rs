@@ -242,7 +242,13 @@ async fn run_claimed<J: Job>(
     id: &str,
 ) -> Result<(), BoxDynError> {
     runner.set_current(Some(id));
+    // The job's own peak, not the process's since start: what the budget check weighs.
+    memory::reset_peak_rss();
     let ended = J::run(id, ctx).await;
+    let peak = memory::peak_rss_mb();
+    if let Err(e) = runner.jobs.record_peak(id, peak).await {
+        tracing::warn!(error = %e, "job peak not recorded");
+    }
     runner.set_current(None);
     let jobs = &runner.jobs;
     match ended {
@@ -282,7 +288,10 @@ async fn run_claimed<J: Job>(
 fn check_budget(runner: &Runner, wrk: &WorkerContext) {
     let done = runner.jobs_done.fetch_add(1, Ordering::SeqCst) + 1;
     let rss = memory::rss_mb();
-    let over_rss = rss > runner.max_rss_mb;
+    // Peak since the job started: a job that briefly needed a lot leaves the heap fragmented
+    // even when RSS has come back down, so its worker is recycled too.
+    let peak = memory::peak_rss_mb().max(rss);
+    let over_rss = peak > runner.max_rss_mb;
     let over_jobs = runner.max_jobs > 0 && done >= runner.max_jobs;
     let critical = runner.memory_critical.load(Ordering::SeqCst);
     if !(over_rss || over_jobs || critical || runner.stop.jobs_stopping()) {
@@ -291,7 +300,7 @@ fn check_budget(runner: &Runner, wrk: &WorkerContext) {
     if over_rss || over_jobs {
         let why = if over_rss {
             format!(
-                "RSS {rss:.1} MB over the worker budget of {} MB",
+                "job peak {peak:.1} MB (RSS now {rss:.1} MB) over the worker budget of {} MB",
                 runner.max_rss_mb
             )
         } else {
@@ -299,6 +308,7 @@ fn check_budget(runner: &Runner, wrk: &WorkerContext) {
         };
         tracing::warn!(
             rss_mb = rss,
+            peak_rss_mb = peak,
             "Memory Monitor: worker {} recycling: {why}",
             runner.worker_id
         );

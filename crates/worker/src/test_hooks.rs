@@ -17,6 +17,12 @@ pub fn before_pipeline(name: &str, stopping: &AtomicBool) {
         let block = vec![1u8; usize::try_from(mb).unwrap_or(0) * 1024 * 1024];
         std::mem::forget(block);
     }
+    if let Some(mb) = arg("spike-") {
+        // Touch every page, then give it all back: RSS falls again, the peak stays.
+        let block = vec![1u8; usize::try_from(mb).unwrap_or(0) * 1024 * 1024];
+        std::hint::black_box(&block);
+        drop(block);
+    }
     if let Some(secs) = arg("spin-") {
         let until = std::time::Instant::now() + Duration::from_secs(secs);
         let mut x = 0u64;

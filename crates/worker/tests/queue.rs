@@ -473,3 +473,32 @@ fn every_log_line_of_a_job_names_the_job_and_its_queue() {
         );
     }
 }
+
+#[test]
+fn a_job_whose_peak_crossed_the_budget_recycles_its_child_even_after_rss_fell() {
+    let env = Env::new();
+    let sup = env.supervisor(&[("WORKER_MAX_RSS_MB", "96")]);
+    let spike = env.enqueue(&["spike-160-gifts.csv"]).remove(0);
+    let done = env.wait_job(&spike, Duration::from_secs(60), |j| state(j) == "done");
+    let peak = done["peak_rss_mb"].as_f64().unwrap();
+    assert!(peak >= 160.0, "the job's peak is on its record: {done}");
+    // The 160 MB went back to the system before the check: only the peak can trip it.
+    let start = Instant::now();
+    let log = loop {
+        let log = sup.log();
+        if log.contains("left over its budget") || start.elapsed() > Duration::from_secs(15) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = log
+        .lines()
+        .find(|l| l.contains("recycling: job peak"))
+        .unwrap_or_else(|| panic!("no peak recycling line in:\n{log}"));
+    assert!(line.contains("peak_rss_mb="), "{line}");
+    assert!(log.contains("left over its budget"), "{log}");
+    // A light job afterwards does not recycle the fresh child.
+    let light = env.enqueue(&["light.csv"]).remove(0);
+    let done = env.wait_job(&light, Duration::from_secs(30), |j| state(j) == "done");
+    assert!(done["peak_rss_mb"].as_f64().unwrap() < 96.0, "{done}");
+}

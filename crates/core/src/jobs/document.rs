@@ -84,7 +84,10 @@ impl Job for DocumentJob {
         .await
         .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
         let _ = writer.await;
-        ctx.pipeline.monitor.log(&format!("job {id} end"));
+        ctx.pipeline.monitor.log(&format!(
+            "job {id} end (job peak {:.1} MB)",
+            memory::peak_rss_mb()
+        ));
         if outcome.stopped {
             let memory = ctx.memory_critical.load(Ordering::SeqCst);
             let why = if memory {

@@ -104,6 +104,8 @@ pub struct JobRecord {
     pub page: u32,
     pub pages: u32,
     pub rss_mb: f64,
+    /// The worker's peak RSS over this job's last run (reset when it started), in MB.
+    pub peak_rss_mb: f64,
     pub attempts: u32,
     /// Times the job was found orphaned by a dead worker.
     pub crashes: u32,
@@ -128,6 +130,7 @@ impl JobRecord {
             page: 0,
             pages: 0,
             rss_mb: 0.0,
+            peak_rss_mb: 0.0,
             attempts: 0,
             crashes: 0,
             last_error: None,
@@ -158,6 +161,7 @@ impl JobRecord {
             ("page", self.page.to_string()),
             ("pages", self.pages.to_string()),
             ("rss_mb", self.rss_mb.to_string()),
+            ("peak_rss_mb", self.peak_rss_mb.to_string()),
             ("attempts", self.attempts.to_string()),
             ("crashes", self.crashes.to_string()),
             ("last_error", opt(&self.last_error)),
@@ -185,6 +189,9 @@ impl JobRecord {
             page: num(take("page")),
             pages: num(take("pages")),
             rss_mb: take("rss_mb").and_then(|s| s.parse().ok()).unwrap_or(0.0),
+            peak_rss_mb: take("peak_rss_mb")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0),
             attempts: num(take("attempts")),
             crashes: num(take("crashes")),
             last_error: take("last_error"),
@@ -394,6 +401,22 @@ impl JobStore {
             ("updated_at", now_ms().to_string()),
         ];
         let _: () = self.redis.get().await?.hset_multiple(key, &fields).await?;
+        Ok(())
+    }
+
+    /// Records the worker's peak RSS over the job's run (shown with the job; the budget check
+    /// uses it too).
+    pub async fn record_peak(&self, id: &str, peak_rss_mb: f64) -> Result<(), JobError> {
+        let _: () = self
+            .redis
+            .get()
+            .await?
+            .hset(
+                self.keys.job(id),
+                "peak_rss_mb",
+                format!("{peak_rss_mb:.1}"),
+            )
+            .await?;
         Ok(())
     }
 

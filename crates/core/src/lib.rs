@@ -24,8 +24,10 @@
 //! - [`queue`]: the queue as core sees it ([`queue::Enqueue`]).
 //! - [`redis_conn`], [`config`], [`memory`], [`runtime`]: Redis connections, environment
 //!   settings, RSS readings and the Memory Monitor lines, logging set-up.
+//! - [`ceiling`]: the memory ceiling no input can break (kernel limit and watchdog).
 
 pub mod aliases;
+pub mod ceiling;
 pub mod config;
 pub mod dedup;
 pub mod deposits;

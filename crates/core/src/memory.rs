@@ -17,6 +17,12 @@ pub fn rss_mb() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Resident set size in MB as the kernel counts it (`VmRSS`), cheap enough to read every few
+/// milliseconds (the memory watchdog); `None` off Linux.
+pub fn vm_rss_mb() -> Option<f64> {
+    proc_status_kb("VmRSS:").map(|kb| kb as f64 / 1024.0)
+}
+
 /// Peak resident set size of this process in MB: `VmHWM` on Linux, `ru_maxrss` elsewhere.
 pub fn peak_rss_mb() -> f64 {
     if let Some(kb) = proc_status_kb("VmHWM:") {

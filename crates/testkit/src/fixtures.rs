@@ -106,3 +106,26 @@ pub fn write_truncated(src: &Path, dst: &Path, keep: usize) -> io::Result<()> {
     let data = std::fs::read(src)?;
     std::fs::write(dst, &data[..keep.min(data.len())])
 }
+
+/// A text PDF (like `write_text_pdf`) whose page `bomb_page` (1-based) is a content bomb: a
+/// Flate stream that inflates about 1,000:1 into `inflated_mb` MB of path operators, so a small
+/// file asks a reader for far more memory than it may use. Compressed as it is written.
+pub fn write_content_bomb_pdf(
+    path: &Path,
+    pages: &[Vec<String>],
+    bomb_page: usize,
+    inflated_mb: usize,
+) -> io::Result<()> {
+    use flate2::write::ZlibEncoder;
+    fom_core::pdf::synth::write_text_pdf_with(path, pages, |i| {
+        if i + 1 != bomb_page {
+            return Ok(None);
+        }
+        let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let unit = b"0 0 m 100 100 l S\n".repeat(1000);
+        for _ in 0..(inflated_mb * 1024 * 1024 / unit.len()) {
+            z.write_all(&unit)?;
+        }
+        Ok(Some((" /Filter /FlateDecode".into(), z.finish()?)))
+    })
+}

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fom_core::ceiling::Ceiling;
 use fom_core::config::EnvReader;
 use fom_core::pipeline::PipelineSettings;
 use fom_core::runtime;
@@ -106,6 +107,27 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(
+        cli.command,
+        Some(Command::Process { .. } | Command::Report(_) | Command::Memtest(_))
+    ) {
+        // Offline reading holds the same ceiling as a worker child (a child sets its own).
+        let critical = settings.monitor.thresholds.critical_mb;
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let enforced =
+            Ceiling::from_thresholds(&settings.monitor.thresholds).enforce(armed, move |rss| {
+                eprintln!(
+                    "fom-worker: stopped: {} needs more memory than this process may use \
+                 (RSS {rss:.0} MB, MEMORY_CRITICAL_MB={critical}); split the file or scan it again \
+                 at a lower resolution",
+                    crate::process::current_file()
+                );
+            });
+        if let Err(e) = enforced {
+            eprintln!("fom-worker: the memory watchdog could not start: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Some(Command::Process { json, files }) => crate::process::run(&settings, &files, json),
         Some(Command::Report(opts)) => crate::report::run(&settings, &opts),

@@ -29,6 +29,19 @@ impl Deposit {
     }
 }
 
+/// The file being read, for the memory watchdog's message.
+static CURRENT_FILE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The file being read now ("the input" before the first).
+pub fn current_file() -> String {
+    CURRENT_FILE
+        .lock()
+        .ok()
+        .map(|f| f.clone())
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| "the input".into())
+}
+
 /// Reads every file (one failing file does not stop the others), then merges duplicates across
 /// files with the same rules a later upload into an existing deposit uses.
 pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
@@ -44,6 +57,9 @@ pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
         );
         bar.set_message(name.clone());
         bar.set_position(0);
+        if let Ok(mut f) = CURRENT_FILE.lock() {
+            f.clone_from(&name);
+        }
         let outcome = process_file(
             path,
             &name,

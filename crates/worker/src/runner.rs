@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis::prelude::*;
+use fom_core::ceiling::Ceiling;
 use fom_core::jobs::{
     Begin, DocumentJob, Job, JobContext, JobEnd, JobState, JobStore, Queued, SendAllJob,
 };
@@ -77,6 +78,8 @@ struct Runner {
     /// Set by a job that stopped at the critical memory threshold.
     memory_critical: Arc<AtomicBool>,
     current_job: Mutex<Option<String>>,
+    /// A job is running: the memory watchdog may end the process for it.
+    busy: Arc<AtomicBool>,
 }
 
 impl Runner {
@@ -91,6 +94,7 @@ impl Runner {
         if let Ok(mut c) = self.current_job.lock() {
             *c = job.map(str::to_string);
         }
+        self.busy.store(job.is_some(), Ordering::SeqCst);
     }
 }
 
@@ -131,7 +135,33 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         stop: stop.clone(),
         memory_critical,
         current_job: Mutex::new(None),
+        busy: Arc::new(AtomicBool::new(false)),
     });
+    let watched = runner.clone();
+    let runtime = tokio::runtime::Handle::current();
+    Ceiling::from_thresholds(&pipeline.monitor.thresholds).enforce(
+        runner.busy.clone(),
+        move |rss| {
+            let job = watched.current_job.lock().ok().and_then(|c| c.clone());
+            if let Some(id) = &job {
+                // Briefly: the process is about to be past its ceiling.
+                let noted = runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(500), watched.jobs.note_ceiling(id))
+                        .await
+                });
+                if !matches!(noted, Ok(Ok(()))) {
+                    tracing::warn!("the memory ceiling was not noted on the job");
+                }
+            }
+            tracing::error!(
+                rss_mb = rss,
+                job = job.as_deref().unwrap_or("-"),
+                "Memory Monitor: worker {} ending: the running job needs more memory than this \
+                 worker may use (RSS {rss:.1} MB); the queue takes the job back",
+                watched.worker_id
+            );
+        },
+    )?;
     pipeline.monitor.log(&format!("worker {worker_id} start"));
     if let Err(e) = services.store.sweep().await {
         tracing::warn!(error = %e, "upload sweep skipped");

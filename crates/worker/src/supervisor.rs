@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fom_core::ceiling::EXIT_MEMORY;
 use tokio::process::Command;
 use tokio::sync::Notify;
 
@@ -94,6 +95,16 @@ async fn supervise_slot(
                     slot,
                     pid,
                     "Memory Monitor: worker child left over its budget; starting a fresh one"
+                );
+                backoff = Duration::from_secs(1);
+            }
+            // Ended by its memory watchdog: the document's fault, not the child's; the job's
+            // crash count (on redelivery) is what stops a document that always does this.
+            Some(EXIT_MEMORY) => {
+                tracing::warn!(
+                    slot,
+                    pid,
+                    "Memory Monitor: worker child ended at its memory ceiling; starting a fresh one"
                 );
                 backoff = Duration::from_secs(1);
             }

@@ -13,9 +13,12 @@ pub fn before_pipeline(name: &str, stopping: &AtomicBool) {
         std::process::abort();
     }
     if let Some(mb) = arg("bloat-") {
-        // Touch every page so it counts in RSS, and keep it: a leak the budget must catch.
-        let block = vec![1u8; usize::try_from(mb).unwrap_or(0) * 1024 * 1024];
-        std::mem::forget(block);
+        // A leak the budget must catch, growing a MB at a time as a document's memory does
+        // (so the memory watchdog sees it grow); every page touched so it counts in RSS.
+        for _ in 0..mb {
+            std::mem::forget(vec![1u8; 1024 * 1024]);
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
     if let Some(mb) = arg("spike-") {
         // Touch every page, then give it all back: RSS falls again, the peak stays.

@@ -83,6 +83,15 @@ impl Env {
         serde_json::from_slice(&c.output().unwrap().stdout).unwrap()
     }
 
+    /// The finished job's stored result.
+    fn job_result(&self, id: &str) -> Value {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(format!("{}:job:{id}:result", self.prefix))
+            .query(&mut self.redis())
+            .unwrap();
+        serde_json::from_str(&raw.unwrap()).unwrap()
+    }
+
     fn job(&self, id: &str) -> Value {
         let out = self.cmd().args(["jobs", "show", id]).output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
@@ -194,13 +203,7 @@ fn state(j: &Value) -> &str {
 }
 
 fn result_records(env: &Env, id: &str) -> usize {
-    let mut conn = env.redis();
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(format!("{}:job:{id}:result", env.prefix))
-        .query(&mut conn)
-        .unwrap();
-    let v: Value = serde_json::from_str(&raw.unwrap()).unwrap();
-    v["records"].as_array().unwrap().len()
+    env.job_result(id)["records"].as_array().unwrap().len()
 }
 
 fn log_time(line: &str) -> chrono::DateTime<chrono::Utc> {
@@ -359,13 +362,13 @@ fn a_sixty_second_cpu_bound_job_runs_once() {
 }
 
 #[test]
-fn critical_memory_mid_document_hands_the_job_back_and_never_loops() {
+fn a_document_past_the_memory_ceiling_ends_dead_with_a_memory_reason_and_never_loops() {
     let env = Env::new();
     let sup = env.supervisor(&[("MEMORY_WARNING_MB", "40"), ("MEMORY_CRITICAL_MB", "50")]);
-    // 80 MB held before the first page: every fresh child crosses the critical threshold at the
-    // first page boundary and hands the job back; three such stops make it dead, with a reason.
+    // 80 MB taken before the first page: every fresh child reaches its memory ceiling and
+    // ends; three such ends make the job dead, with a reason that says memory.
     let id = env.enqueue_pdf("bloat-80-deposit.pdf");
-    let dead = env.wait_job(&id, Duration::from_secs(60), |j| state(j) == "dead");
+    let dead = env.wait_job(&id, Duration::from_secs(90), |j| state(j) == "dead");
     assert_eq!(dead["crashes"], 3, "{dead}");
     assert!(
         dead["last_error"]
@@ -375,8 +378,11 @@ fn critical_memory_mid_document_hands_the_job_back_and_never_loops() {
         "{dead}"
     );
     let log = sup.log();
-    assert!(log.contains("critical RSS mid-job"), "{log}");
-    assert!(log.contains("left over its budget"), "{log}");
+    assert!(
+        log.contains("needs more memory than this worker may use"),
+        "{log}"
+    );
+    assert!(log.contains("ended at its memory ceiling"), "{log}");
     // The queue keeps moving afterwards.
     let next = env.enqueue(&["after.csv"]).remove(0);
     env.wait_job(&next, Duration::from_secs(30), |j| state(j) == "done");
@@ -501,4 +507,68 @@ fn a_job_whose_peak_crossed_the_budget_recycles_its_child_even_after_rss_fell() 
     let light = env.enqueue(&["light.csv"]).remove(0);
     let done = env.wait_job(&light, Duration::from_secs(30), |j| state(j) == "done");
     assert!(done["peak_rss_mb"].as_f64().unwrap() < 96.0, "{done}");
+}
+
+#[test]
+fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
+    let env = Env::new();
+    // 20 pages of one check each; page 7 inflates from a few hundred KB into 64 MB of drawing
+    // operators, which pdfium would turn into more than a gigabyte.
+    let pages: Vec<Vec<String>> = (1..=20)
+        .map(|n| {
+            vec![format!(
+                "{}  Donor Number{n}  $100.00  01/05/2026",
+                1000 + n
+            )]
+        })
+        .collect();
+    let path = env.dir.path().join("deposit-with-bomb.pdf");
+    fom_testkit::fixtures::write_content_bomb_pdf(&path, &pages, 7, 64).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
+    let mut sup = env.supervisor(&[
+        ("MEMORY_WARNING_MB", "250"),
+        ("MEMORY_CRITICAL_MB", "300"),
+        ("WORKER_MISSED_HEARTBEATS", "3"),
+    ]);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
+    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "done" | "dead")
+    });
+    let log = sup.log();
+    assert_eq!(state(&done), "done", "{done}\n{log}");
+    assert_eq!(
+        done["crashes"], 0,
+        "leaving a page out is progress, not a crash"
+    );
+    assert_eq!(done["skip_pages"], serde_json::json!([7]), "{done}");
+    assert_eq!(result_records(&env, &id), 19);
+    let result = env.job_result(&id);
+    let errors = result["errors"].as_array().unwrap();
+    let bomb = errors
+        .iter()
+        .find(|e| e["pages"] == serde_json::json!([7]))
+        .unwrap_or_else(|| panic!("no error for page 7: {result}"));
+    assert!(
+        bomb["reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs more memory than a worker may use"),
+        "{bomb}"
+    );
+    assert_eq!(bomb["file"], "deposit-with-bomb.pdf");
+    // The ceiling held: the child ended below the critical line, and the supervisor is up.
+    let line = log
+        .lines()
+        .find(|l| l.contains("needs more memory than this worker may use"))
+        .unwrap_or_else(|| panic!("no ceiling line in:\n{log}"));
+    let rss: f64 = line
+        .split("rss_mb=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rss in {line}"));
+    assert!(rss < 300.0, "{line}");
+    env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
 }

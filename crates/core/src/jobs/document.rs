@@ -12,7 +12,8 @@ use crate::donation::Donation;
 use crate::extract::gemini::TokenUsage;
 use crate::extract::ExtractError;
 use crate::memory;
-use crate::pipeline::FileOutcome;
+use crate::pdf::{PageSkip, PageWatch, PdfConfig};
+use crate::pipeline::{process_file, FileOutcome};
 use crate::qbo::sync::Qbo;
 use crate::queue::QueueName;
 
@@ -53,6 +54,7 @@ impl Job for DocumentJob {
         // Progress flows from the blocking thread to Redis through a small channel.
         let (tx, writer) = progress_writer(s.jobs.clone(), id.to_string(), Stage::Extract);
         let pipeline = ctx.pipeline.clone();
+        let pdf = page_guard(ctx, id, &record.skip_pages);
         let stop = ctx.stop.clone();
         let critical_hit = ctx.memory_critical.clone();
         let test_hook = ctx.test_hook;
@@ -65,7 +67,7 @@ impl Job for DocumentJob {
                 hook(&name, &stop);
             }
             let critical = pipeline.monitor.thresholds.critical_mb;
-            pipeline.process(&path, &name, &mut |p| {
+            let on_page = &mut |p: crate::pipeline::Progress| {
                 let _ = tx.try_send((p.pages_done, p.page_count));
                 if stop.load(Ordering::SeqCst) {
                     return ControlFlow::Break(());
@@ -79,7 +81,16 @@ impl Job for DocumentJob {
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
-            })
+            };
+            process_file(
+                &path,
+                &name,
+                &pdf,
+                &pipeline.rules,
+                pipeline.extractor.as_ref(),
+                &pipeline.monitor,
+                on_page,
+            )
         })
         .await
         .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
@@ -138,6 +149,8 @@ impl Job for DocumentJob {
             errors: &outcome.errors,
             usage: outcome.usage,
         };
+        // On the record before it says done (the runner writes the final figure after).
+        s.jobs.record_peak(id, memory::peak_rss_mb()).await?;
         if !s.jobs.finish(id, &ctx.worker, &result).await? {
             tracing::warn!("job finished elsewhere; this result was not stored");
         }
@@ -149,6 +162,32 @@ impl Job for DocumentJob {
             tracing::warn!(error = %e, "upload sweep skipped");
         }
         Ok(JobEnd::Done)
+    }
+}
+
+/// The PDF settings of this attempt: pages that ended an earlier attempt are left out with a
+/// reason, and every page is named in the job record while pdfium loads it (a blocking write
+/// from the render thread: the record must say which page it was if the process dies inside
+/// it).
+fn page_guard(ctx: &JobContext, id: &str, skip: &[u32]) -> PdfConfig {
+    let critical = ctx.pipeline.monitor.thresholds.critical_mb;
+    let jobs = ctx.services.jobs.clone();
+    let job = id.to_string();
+    let runtime = tokio::runtime::Handle::current();
+    PdfConfig {
+        skip: PageSkip {
+            pages: skip.to_vec(),
+            reason: format!(
+                "this page needs more memory than a worker may use ({critical:.0} MB) and was \
+                 left out; rescan it or send it as a separate file"
+            ),
+        },
+        watch: PageWatch::new(move |page| {
+            if let Err(e) = runtime.block_on(jobs.loading(&job, page)) {
+                tracing::warn!(error = %e, "loading page not recorded");
+            }
+        }),
+        ..ctx.pipeline.pdf.clone()
     }
 }
 

@@ -109,6 +109,9 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Times the job was found orphaned by a dead worker.
     pub crashes: u32,
+    /// Pages left out because an attempt ended while pdfium was loading them (the memory
+    /// ceiling); each becomes a page error, the other pages are read.
+    pub skip_pages: Vec<u32>,
     pub last_error: Option<String>,
     pub worker: Option<String>,
     /// Milliseconds since the epoch.
@@ -133,6 +136,7 @@ impl JobRecord {
             peak_rss_mb: 0.0,
             attempts: 0,
             crashes: 0,
+            skip_pages: Vec::new(),
             last_error: None,
             worker: None,
             created_at: now_ms,
@@ -164,6 +168,14 @@ impl JobRecord {
             ("peak_rss_mb", self.peak_rss_mb.to_string()),
             ("attempts", self.attempts.to_string()),
             ("crashes", self.crashes.to_string()),
+            (
+                "skip_pages",
+                self.skip_pages
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("last_error", opt(&self.last_error)),
             ("worker", opt(&self.worker)),
             ("created_at", self.created_at.to_string()),
@@ -194,6 +206,9 @@ impl JobRecord {
                 .unwrap_or(0.0),
             attempts: num(take("attempts")),
             crashes: num(take("crashes")),
+            skip_pages: take("skip_pages")
+                .map(|v| v.split(',').filter_map(|p| p.parse().ok()).collect())
+                .unwrap_or_default(),
             last_error: take("last_error"),
             worker: take("worker"),
             created_at: int(take("created_at")).unwrap_or(0),
@@ -230,10 +245,24 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
 if state == 'done' then return {'done', ''} end
 if state == 'dead' then return {'dead', redis.call('HGET', KEYS[1], 'last_error') or ''} end
-if state == 'running' then
+local loading = redis.call('HGET', KEYS[1], 'loading_page')
+if state == 'running' and loading and loading ~= '' then
+  -- The worker died while pdfium was loading this page: leave the page out next time. That
+  -- is progress, not a crash of the document.
+  local skip = redis.call('HGET', KEYS[1], 'skip_pages') or ''
+  if skip == '' then skip = loading else skip = skip .. ',' .. loading end
+  redis.call('HSET', KEYS[1], 'skip_pages', skip)
+  redis.call('HDEL', KEYS[1], 'loading_page')
+elseif state == 'running' then
   local crashes = redis.call('HINCRBY', KEYS[1], 'crashes', 1)
+  local memory = redis.call('HGET', KEYS[1], 'ceiling_hit')
+  redis.call('HDEL', KEYS[1], 'ceiling_hit')
   if crashes >= tonumber(ARGV[3]) then
     local why = 'the document crashed its worker ' .. crashes .. ' times; it will not be retried'
+    if memory == '1' then
+      why = 'the document needs more memory than a worker may use: it reached the memory ceiling ' ..
+        crashes .. ' times; it will not be retried (split it or scan it at a lower resolution)'
+    end
     redis.call('HSET', KEYS[1], 'state', 'dead', 'last_error', why, 'finished_at', ARGV[2], 'updated_at', ARGV[2])
     redis.call('EXPIRE', KEYS[1], ARGV[4])
     return {'dead', why}
@@ -401,6 +430,30 @@ impl JobStore {
             ("updated_at", now_ms().to_string()),
         ];
         let _: () = self.redis.get().await?.hset_multiple(key, &fields).await?;
+        Ok(())
+    }
+
+    /// The page pdfium is loading for this job (`None` once it is done with it), written
+    /// before the load so that a worker dying inside it leaves the page named.
+    pub async fn loading(&self, id: &str, page: Option<u32>) -> Result<(), JobError> {
+        let mut conn = self.redis.get().await?;
+        let key = self.keys.job(id);
+        match page {
+            Some(n) => conn.hset::<_, _, _, ()>(key, "loading_page", n).await?,
+            None => conn.hdel::<_, _, ()>(key, "loading_page").await?,
+        }
+        Ok(())
+    }
+
+    /// Marks that the job's worker is ending at its memory ceiling, so the crash this leaves
+    /// behind is reported as the document's need for memory.
+    pub async fn note_ceiling(&self, id: &str) -> Result<(), JobError> {
+        let _: () = self
+            .redis
+            .get()
+            .await?
+            .hset(self.keys.job(id), "ceiling_hit", 1)
+            .await?;
         Ok(())
     }
 

@@ -53,6 +53,52 @@ pub struct PdfConfig {
     pub reopen_every: u32,
     /// Produce page images at all. Off when the extractor reads only the text layer.
     pub images: bool,
+    /// Pages left out, each reported as a page error with its reason (pages that ended an
+    /// earlier attempt at the memory ceiling).
+    pub skip: PageSkip,
+    /// Told on the render thread which page pdfium is about to load, and when it is done with
+    /// it, before anything else happens.
+    pub watch: PageWatch,
+}
+
+/// Pages to leave out of a walk, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageSkip {
+    pub pages: Vec<u32>,
+    pub reason: String,
+}
+
+/// A callback for the page pdfium is loading: `Some(page)` before, `None` after.
+#[derive(Clone, Default)]
+pub struct PageWatch(Option<std::sync::Arc<dyn Fn(Option<u32>) + Send + Sync>>);
+
+impl PageWatch {
+    pub fn new(f: impl Fn(Option<u32>) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(f)))
+    }
+
+    pub(crate) fn tell(&self, page: Option<u32>) {
+        if let Some(f) = &self.0 {
+            f(page);
+        }
+    }
+}
+
+impl std::fmt::Debug for PageWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PageWatch(set)"
+        } else {
+            "PageWatch(none)"
+        })
+    }
+}
+
+impl PartialEq for PageWatch {
+    /// Settings compare equal whatever watches them.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for PdfConfig {
@@ -67,6 +113,8 @@ impl Default for PdfConfig {
             passthrough_max_bytes: 4 * 1024 * 1024,
             reopen_every: 4,
             images: true,
+            skip: PageSkip::default(),
+            watch: PageWatch::default(),
         }
     }
 }
@@ -94,6 +142,8 @@ impl PdfConfig {
             ) * 1024,
             reopen_every: env.number("PDF_REOPEN_EVERY", d.reopen_every, 1, 10_000),
             images: true,
+            skip: PageSkip::default(),
+            watch: PageWatch::default(),
         }
     }
 }

@@ -84,6 +84,16 @@ pub fn pdf_string(text: &str) -> Vec<u8> {
 
 /// A text PDF: each page is a list of lines in 11 pt Helvetica, top to bottom.
 pub fn write_text_pdf(path: &Path, pages: &[Vec<String>]) -> io::Result<()> {
+    write_text_pdf_with(path, pages, |_| Ok(None))
+}
+
+/// [`write_text_pdf`], where `content(i)` may replace page `i`'s (0-based) content stream with
+/// its own: the extra stream dictionary entries (e.g. `/Filter /FlateDecode`) and the bytes.
+pub fn write_text_pdf_with(
+    path: &Path,
+    pages: &[Vec<String>],
+    mut content: impl FnMut(usize) -> io::Result<Option<(String, Vec<u8>)>>,
+) -> io::Result<()> {
     let file = BufWriter::new(std::fs::File::create(path)?);
     let mut w = PdfWriter::new(file, 3 + pages.len() * 2)?;
     let kids: Vec<String> = (0..pages.len())
@@ -105,12 +115,18 @@ pub fn write_text_pdf(path: &Path, pages: &[Vec<String>]) -> io::Result<()> {
         None,
     )?;
     for (i, lines) in pages.iter().enumerate() {
-        let mut content = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
-        for line in lines {
-            content.extend(pdf_string(line));
-            content.extend_from_slice(b" Tj T*\n");
-        }
-        content.extend_from_slice(b"ET");
+        let (extra, content) = match content(i)? {
+            Some(own) => own,
+            None => {
+                let mut text = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
+                for line in lines {
+                    text.extend(pdf_string(line));
+                    text.extend_from_slice(b" Tj T*\n");
+                }
+                text.extend_from_slice(b"ET");
+                (String::new(), text)
+            }
+        };
         let page_obj = 4 + i * 2;
         w.object(
             page_obj,
@@ -124,7 +140,7 @@ pub fn write_text_pdf(path: &Path, pages: &[Vec<String>]) -> io::Result<()> {
         )?;
         w.object(
             page_obj + 1,
-            &format!("<< /Length {} >>", content.len()),
+            &format!("<< /Length {}{extra} >>", content.len()),
             Some(&content),
         )?;
     }

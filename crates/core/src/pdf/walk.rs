@@ -135,10 +135,26 @@ fn render_loop(
                 }
             }
         }
+        if cfg.skip.pages.contains(&number) {
+            let skipped = Stage::Done(Err(PageError {
+                first_page: number,
+                last_page: number,
+                reason: cfg.skip.reason.clone(),
+            }));
+            if tx.send(skipped).is_err() {
+                return;
+            }
+            continue;
+        }
         let Some(d) = doc.as_ref() else { return };
-        let stage = match catch_unwind(AssertUnwindSafe(|| {
+        // Said before pdfium touches the page: if it takes the process down, the next attempt
+        // knows which page did.
+        cfg.watch.tell(Some(number));
+        let read = catch_unwind(AssertUnwindSafe(|| {
             read_page(d, index, page_count, cfg, pool)
-        })) {
+        }));
+        cfg.watch.tell(None);
+        let stage = match read {
             Ok(Ok(stage)) => stage,
             Ok(Err(reason)) => Stage::Done(Err(PageError {
                 first_page: number,

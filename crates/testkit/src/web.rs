@@ -155,6 +155,11 @@ impl Stack {
             && out.starts_with("HTTP/1.1 ")
     }
 
+    /// The fom-web process id (to read its `/proc/<pid>/status`).
+    pub fn web_pid(&self) -> u32 {
+        self._web.0.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

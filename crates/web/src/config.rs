@@ -25,6 +25,16 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` entry (Heroku's router).
     pub trust_proxy: bool,
     pub max_upload_files: usize,
+    /// Parts (files and other fields) one upload may hold: ten times `MAX_UPLOAD_FILES`, so a
+    /// person who picks too many files still gets a verdict for each.
+    pub max_upload_parts: usize,
+    /// Bytes one upload may carry, declared or not: `MAX_UPLOAD_FILES` files of `MAX_FILE_MB`,
+    /// plus 1 MiB for the multipart framing.
+    pub max_upload_bytes: u64,
+    /// `UPLOAD_MIN_BYTES_PER_SEC` over `UPLOAD_RATE_WINDOW_SECS` of waiting: a slower body is
+    /// ended.
+    pub upload_min_bytes_per_sec: u64,
+    pub upload_rate_window: Duration,
     pub min_headroom_bytes: u64,
     pub request_timeout: Duration,
     pub rules: Rules,
@@ -53,6 +63,11 @@ impl Config {
         let login_max_attempts = env.number("LOGIN_MAX_ATTEMPTS", 10u64, 1, 1000);
         let trust_proxy = env.flag("TRUST_PROXY", false);
         let max_upload_files = env.number("MAX_UPLOAD_FILES", 30usize, 1, 500);
+        let max_upload_parts = max_upload_files * 10;
+        let max_upload_bytes = services.max_file_bytes * max_upload_files as u64 + MB;
+        let upload_min_bytes_per_sec = env.number("UPLOAD_MIN_BYTES_PER_SEC", 1024u64, 1, 100 * MB);
+        let upload_rate_window =
+            Duration::from_secs(env.number("UPLOAD_RATE_WINDOW_SECS", 30u64, 1, 600));
         let min_headroom_bytes = env.number("REDIS_MIN_HEADROOM_MB", 5u64, 0, 1024) * MB;
         let request_timeout =
             Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
@@ -70,6 +85,10 @@ impl Config {
             login_max_attempts,
             trust_proxy,
             max_upload_files,
+            max_upload_parts,
+            max_upload_bytes,
+            upload_min_bytes_per_sec,
+            upload_rate_window,
             min_headroom_bytes,
             request_timeout,
             rules,

@@ -33,8 +33,14 @@ pub enum ErrorCode {
     NotRetryable,
     /// 500: the deposit's CSV could not be built.
     ReportFailed,
-    /// 413: the upload's declared size is over the per-upload limit.
+    /// 413 (or the verdict that ends the list): the upload's size, declared or counted as it
+    /// streams, is over the per-upload limit.
     UploadTooLarge,
+    /// 413 verdict that ends the list: the upload holds more parts than allowed; the rest was
+    /// not read.
+    TooManyParts,
+    /// 408 verdict that ends the list: the body arrived slower than the floor rate.
+    UploadTooSlow,
     /// 400 verdict: the multipart stream broke or was malformed mid-file.
     UploadInterrupted,
     /// 413 verdict: a file beyond the per-upload file count.
@@ -87,6 +93,8 @@ impl ErrorCode {
             Self::NotRetryable => "not_retryable",
             Self::ReportFailed => "report_failed",
             Self::UploadTooLarge => "upload_too_large",
+            Self::TooManyParts => "too_many_parts",
+            Self::UploadTooSlow => "upload_too_slow",
             Self::UploadInterrupted => "upload_interrupted",
             Self::TooManyFiles => "too_many_files",
             Self::NoFiles => "no_files",
@@ -146,6 +154,8 @@ mod tests {
         NotRetryable => "not_retryable",
         ReportFailed => "report_failed",
         UploadTooLarge => "upload_too_large",
+        TooManyParts => "too_many_parts",
+        UploadTooSlow => "upload_too_slow",
         UploadInterrupted => "upload_interrupted",
         TooManyFiles => "too_many_files",
         NoFiles => "no_files",

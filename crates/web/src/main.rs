@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod body_guard;
 mod config;
 mod error_code;
 mod health;

@@ -1,11 +1,13 @@
 //! `POST /api/deposits/{id}/files`: multipart uploads streamed part by part into the upload
 //! store (never whole in memory), one verdict and one job per file. A refused file does not
-//! sink the others; a file cut off mid-stream leaves nothing behind and gets no job.
+//! sink the others; a file cut off mid-stream leaves nothing behind and gets no job. The body's
+//! bytes, parts and rate are limited as it streams (`body_guard`), so the verdicts are bounded.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use actix_multipart::{Field, Multipart};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
 use fom_core::filetype::SniffError;
 use fom_core::intake::IntakeError;
@@ -15,6 +17,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio_util::io::StreamReader;
 
+use crate::body_guard::{BodyGuard, BodyLimits, Cut, Holding};
+use crate::config::Config;
 use crate::error_code::ErrorCode;
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -91,9 +95,40 @@ pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    mut payload: Multipart,
-) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    body: web::Payload,
+) -> HttpResponse {
+    let cfg = &state.cfg;
+    let (body, cut) = BodyGuard::new(
+        body,
+        BodyLimits {
+            max_bytes: cfg.max_upload_bytes,
+            min_bytes_per_sec: cfg.upload_min_bytes_per_sec,
+            window: cfg.upload_rate_window,
+        },
+    );
+    let mut parts = Multipart::new(req.headers(), body);
+    let (mut res, read_to_end) = match take_upload(&req, &state, &id, &mut parts, &cut).await {
+        Ok(answer) => answer,
+        Err(e) => (e.error_response(), false),
+    };
+    if read_to_end {
+        return res;
+    }
+    // Stopped before the end of the body (a limit, a storage error, a refusal before reading):
+    // close the connection rather than read the rest.
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    res.map_body(|_, b| Holding::new(b, parts))
+        .map_into_boxed_body()
+}
+
+/// Takes the files of one upload. The answer, and whether the body was read to its end.
+async fn take_upload(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    payload: &mut Multipart,
+    cut: &Cell<Option<Cut>>,
+) -> Result<(HttpResponse, bool), ApiError> {
     let cfg = &state.cfg;
     // Load shedding: over the critical threshold, new work waits; everything else answers.
     let rss = fom_core::memory::rss_mb();
@@ -106,7 +141,7 @@ pub async fn upload(
         )
         .with_retry_after(30));
     }
-    if state.services.deposits.get(&id).await?.is_none() {
+    if state.services.deposits.get(id).await?.is_none() {
         return Err(ApiError::not_found("deposit"));
     }
     let declared: Option<u64> = req
@@ -114,8 +149,7 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let request_limit = cfg.services.max_file_bytes * cfg.max_upload_files as u64 + 1024 * 1024;
-    if declared.is_some_and(|n| n > request_limit) {
+    if declared.is_some_and(|n| n > cfg.max_upload_bytes) {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UploadTooLarge,
@@ -127,29 +161,47 @@ pub async fn upload(
         ));
     }
     if state.services.store.is_redis() {
-        check_redis_headroom(&state, declared.unwrap_or(cfg.services.max_file_bytes)).await?;
+        check_redis_headroom(state, declared.unwrap_or(cfg.services.max_file_bytes)).await?;
     }
 
+    // At most `max_upload_parts` verdicts, plus the one that says why reading stopped.
     let mut verdicts: Vec<Verdict> = Vec::new();
+    let mut stopped: Option<Verdict> = None;
+    let mut part_count = 0usize;
     let mut files = 0usize;
-    loop {
+    while stopped.is_none() {
         let field = match payload.next().await {
             None => break,
             Some(Ok(f)) => f,
             Some(Err(e)) => {
-                // A malformed or cut-off body: what came before stands, nothing after.
+                // A malformed, cut-off or over-limit body: what came before stands, nothing after.
                 tracing::warn!(error = %e, "multipart body ended badly");
-                verdicts.push(Verdict::rejected(
-                    "",
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::UploadInterrupted,
-                    "the upload was interrupted or malformed; send the file again".into(),
-                ));
+                stopped = Some(body_ended(cfg, cut, "", Some(malformed())));
                 break;
             }
         };
+        part_count += 1;
+        if part_count > cfg.max_upload_parts {
+            tracing::warn!(
+                parts = cfg.max_upload_parts,
+                "upload refused: too many parts"
+            );
+            stopped = Some(Verdict::rejected(
+                "",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooManyParts,
+                format!(
+                    "this upload holds more than {} parts, so the server stopped reading it; \
+                     send at most {} files at a time",
+                    cfg.max_upload_parts, cfg.max_upload_files
+                ),
+            ));
+            break;
+        }
         if field.name() != Some("files") {
-            drain(field).await;
+            if !drain(field).await {
+                stopped = Some(body_ended(cfg, cut, "", Some(malformed())));
+            }
             continue;
         }
         files += 1;
@@ -159,8 +211,7 @@ pub async fn upload(
             .unwrap_or_default();
         let name = sanitize_name(&raw_name, files);
         if files > cfg.max_upload_files {
-            drain(field).await;
-            verdicts.push(Verdict::rejected(
+            let refused = Verdict::rejected(
                 &name,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::TooManyFiles,
@@ -168,17 +219,22 @@ pub async fn upload(
                     "only {} files can be sent at once; send this one again on its own",
                     cfg.max_upload_files
                 ),
-            ));
+            );
+            if drain(field).await {
+                verdicts.push(refused);
+            } else {
+                stopped = Some(body_ended(cfg, cut, &name, None));
+            }
             continue;
         }
-        match accept_file(&state, &id, &name, field).await {
+        match accept_file(state, id, &name, field).await {
             ControlFlow::Continue(v) => verdicts.push(v),
-            ControlFlow::Break(v) => {
-                verdicts.push(v);
-                break;
-            }
+            ControlFlow::Break(v) => stopped = Some(body_ended(cfg, cut, &name, Some(v))),
         }
     }
+    let read_to_end = stopped.is_none();
+    let ended = stopped.as_ref().map(|v| v.status);
+    verdicts.extend(stopped);
     let accepted = verdicts.iter().filter(|v| v.accepted).count();
     if verdicts.is_empty() {
         return Err(ApiError::bad_request(
@@ -186,22 +242,69 @@ pub async fn upload(
             "no files received: send multipart/form-data with parts named \"files\"",
         ));
     }
+    // Nothing accepted: the reason reading stopped, else the first refusal, is the answer's.
     let status = if accepted > 0 {
         StatusCode::ACCEPTED
     } else {
-        verdicts
-            .iter()
-            .find_map(|v| StatusCode::from_u16(v.status).ok())
+        ended
+            .or_else(|| verdicts.first().map(|v| v.status))
+            .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::BAD_REQUEST)
     };
-    Ok(HttpResponse::build(status)
+    let res = HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UploadAnswer {
-            deposit_id: id,
+            deposit_id: id.to_string(),
             accepted,
             rejected: verdicts.len() - accepted,
             files: verdicts,
-        }))
+        });
+    Ok((res, read_to_end))
+}
+
+/// The verdict for the part being read when reading stopped: the body guard's reason when it
+/// ended the body, else `otherwise` (a storage error, or the file cut off), else "interrupted".
+fn body_ended(
+    cfg: &Config,
+    cut: &Cell<Option<Cut>>,
+    name: &str,
+    otherwise: Option<Verdict>,
+) -> Verdict {
+    match cut.get() {
+        Some(Cut::TooLarge) => {
+            tracing::warn!(limit = cfg.max_upload_bytes, "upload cut: too many bytes");
+            Verdict::rejected(
+                name,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::UploadTooLarge,
+                format!(
+                    "this upload is larger than {} files of {} MB, so the server stopped \
+                     reading it there; send fewer files at a time",
+                    cfg.max_upload_files,
+                    cfg.services.max_file_bytes / (1024 * 1024)
+                ),
+            )
+        }
+        Some(Cut::TooSlow) => {
+            tracing::warn!(
+                min_bytes_per_sec = cfg.upload_min_bytes_per_sec,
+                window_secs = cfg.upload_rate_window.as_secs(),
+                "upload cut: too slow"
+            );
+            Verdict::rejected(
+                name,
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::UploadTooSlow,
+                format!(
+                    "the upload arrived too slowly (under {} KB a second for {} seconds), so \
+                     the server stopped it there; check the connection and send the file again",
+                    cfg.upload_min_bytes_per_sec.div_ceil(1024),
+                    cfg.upload_rate_window.as_secs()
+                ),
+            )
+        }
+        None => otherwise.unwrap_or_else(|| interrupted(name)),
+    }
 }
 
 /// With the Redis store (mini plans: 25 MB, noeviction), refuses an upload that would leave
@@ -236,17 +339,19 @@ async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), Api
     Ok(())
 }
 
-/// Reads what is left of a part we do not keep, so the next part can be read.
-async fn drain(mut field: Field) {
+/// Reads what is left of a part we do not keep, so the next part can be read; false when the
+/// body broke.
+async fn drain(mut field: Field) -> bool {
     while let Some(chunk) = field.next().await {
         if chunk.is_err() {
-            break;
+            return false;
         }
     }
+    true
 }
 
-/// Takes one file into the deposit (`Services::take_in`). `Break` when the request body itself
-/// broke (no later part can be read).
+/// Takes one file into the deposit (`Services::take_in`). `Break` when no later part should be
+/// read: the request body broke, or storage failed.
 async fn accept_file(
     state: &AppState,
     deposit_id: &str,
@@ -298,9 +403,11 @@ async fn accept_file(
                 state.cfg.services.max_file_bytes / (1024 * 1024)
             ),
         ),
+        // Storage trouble: the files after this one would fare no better, so the rest of the
+        // body is not read (the connection is closed after the answer).
         IntakeError::Store(e) => {
             let e = ApiError::storage(e);
-            return ControlFlow::Continue(Verdict::rejected(
+            return ControlFlow::Break(Verdict::rejected(
                 name,
                 e.status_code(),
                 ErrorCode::StorageUnavailable,
@@ -308,7 +415,7 @@ async fn accept_file(
             ));
         }
         IntakeError::NoDeposit(_) | IntakeError::NotRegistered => {
-            return ControlFlow::Continue(Verdict::rejected(
+            return ControlFlow::Break(Verdict::rejected(
                 name,
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::StorageUnavailable,
@@ -322,6 +429,15 @@ async fn accept_file(
     } else {
         ControlFlow::Break(v)
     }
+}
+
+fn malformed() -> Verdict {
+    Verdict::rejected(
+        "",
+        StatusCode::BAD_REQUEST,
+        ErrorCode::UploadInterrupted,
+        "the upload was interrupted or malformed; send the file again".into(),
+    )
 }
 
 fn interrupted(name: &str) -> Verdict {

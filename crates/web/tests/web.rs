@@ -819,3 +819,365 @@ async fn page_script_modules_are_served() {
         assert!(html.contains(&link), "{name}: {html}");
     }
 }
+
+/// An upload written by hand over a socket, for bodies reqwest does not make (chunked floods,
+/// trickles, pauses). `send` writes the multipart body (chunked when `length` is `None`) while
+/// another thread reads the answer, so an answer given before the body ends is seen; `send`
+/// may stop writing once `answered` is set. Write errors (the server closed) end the body.
+struct RawAnswer {
+    status: u16,
+    /// Header lines, lower-cased.
+    headers: String,
+    json: Value,
+    /// Why the body could not be written to its end (the server closed the connection).
+    write_error: Option<String>,
+}
+
+struct Chunked<W: Write>(W);
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        write!(self.0, "{:x}\r\n", buf.len())?;
+        self.0.write_all(buf)?;
+        self.0.write_all(b"\r\n")?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+const BOUNDARY: &str = "RawBoundary7Mq";
+
+fn part_head(name: &str, filename: Option<&str>) -> String {
+    let file = filename.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+}
+
+async fn raw_upload<F>(
+    stack: &Stack,
+    cookie: &str,
+    id: &str,
+    length: Option<u64>,
+    send: F,
+) -> RawAnswer
+where
+    F: FnOnce(&mut dyn Write, &std::sync::atomic::AtomicBool) -> std::io::Result<()>
+        + Send
+        + 'static,
+{
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let port = stack.port;
+    let head = format!(
+        "POST /api/deposits/{id}/files HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {}\r\n\
+         Cookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n{}\r\n",
+        stack.origin(),
+        length.map_or("Transfer-Encoding: chunked\r\n".to_string(), |n| format!(
+            "Content-Length: {n}\r\n"
+        )),
+    );
+    let raw = tokio::task::spawn_blocking(move || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let answered = Arc::new(AtomicBool::new(false));
+        let mut reader = s.try_clone().unwrap();
+        let seen = answered.clone();
+        let read = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+                seen.store(true, Ordering::SeqCst);
+            }
+            out
+        });
+        let mut w = s.try_clone().unwrap();
+        let sent = w.write_all(head.as_bytes()).and_then(|()| {
+            if length.is_some() {
+                let mut body = std::io::BufWriter::with_capacity(64 * 1024, &mut w);
+                send(&mut body, &answered)?;
+                body.flush()
+            } else {
+                let mut body = std::io::BufWriter::with_capacity(64 * 1024, Chunked(&mut w));
+                send(&mut body, &answered)?;
+                body.flush()?;
+                drop(body);
+                w.write_all(b"0\r\n\r\n")
+            }
+        });
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        (read.join().unwrap(), sent.err().map(|e| e.to_string()))
+    })
+    .await
+    .unwrap();
+    let (raw, write_error) = raw;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer: {text:?}"));
+    let status = head[9..12].parse().unwrap();
+    let headers = head.to_ascii_lowercase();
+    let body = if headers.contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = &after[n + 2..];
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    RawAnswer {
+        status,
+        headers,
+        json: serde_json::from_str(&body).unwrap_or(Value::Null),
+        write_error,
+    }
+}
+
+/// The highest RSS the process has had, in MB (`VmHWM`).
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+#[tokio::test]
+async fn a_million_empty_parts_end_with_a_clear_error_in_bounded_memory() {
+    // Default limits: 30 files, so at most 300 parts are read.
+    let stack = Stack::start(Options::new("flood"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    // Chunked (no Content-Length to refuse up front), generated as it is sent: a million
+    // parts, then more until the server hangs up (or a minute has passed).
+    let started = std::time::Instant::now();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = written.clone();
+    let answer = raw_upload(&stack, &cookie, &id, None, move |body, _| {
+        for i in 0u64.. {
+            count.store(i, std::sync::atomic::Ordering::Relaxed);
+            if i >= 1_000_000 && started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            if i > 0 {
+                body.write_all(b"\r\n")?;
+            }
+            body.write_all(part_head("files", Some(&format!("e{i}.pdf"))).as_bytes())?;
+        }
+        write!(body, "\r\n--{BOUNDARY}--\r\n")
+    })
+    .await;
+    assert!(
+        answer.write_error.is_some(),
+        "the server read on instead of closing the connection"
+    );
+    let files = answer.json["files"].as_array().unwrap();
+    assert_eq!(answer.status, 413, "{}", answer.json);
+    assert_eq!(
+        files.len(),
+        301,
+        "one verdict per part read, then one for the rest"
+    );
+    assert_eq!(files[0]["code"], "empty_file");
+    assert_eq!(files[299]["code"], "too_many_files");
+    let last = &files[300];
+    assert_eq!(last["code"], "too_many_parts");
+    let message = last["error"].as_str().unwrap();
+    assert!(message.contains("at most 30 files"), "{message}");
+    assert!(
+        answer.headers.contains("connection: close"),
+        "{}",
+        answer.headers
+    );
+    let peak = peak_rss_mb(stack.web_pid());
+    eprintln!(
+        "fom-web peak RSS {peak:.1} MB; {} parts written before it hung up",
+        written.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(peak <= 80.0, "fom-web peaked at {peak:.1} MB");
+    // The server is fine: a normal upload goes through.
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("gifts.csv", csv(2))),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_byte_limit_is_refused() {
+    // 2 files of 1 MB: at most 3 MB per upload, counted whether or not a length is declared.
+    let stack = Stack::start(
+        Options::new("bytecap")
+            .env("MAX_FILE_MB", "1")
+            .env("MAX_UPLOAD_FILES", "2"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let gifts = csv(3);
+    let answer = raw_upload(&stack, &cookie, &id, None, move |body, _| {
+        body.write_all(part_head("files", Some("gifts.csv")).as_bytes())?;
+        body.write_all(&gifts)?;
+        // A part that is not a file counts too: 4 MB of it.
+        body.write_all(format!("\r\n{}", part_head("notes", None)).as_bytes())?;
+        for _ in 0..64 {
+            body.write_all(&[b'x'; 64 * 1024])?;
+        }
+        write!(body, "\r\n--{BOUNDARY}--\r\n")
+    })
+    .await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    let files = answer.json["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{}", answer.json);
+    assert_eq!(files[0]["accepted"], true);
+    assert_eq!(files[1]["code"], "upload_too_large");
+    assert_eq!(files[1]["status"], 413);
+    assert!(
+        files[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("2 files of 1 MB"),
+        "{}",
+        files[1]
+    );
+    assert!(
+        answer.headers.contains("connection: close"),
+        "{}",
+        answer.headers
+    );
+    let d = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
+    assert_eq!(d["files"].as_array().unwrap().len(), 1, "{d}");
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_floor_rate_is_cut() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // At least 1,000 bytes per second of waiting, over a 1 s window; the client sends 100.
+    let stack = Stack::start(
+        Options::new("slow")
+            .env("UPLOAD_MIN_BYTES_PER_SEC", "1000")
+            .env("UPLOAD_RATE_WINDOW_SECS", "1"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let trickled_out = gave_up.clone();
+    // A declared length: the guard does not depend on chunked bodies.
+    let answer = raw_upload(
+        &stack,
+        &cookie,
+        &id,
+        Some(1_000_000),
+        move |body, answered| {
+            body.write_all(part_head("files", Some("scan.pdf")).as_bytes())?;
+            body.write_all(b"%PDF-1.7\n")?;
+            body.flush()?;
+            // Ten bytes every 100 ms, for up to two minutes (far longer than the window).
+            for _ in 0..1200 {
+                if answered.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                body.write_all(&[b'x'; 10])?;
+                body.flush()?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            trickled_out.store(true, Ordering::SeqCst);
+            Ok(())
+        },
+    )
+    .await;
+    assert!(!gave_up.load(Ordering::SeqCst), "the trickle was never cut");
+    assert_eq!(answer.status, 408, "{}", answer.json);
+    let v = &answer.json["files"][0];
+    assert_eq!(v["code"], "upload_too_slow", "{v}");
+    assert_eq!(v["name"], "scan.pdf");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("check the connection"),
+        "{v}"
+    );
+    assert!(
+        answer.headers.contains("connection: close"),
+        "{}",
+        answer.headers
+    );
+    // Nothing of the file was kept, and no job made.
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = redis_keys(&stack, "upload:*");
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "{left:?}");
+    assert!(redis_keys(&stack, "job:*").is_empty());
+}
+
+#[tokio::test]
+async fn after_a_storage_error_the_rest_of_the_body_is_not_read() {
+    // A directory store whose directory is a plain file: every write fails.
+    let dir = std::env::temp_dir().join(format!("fom-web-broken-store-{}", std::process::id()));
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let stack = Stack::start(
+        Options::new("storefail").env("UPLOAD_STORE", &format!("dir:{}", dir.display())),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let answer = raw_upload(&stack, &cookie, &id, None, |body, answered| {
+        body.write_all(part_head("files", Some("a.csv")).as_bytes())?;
+        body.write_all(&csv(2))?;
+        body.write_all(format!("\r\n{}", part_head("files", Some("b.csv"))).as_bytes())?;
+        body.flush()?;
+        // The body goes on only once answered: a server that read on would wait for it forever
+        // (well, for this test's two minutes).
+        for _ in 0..1200 {
+            if answered.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        body.write_all(&csv(2))?;
+        write!(body, "\r\n--{BOUNDARY}--\r\n")
+    })
+    .await;
+    let _ = std::fs::remove_file(&dir);
+    assert_eq!(answer.status, 503, "{}", answer.json);
+    let files = answer.json["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "b.csv was not read: {}", answer.json);
+    assert_eq!(files[0]["code"], "storage_unavailable");
+    assert_eq!(files[0]["name"], "a.csv");
+    assert!(
+        answer.headers.contains("connection: close"),
+        "{}",
+        answer.headers
+    );
+}

@@ -94,6 +94,14 @@ function uploadFiles(files) {
         e.error = sentence(v.error || 'The file was not accepted.');
       }
     });
+    // Files after the last verdict were never read (the server stopped at a limit or a storage
+    // error); the last verdict says why.
+    const last = data.files[data.files.length - 1];
+    const why = last && !last.accepted && last.error ? sentence(last.error) : 'The file was not received; send it again.';
+    for (const e of entries.slice(data.files.length)) {
+      e.state = 'failed';
+      e.error = why;
+    }
     // Accepted files now live on the server; their bars follow the job from here.
     D.uploads = D.uploads.filter((e) => e.state !== 'accepted');
     renderFiles();

@@ -66,6 +66,9 @@ pub struct FakeOptions {
     pub max_inline_pdf_bytes: usize,
     /// Each HTTP 200 answer waits this long first.
     pub latency: Duration,
+    /// Keep every inline image received, decoded, for [`FakeGemini::images`] (off by default:
+    /// long runs would hold them all).
+    pub keep_images: bool,
 }
 
 impl Default for FakeOptions {
@@ -76,6 +79,7 @@ impl Default for FakeOptions {
             max_request_bytes: 100 * 1024 * 1024,
             max_inline_pdf_bytes: 50 * 1024 * 1024,
             latency: Duration::ZERO,
+            keep_images: false,
         }
     }
 }
@@ -111,6 +115,7 @@ pub fn default_record(page: u32) -> Value {
 #[derive(Default)]
 struct Inner {
     requests: Vec<Value>,
+    images: Vec<Vec<u8>>,
     per_name: HashMap<String, u32>,
 }
 
@@ -169,6 +174,11 @@ impl FakeGemini {
     /// `"<invalid JSON: N bytes>"`, one over the size limit as `"<too large: N bytes>"`.
     pub fn requests(&self) -> Vec<Value> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The inline images of every request, decoded, in order (with `keep_images` only).
+    pub fn images(&self) -> Vec<Vec<u8>> {
+        self.shared.lock().images.clone()
     }
 
     pub fn request_count(&self) -> usize {
@@ -372,6 +382,11 @@ async fn generate_content(
 
     let recorded = match parsed {
         Ok(mut value) => {
+            if opts.keep_images {
+                let mut images = Vec::new();
+                inline_images(&value, &mut images);
+                shared.lock().images.extend(images);
+            }
             elide_inline_data(&mut value);
             value
         }
@@ -1134,6 +1149,26 @@ fn answer(model: &str, info: &RequestInfo) -> Value {
         "modelVersion": model,
         "responseId": response_id(),
     })
+}
+
+/// Every inline `data` string that decodes as base64.
+fn inline_images(value: &Value, out: &mut Vec<Vec<u8>>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if key == "inline_data" || key == "inlineData" {
+                    if let Some(Value::String(data)) = child.get("data") {
+                        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) {
+                            out.push(bytes);
+                        }
+                    }
+                }
+                inline_images(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| inline_images(v, out)),
+        _ => {}
+    }
 }
 
 /// Replaces every inline `data` string with `"<elided: N base64 chars>"`.

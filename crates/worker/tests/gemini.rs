@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fom_core::pdf::synth::{write_scan_pdf, ScanOptions};
+use fom_core::photo::synth::{check_pattern, stored_pixels, write_jpeg, write_png};
 use fom_testkit::gemini::{FakeGemini, FakeOptions};
 use serde_json::Value;
 
@@ -272,4 +273,60 @@ fn a_photo_goes_through_the_same_batches() {
         req["contents"][0]["parts"][1]["inline_data"]["mime_type"],
         "image/jpeg"
     );
+}
+
+/// Issue 14: a 6000 x 6600 photo (39.6 Mpx, under the 40 Mpx cap; 375 MB peak before photos
+/// were decoded at reduced scale) goes through the Gemini path with `MEMORY_CRITICAL_MB=300`:
+/// the fake receives it scaled to `RENDER_MAX_PIXELS` (6 Mpx) and upright, and the worker's
+/// peak RSS stays far below the ceiling.
+fn big_photo_through_gemini(path: &Path, expected: (u32, u32)) {
+    let fake = FakeGemini::start(FakeOptions {
+        keep_images: true,
+        ..FakeOptions::default()
+    })
+    .unwrap();
+    let (code, json) = process(
+        &fake,
+        &[path],
+        &[("MEMORY_CRITICAL_MB", "300"), ("MEMORY_WARNING_MB", "250")],
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["files"][0]["records"], 1, "{json}");
+    assert_eq!(json["errors"], Value::Array(vec![]));
+    let peak = json["peak_rss_mb"].as_f64().unwrap();
+    eprintln!("{}: peak RSS {peak} MB", path.display());
+    assert!(peak < PHOTO_PEAK_MB, "peak RSS {peak} MB");
+    let images = fake.images();
+    assert_eq!(images.len(), 1);
+    let img = image::load_from_memory(&images[0]).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), expected);
+    // Upright: the pattern's red band along the top, its blue band down the left.
+    let (w, h) = img.dimensions();
+    let top = img.get_pixel(w / 2, h / 30).0;
+    assert!(top[0] > 150 && top[2] < 90, "top {top:?}");
+    let left = img.get_pixel(w / 30, h / 2).0;
+    assert!(left[2] > 150 && left[0] < 90, "left {left:?}");
+}
+
+/// Far below the 300 MB ceiling; these photos took 375 MB before (docs/PERFORMANCE.md,
+/// "Photos").
+const PHOTO_PEAK_MB: f64 = 100.0;
+
+#[test]
+fn a_6000_by_6600_png_reaches_the_model_scaled_in_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("big-check.png");
+    write_png(&png, 6000, 6600, check_pattern(6000, 6600)).unwrap();
+    big_photo_through_gemini(&png, (2335, 2569));
+}
+
+#[test]
+fn a_6000_by_6600_jpeg_reaches_the_model_scaled_upright_in_little_memory() {
+    // Stored 6000 x 6600 with EXIF orientation 6 (turn 90 degrees clockwise to view), so the
+    // upright photo is 6600 x 6000.
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("big-check.jpg");
+    let pixel = stored_pixels(6, 6000, 6600, check_pattern(6600, 6000));
+    write_jpeg(&jpeg, 6000, 6600, 85, Some(6), pixel).unwrap();
+    big_photo_through_gemini(&jpeg, (2569, 2335));
 }

@@ -62,7 +62,29 @@ pub enum DepositError {
     Encode(serde_json::Error),
     #[error("deposit {0} is changing too fast; try again")]
     Busy(String),
+    /// Writing the deposit would leave Redis (mini plans: 25 MB, refusing writes when full)
+    /// with less than `REDIS_MIN_HEADROOM_MB` free; the deposit is left as it was.
+    #[error(
+        "there is not enough room in Redis: writing the deposit with them needs {:.1} MB and \
+         {:.1} MB is free. Put this file in a new deposit, or ask the operator to free space or \
+         move to a larger Redis plan; then retry the file.",
+        mb(*.need),
+        mb(*.free)
+    )]
+    NoRoom { need: u64, free: u64 },
 }
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// Redis memory a deposit write costs, as a multiple of its JSON: the command's argument in the
+/// query buffer, the script's copy of it and the stored value before the old one is freed
+/// (measured: docs/MEMORY.md, "CSV files").
+pub const WRITE_COST_FACTOR: f64 = 2.5;
+
+/// Default of `REDIS_MIN_HEADROOM_MB`, in bytes.
+pub const DEFAULT_MIN_HEADROOM: u64 = 5 * 1_048_576;
 
 /// Compare-and-set: ARGV[1] is the revision read ('' = create), ARGV[2] the document.
 const CAS: &str = r"
@@ -89,6 +111,8 @@ pub struct DepositStore {
     redis: RedisPool,
     keys: Keys,
     ttl: Duration,
+    /// Redis memory (bytes) a merge must leave free: `REDIS_MIN_HEADROOM_MB`.
+    min_headroom: u64,
 }
 
 impl DepositStore {
@@ -97,12 +121,19 @@ impl DepositStore {
             redis: redis.into(),
             keys,
             ttl: DEPOSIT_TTL,
+            min_headroom: DEFAULT_MIN_HEADROOM,
         }
     }
 
     /// Time a deposit created by this store is kept after its last change.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Redis memory (bytes) a job's merge must leave free.
+    pub fn with_min_headroom(mut self, bytes: u64) -> Self {
+        self.min_headroom = bytes;
         self
     }
 
@@ -136,7 +167,18 @@ impl DepositStore {
     pub async fn update<T>(
         &self,
         id: &str,
+        change: impl FnMut(&mut Deposit) -> ControlFlow<T, T>,
+    ) -> Result<Option<T>, DepositError> {
+        self.update_checked(id, change, false).await
+    }
+
+    /// [`DepositStore::update`]; with `check_room`, the changed deposit is written only when
+    /// Redis has room for the write and `min_headroom` besides ([`DepositError::NoRoom`]).
+    async fn update_checked<T>(
+        &self,
+        id: &str,
         mut change: impl FnMut(&mut Deposit) -> ControlFlow<T, T>,
+        check_room: bool,
     ) -> Result<Option<T>, DepositError> {
         for attempt in 0..CAS_ATTEMPTS {
             let Some((rev, mut deposit)) = self.load(id).await? else {
@@ -147,7 +189,11 @@ impl DepositStore {
                 ControlFlow::Continue(t) => t,
             };
             deposit.updated_at = crate::jobs::now_ms();
-            if self.write(&deposit, &rev).await? == 1 {
+            let doc = serde_json::to_string(&deposit).map_err(DepositError::Encode)?;
+            if check_room {
+                self.check_room(doc.len()).await?;
+            }
+            if self.write_doc(&deposit, &doc, &rev).await? == 1 {
                 return Ok(Some(out));
             }
             // Lost the race: back off a little, with jitter, and apply the change again.
@@ -188,7 +234,8 @@ impl DepositStore {
     }
 
     /// Merges a finished job's records and errors into its deposit, once per job. Returns
-    /// `None` when the deposit no longer exists.
+    /// `None` when the deposit no longer exists, and [`DepositError::NoRoom`] (the deposit
+    /// unchanged) when Redis has no room for the merged deposit.
     pub async fn merge_job(
         &self,
         deposit_id: &str,
@@ -196,15 +243,39 @@ impl DepositStore {
         records: &[Donation],
         errors: &[ExtractError],
     ) -> Result<Option<MergeSummary>, DepositError> {
-        self.update(deposit_id, |d| {
-            if d.merged_jobs.iter().any(|j| j == job_id) {
-                return ControlFlow::Break(MergeSummary::default());
-            }
-            d.merged_jobs.push(job_id.to_string());
-            d.errors.extend(errors.iter().cloned());
-            ControlFlow::Continue(merge_into(&mut d.records, records.to_vec()))
-        })
+        self.update_checked(
+            deposit_id,
+            |d| {
+                if d.merged_jobs.iter().any(|j| j == job_id) {
+                    return ControlFlow::Break(MergeSummary::default());
+                }
+                d.merged_jobs.push(job_id.to_string());
+                d.errors.extend(errors.iter().cloned());
+                ControlFlow::Continue(merge_into(&mut d.records, records.to_vec()))
+            },
+            true,
+        )
         .await
+    }
+
+    /// Refuses a write of a `doc_len`-byte deposit that would leave Redis less than
+    /// `min_headroom` free (a Redis at its `maxmemory` refuses every write, jobs and sessions
+    /// too). No limit (`maxmemory` 0) means no check.
+    async fn check_room(&self, doc_len: usize) -> Result<(), DepositError> {
+        let mem = crate::redis_conn::memory_info(&mut self.redis.get().await?).await?;
+        let Some(free) = mem.headroom() else {
+            return Ok(());
+        };
+        let need = ((doc_len as f64 * WRITE_COST_FACTOR) as u64).saturating_add(self.min_headroom);
+        if need > free {
+            tracing::warn!(
+                need_mb = mb(need),
+                free_mb = mb(free),
+                "deposit not written: Redis memory headroom too low"
+            );
+            return Err(DepositError::NoRoom { need, free });
+        }
+        Ok(())
     }
 
     async fn load(&self, id: &str) -> Result<Option<(String, Deposit)>, DepositError> {
@@ -222,6 +293,11 @@ impl DepositStore {
 
     async fn write(&self, d: &Deposit, rev: &str) -> Result<i64, DepositError> {
         let doc = serde_json::to_string(d).map_err(DepositError::Encode)?;
+        self.write_doc(d, &doc, rev).await
+    }
+
+    /// Writes `d`, already encoded as `doc`.
+    async fn write_doc(&self, d: &Deposit, doc: &str, rev: &str) -> Result<i64, DepositError> {
         Ok(redis::Script::new(CAS)
             .key(self.keys.deposit(&d.id))
             .key(self.keys.deposits())

@@ -262,6 +262,11 @@ pub fn format_amount(amount: Decimal) -> String {
     let s = format!("{:.2}", amount.round_dp(2));
     let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    format!("{sign}{}.{frac}", group_thousands(digits))
+}
+
+/// "1234567" -> "1,234,567": a run of ASCII digits with US thousands separators.
+pub fn group_thousands(digits: &str) -> String {
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -269,7 +274,7 @@ pub fn format_amount(amount: Decimal) -> String {
         }
         grouped.push(c);
     }
-    format!("{sign}{grouped}.{frac}")
+    grouped
 }
 
 /// Parses a US-style amount: optional `$`, comma thousands separators in groups of three, at

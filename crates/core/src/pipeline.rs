@@ -21,7 +21,14 @@ pub struct PipelineSettings {
     pub monitor: Monitor,
     /// `EXTRACTOR`: gemini (with `GEMINI_API_KEY`) or the offline text extractor.
     pub extractor: std::sync::Arc<dyn Extractor + Send + Sync>,
+    /// `MAX_RECORDS_PER_FILE`: a CSV file with more data rows is refused before its records
+    /// are built (docs/MEMORY.md, "CSV files").
+    pub max_records_per_file: u64,
 }
+
+/// Default of `MAX_RECORDS_PER_FILE`: a deposit of this many CSV rows fits Heroku Key-Value
+/// Store's mini plan (25 MB) with room to spare (the arithmetic: docs/MEMORY.md, "CSV files").
+pub const DEFAULT_MAX_RECORDS_PER_FILE: u64 = 4_000;
 
 impl PipelineSettings {
     pub fn from_env(env: &mut crate::config::EnvReader) -> Self {
@@ -30,6 +37,12 @@ impl PipelineSettings {
             rules: Rules::from_env(env, chrono::Local::now().date_naive()),
             monitor: crate::runtime::memory_settings(env),
             extractor: crate::extract::from_env(env),
+            max_records_per_file: env.number(
+                "MAX_RECORDS_PER_FILE",
+                DEFAULT_MAX_RECORDS_PER_FILE,
+                1,
+                1_000_000,
+            ),
         }
     }
 
@@ -40,15 +53,7 @@ impl PipelineSettings {
         name: &str,
         on_page: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> FileOutcome {
-        process_file(
-            path,
-            name,
-            &self.pdf,
-            &self.rules,
-            self.extractor.as_ref(),
-            &self.monitor,
-            on_page,
-        )
+        process_file(path, name, self, &self.pdf, on_page)
     }
 }
 
@@ -76,6 +81,10 @@ pub struct FileOutcome {
     pub errors: Vec<ExtractError>,
     /// Set when the file as a whole could not be read.
     pub error: Option<String>,
+    /// The file was refused for a reason its sender can fix (too many rows): the job ends
+    /// failed, not dead, and the error says what to do.
+    #[serde(skip)]
+    pub refused: bool,
     /// The progress callback asked to stop before the end: the outcome is partial.
     #[serde(skip)]
     pub stopped: bool,
@@ -93,26 +102,33 @@ impl FileOutcome {
             records: Vec::new(),
             errors: Vec::new(),
             error: Some(error.to_string()),
+            refused: false,
             stopped: false,
             usage: None,
         }
     }
+
+    fn refused(file: &str, kind: Option<FileKind>, error: impl ToString) -> Self {
+        Self {
+            refused: true,
+            ..Self::failed(file, kind, error)
+        }
+    }
 }
 
-/// Processes one file into normalised records. Never panics on bad input: every problem ends
-/// up in the outcome.
+/// Processes one file into normalised records, with `settings` and the PDF settings `pdf` (a
+/// job's own: its quarantined pages). Never panics on bad input: every problem ends up in the
+/// outcome.
 pub fn process_file(
     path: &Path,
     name: &str,
-    cfg: &PdfConfig,
-    rules: &Rules,
-    extractor: &dyn Extractor,
-    monitor: &Monitor,
+    settings: &PipelineSettings,
+    pdf: &PdfConfig,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
-    let mut outcome = read_file(path, name, cfg, extractor, monitor, progress);
+    let mut outcome = read_file(path, name, settings, pdf, progress);
     for record in &mut outcome.records {
-        normalize(record, rules);
+        normalize(record, &settings.rules);
     }
     outcome
 }
@@ -120,11 +136,12 @@ pub fn process_file(
 fn read_file(
     path: &Path,
     name: &str,
+    settings: &PipelineSettings,
     cfg: &PdfConfig,
-    extractor: &dyn Extractor,
-    monitor: &Monitor,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
+    let extractor = settings.extractor.as_ref();
+    let monitor = &settings.monitor;
     let kind = match filetype::sniff_path(path) {
         Ok(k) => k,
         Err(e) => return FileOutcome::failed(name, None, e),
@@ -132,7 +149,7 @@ fn read_file(
     monitor.log(&format!("start {} file", kind.as_str()));
     let outcome = match kind {
         FileKind::Pdf => process_pdf(path, name, cfg, extractor, monitor, progress),
-        FileKind::Csv => match csv::read_csv(path, name) {
+        FileKind::Csv => match csv::read_csv(path, name, settings.max_records_per_file) {
             Ok(outcomes) => {
                 // One step for the whole file: there is no page boundary to stop at.
                 let _ = progress(Progress {
@@ -141,6 +158,7 @@ fn read_file(
                 });
                 collect(name, kind, 0, outcomes)
             }
+            Err(e @ csv::CsvError::TooManyRows { .. }) => FileOutcome::refused(name, Some(kind), e),
             Err(e) => FileOutcome::failed(name, Some(kind), e),
         },
         FileKind::Jpeg | FileKind::Png => {
@@ -254,6 +272,7 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         records,
         errors,
         error: None,
+        refused: false,
         stopped: false,
         usage: None,
     }

@@ -37,6 +37,9 @@ pub struct Settings {
     pub upload_retention: Duration,
     /// `DEPOSIT_TTL_DAYS`: deposits kept after their last change.
     pub deposit_ttl: Duration,
+    /// `REDIS_MIN_HEADROOM_MB`: Redis memory an upload (into the Redis store) or a job's merge
+    /// into its deposit must leave free.
+    pub min_headroom_bytes: u64,
     /// `WORKER_MAX_CRASHES`: a document that crashed its worker this often is dead.
     pub max_crashes: u32,
     /// `WORKER_HEARTBEAT_SECS`: how often workers beat and poll the queue.
@@ -59,6 +62,12 @@ impl Settings {
             deposit_ttl: Duration::from_secs(
                 env.number("DEPOSIT_TTL_DAYS", 30u64, 1, 3650) * 24 * 3600,
             ),
+            min_headroom_bytes: env.number(
+                "REDIS_MIN_HEADROOM_MB",
+                crate::deposits::DEFAULT_MIN_HEADROOM / MB,
+                0,
+                1024,
+            ) * MB,
             max_crashes: env.number("WORKER_MAX_CRASHES", 3, 1, 100),
             heartbeat: Duration::from_secs(env.number("WORKER_HEARTBEAT_SECS", 1, 1, 300)),
             missed_heartbeats: env.number("WORKER_MISSED_HEARTBEATS", 10, 1, 100),
@@ -95,8 +104,9 @@ impl Services {
     ) -> Result<Self, StoreError> {
         let keys = settings.keys().clone();
         let jobs = JobStore::new(redis.clone(), keys.clone(), settings.max_crashes);
-        let deposits =
-            DepositStore::new(redis.clone(), keys.clone()).with_ttl(settings.deposit_ttl);
+        let deposits = DepositStore::new(redis.clone(), keys.clone())
+            .with_ttl(settings.deposit_ttl)
+            .with_min_headroom(settings.min_headroom_bytes);
         let store = UploadStore::open(&settings.store, redis.clone(), keys.clone())?
             .with_retention(settings.upload_retention);
         let qbo = settings.qbo.clone().map(|q| {

@@ -6,7 +6,7 @@
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use fom_core::deposits::DepositStore;
+use fom_core::deposits::{DepositError, DepositStore};
 use fom_core::donation::Donation;
 use fom_core::extract::ExtractError;
 use fom_core::keys::Keys;
@@ -135,5 +135,86 @@ async fn deposits_expire_after_their_ttl_and_leave_the_list() {
     assert!(store.list(10).await.unwrap().is_empty());
     let left: Vec<String> = conn.zrange(keys.deposits(), 0, -1).await.unwrap();
     assert!(left.is_empty(), "expired ids are dropped from the index");
+    cleanup(&keys).await;
+}
+
+/// `n` gifts of about 1 KB of JSON each (a memo of 400 characters).
+fn big_gifts(n: usize) -> Vec<Donation> {
+    (0..n)
+        .map(|i| {
+            let mut g = gift(&format!("big{i}"), 1000 + i as i64);
+            g.memo = Some("m".repeat(400));
+            g
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_merge_without_room_in_redis_is_refused_and_leaves_the_deposit_as_it_was() {
+    // A private server: maxmemory must not be set on the shared one.
+    let redis = fom_testkit::web::PrivateRedis::start(&[
+        "--maxmemory",
+        "8mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let conn = ConnectionManager::new(redis::Client::open(redis.url.as_str()).unwrap())
+        .await
+        .unwrap();
+    let store = DepositStore::new(conn.clone(), keys()).with_min_headroom(1024 * 1024);
+    let d = store.create("Small Redis").await.unwrap();
+    let small = store
+        .merge_job(&d.id, "job-small", &[gift("tx1", 2500)], &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(small.added, 1);
+    let before = store.get(&d.id).await.unwrap().unwrap();
+
+    // 4,000 gifts are about 4 MB of JSON: 2.5 x that plus 1 MB does not fit under 8 MB.
+    let err = store
+        .merge_job(&d.id, "job-big", &big_gifts(4000), &[])
+        .await
+        .unwrap_err();
+    let DepositError::NoRoom { need, free } = err else {
+        panic!("expected NoRoom, got {err:?}");
+    };
+    assert!(need > free, "{need} <= {free}");
+    assert!(need > 10 * 1024 * 1024, "{need}");
+    let text = err.to_string();
+    assert!(
+        text.contains("not enough room") && text.contains("retry the file"),
+        "{text}"
+    );
+    assert_eq!(store.get(&d.id).await.unwrap().unwrap(), before);
+
+    // With room (a larger plan), the same job merges.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("64mb")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let big = store
+        .merge_job(&d.id, "job-big", &big_gifts(4000), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(big.added, 4000);
+}
+
+#[tokio::test]
+async fn without_a_memory_limit_a_large_merge_is_not_checked() {
+    // The shared server has no maxmemory: nothing to check against.
+    let keys = keys();
+    let store = DepositStore::new(shared().await, keys.clone()).with_min_headroom(u64::MAX / 4);
+    let d = store.create("Unlimited").await.unwrap();
+    let m = store
+        .merge_job(&d.id, "job", &big_gifts(100), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.added, 100);
     cleanup(&keys).await;
 }

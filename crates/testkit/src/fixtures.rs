@@ -129,3 +129,47 @@ pub fn write_content_bomb_pdf(
         Ok(Some((" /Filter /FlateDecode".into(), z.finish()?)))
     })
 }
+
+/// An online-gift export of `rows` gifts (the example CSV's Stripe columns: reference, date,
+/// donor name, email, amount, address, memo), written row by row. Rows differ in donor, amount
+/// and day; every 10th has a memo of about 60 characters, every 25th an amount that cannot be
+/// read (an error issue on the record).
+pub fn write_gifts_csv(path: &Path, rows: usize) -> io::Result<()> {
+    const FIRST: [&str; 8] = [
+        "Grace", "Daniel", "Emily", "Robert", "Maria", "James", "Aisha", "Thomas",
+    ];
+    const LAST: [&str; 8] = [
+        "Kim", "Okafor", "Chen", "McDonald", "Garcia", "O'Neil", "Rahman", "Lutz",
+    ];
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(
+        w,
+        "Transaction ID,Date,First Name,Last Name,Email,Amount,Address,City,State,Zip,Memo"
+    )?;
+    for i in 0..rows {
+        let (first, last) = (FIRST[i % 8], LAST[(i / 8) % 8]);
+        let amount = if i % 25 == 24 {
+            "twenty".to_string()
+        } else {
+            format!("${}.{:02}", 10 + i % 490, i % 100)
+        };
+        let memo = if i % 10 == 0 {
+            "In memory of a dear friend, for the school fund and the choir"
+        } else {
+            "Monthly gift"
+        };
+        writeln!(
+            w,
+            "ch_3Q{i:08},2026-{:02}-{:02} 09:14:00,{first},{last},{}.{}{i}@example.org,{amount},\
+             {} Birch Lane Apt {},Madison,WI,{:05},{memo}",
+            i % 12 + 1,
+            i % 28 + 1,
+            first.to_lowercase(),
+            last.to_lowercase().replace('\'', ""),
+            i % 9000 + 1,
+            i % 40 + 1,
+            53703 + i % 90,
+        )?;
+    }
+    w.flush()
+}

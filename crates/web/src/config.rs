@@ -35,7 +35,6 @@ pub struct Config {
     /// ended.
     pub upload_min_bytes_per_sec: u64,
     pub upload_rate_window: Duration,
-    pub min_headroom_bytes: u64,
     pub request_timeout: Duration,
     pub rules: Rules,
     pub monitor: Monitor,
@@ -68,7 +67,6 @@ impl Config {
         let upload_min_bytes_per_sec = env.number("UPLOAD_MIN_BYTES_PER_SEC", 1024u64, 1, 100 * MB);
         let upload_rate_window =
             Duration::from_secs(env.number("UPLOAD_RATE_WINDOW_SECS", 30u64, 1, 600));
-        let min_headroom_bytes = env.number("REDIS_MIN_HEADROOM_MB", 5u64, 0, 1024) * MB;
         let request_timeout =
             Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
         let rules = Rules::from_env(env, chrono::Local::now().date_naive());
@@ -89,7 +87,6 @@ impl Config {
             max_upload_bytes,
             upload_min_bytes_per_sec,
             upload_rate_window,
-            min_headroom_bytes,
             request_timeout,
             rules,
             monitor,

@@ -315,7 +315,7 @@ async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), Api
     let Some(free) = mem.headroom() else {
         return Ok(());
     };
-    let need = incoming.saturating_add(state.cfg.min_headroom_bytes);
+    let need = incoming.saturating_add(state.cfg.services.min_headroom_bytes);
     if free < need {
         let mb = |b: u64| b as f64 / 1_048_576.0;
         tracing::warn!(

@@ -9,7 +9,7 @@ use fom_core::donation::{format_amount, Donation};
 use fom_core::extract::ExtractError;
 use fom_core::memory;
 use fom_core::normalize::normalize;
-use fom_core::pipeline::{process_file, FileOutcome};
+use fom_core::pipeline::FileOutcome;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -45,7 +45,6 @@ pub fn current_file() -> String {
 /// Reads every file (one failing file does not stop the others), then merges duplicates across
 /// files with the same rules a later upload into an existing deposit uses.
 pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
-    let extractor = settings.extractor.clone();
     let bar = progress_bar();
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     let mut records = Vec::new();
@@ -60,22 +59,19 @@ pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
         if let Ok(mut f) = CURRENT_FILE.lock() {
             f.clone_from(&name);
         }
-        let outcome = process_file(
-            path,
-            &name,
-            &settings.pdf,
-            &settings.rules,
-            extractor.as_ref(),
-            &settings.monitor,
-            &mut |p| {
-                bar.set_length(u64::from(p.page_count));
-                bar.set_position(u64::from(p.pages_done));
-                bar.set_prefix(format!("{:.0} MB", memory::rss_mb()));
-                std::ops::ControlFlow::Continue(())
-            },
-        );
+        let outcome = settings.process(path, &name, &mut |p| {
+            bar.set_length(u64::from(p.page_count));
+            bar.set_position(u64::from(p.pages_done));
+            bar.set_prefix(format!("{:.0} MB", memory::rss_mb()));
+            std::ops::ControlFlow::Continue(())
+        });
         if let Some(e) = &outcome.error {
-            bar.suspend(|| eprintln!("{name}: {e}"));
+            // One line per bad file, starting with its name (some messages already name it).
+            if e.starts_with(&format!("{name} ")) {
+                bar.suspend(|| eprintln!("{e}"));
+            } else {
+                bar.suspend(|| eprintln!("{name}: {e}"));
+            }
         }
         merged += dedup::merge_into(&mut records, outcome.records.clone()).merged;
         outcomes.push(outcome);

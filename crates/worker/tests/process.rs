@@ -124,6 +124,7 @@ fn write_bad(dir: &Path, bad: &Bad) -> PathBuf {
             fixtures::write_truncated(&examples().join("deposit.pdf"), &path, 600).unwrap()
         }
         "notes.docx" => std::fs::write(&path, b"PK\x03\x04\x14\0\0\0").unwrap(),
+        "big.csv" => fixtures::write_gifts_csv(&path, 4_001).unwrap(),
         other => unreachable!("{other}"),
     }
     path
@@ -160,6 +161,10 @@ fn bad_inputs_give_one_clear_line_each_and_exit_1() {
         Bad {
             name: "notes.docx",
             expect: "ZIP",
+        },
+        Bad {
+            name: "big.csv",
+            expect: "big.csv has 4,001 rows; at most 4,000 can be read from one file. Split",
         },
     ];
     for case in &cases {

@@ -13,19 +13,28 @@ use serde_json::Value;
 struct Env {
     prefix: String,
     dir: tempfile::TempDir,
+    /// The Redis every command of the test uses.
+    url: String,
 }
 
 impl Env {
     fn new() -> Self {
+        Self::on(&fom_testkit::redis_url())
+    }
+
+    /// An environment on the Redis at `url` (a private server with settings of its own).
+    fn on(url: &str) -> Self {
         Self {
             prefix: format!("qtest-{}", uuid::Uuid::new_v4().simple()),
             dir: tempfile::tempdir().unwrap(),
+            url: url.to_string(),
         }
     }
 
     fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_fom-worker"));
-        c.env("KEY_PREFIX", &self.prefix)
+        c.env("REDIS_URL", &self.url)
+            .env("KEY_PREFIX", &self.prefix)
             .env("UPLOAD_STORE", "redis")
             .env("WORKER_HEARTBEAT_SECS", "1")
             .env("WORKER_MISSED_HEARTBEATS", "5")
@@ -127,7 +136,7 @@ impl Env {
     }
 
     fn redis(&self) -> redis::Connection {
-        redis::Client::open(fom_testkit::redis_url())
+        redis::Client::open(self.url.as_str())
             .unwrap()
             .get_connection()
             .unwrap()
@@ -156,7 +165,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        fom_testkit::delete_keys(&fom_testkit::redis_url(), &self.prefix);
+        fom_testkit::delete_keys(&self.url, &self.prefix);
     }
 }
 
@@ -569,6 +578,88 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no rss in {line}"));
     assert!(rss < 300.0, "{line}");
+    env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+/// Waits for the job to end one way or another.
+fn wait_end(env: &Env, id: &str) -> Value {
+    env.wait_job(id, Duration::from_secs(120), |j| {
+        matches!(state(j), "done" | "failed" | "dead")
+    })
+}
+
+#[test]
+fn a_hundred_thousand_row_csv_is_refused_in_bounded_memory_and_the_queue_moves_on() {
+    let env = Env::new();
+    let path = env.dir.path().join("big-export.csv");
+    fom_testkit::fixtures::write_gifts_csv(&path, 100_000).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > 8 * 1024 * 1024 && size < 25 * 1024 * 1024, "{size}");
+    let mut sup = env.supervisor(&[("MEMORY_WARNING_MB", "250"), ("MEMORY_CRITICAL_MB", "300")]);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let other = env.enqueue(&["after-the-big-one.csv"]).remove(0);
+    let end = wait_end(&env, &id);
+    let log = sup.log();
+    // Failed, not dead: the treasurer can act on it, and nothing crashed.
+    assert_eq!(state(&end), "failed", "{end}\n{log}");
+    assert_eq!(end["crashes"], 0, "{end}");
+    let why = end["last_error"].as_str().unwrap();
+    assert!(
+        why.starts_with(
+            "big-export.csv has 100,000 rows; at most 4,000 can be read from one file. Split the \
+             file or export a shorter date range."
+        ),
+        "{why}"
+    );
+    let peak = end["peak_rss_mb"].as_f64().unwrap();
+    println!("worker peak RSS for the 100,000-row CSV: {peak:.1} MB");
+    assert!(peak > 0.0 && peak <= 300.0, "{end}");
+    // The refused upload is not kept: a retry would be refused again.
+    env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
+    assert!(upload_keys(&env).is_empty(), "{:?}", upload_keys(&env));
+    assert!(!log.contains("worker child crashed"), "{log}");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+#[test]
+fn a_file_whose_records_do_not_fit_redis_ends_failed_and_its_deposit_is_unchanged() {
+    // A private server with a small limit: maxmemory must not be set on the shared one.
+    let redis = fom_testkit::web::PrivateRedis::start(&[
+        "--maxmemory",
+        "12mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let env = Env::on(&redis.url);
+    let path = env.dir.path().join("march-gifts.csv");
+    fom_testkit::fixtures::write_gifts_csv(&path, 3_900).unwrap();
+    let mut sup = env.supervisor(&[("REDIS_MIN_HEADROOM_MB", "1")]);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let end = wait_end(&env, &id);
+    let log = sup.log();
+    assert_eq!(state(&end), "failed", "{end}\n{log}");
+    assert_eq!(end["crashes"], 0, "{end}");
+    let why = end["last_error"].as_str().unwrap();
+    assert!(
+        why.starts_with("march-gifts.csv was read but its 3900 record(s) were not added")
+            && why.contains("not enough room in Redis")
+            && why.contains("retry the file"),
+        "{why}"
+    );
+    // The deposit was left as it was: no records, the job not marked merged.
+    let deposit_id = end["deposit_id"].as_str().unwrap();
+    let doc: String = redis::cmd("HGET")
+        .arg(format!("{}:deposit:{deposit_id}", env.prefix))
+        .arg("doc")
+        .query(&mut env.redis())
+        .unwrap();
+    let deposit: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(deposit["records"], serde_json::json!([]), "{deposit}");
+    assert_eq!(deposit["merged_jobs"], serde_json::json!([]), "{deposit}");
+    // The upload is kept for a retry once there is room; a small file still goes through.
+    assert!(!upload_keys(&env).is_empty());
+    let other = env.enqueue(&["small.csv"]).remove(0);
     env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
 }

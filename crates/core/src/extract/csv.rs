@@ -7,6 +7,7 @@
 //! the date are parsed here, into typed fields. A row with a bad value still becomes a record
 //! carrying the problem as an issue: nothing is dropped.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -15,7 +16,8 @@ use chrono::NaiveDate;
 
 use super::Outcome;
 use crate::donation::{
-    parse_amount, parse_date, Donation, IssueLevel, PaymentMethod, SourceKind, ValueError,
+    group_thousands, parse_amount, parse_date, Donation, IssueLevel, PaymentMethod, SourceKind,
+    ValueError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,13 @@ pub enum CsvError {
     Malformed { line: u64, reason: String },
     #[error("the CSV file is UTF-16 text; save it as \"CSV UTF-8\" and upload it again")]
     Utf16,
+    #[error(
+        "{file} has {} rows; at most {} can be read from one file. Split the file or export a \
+         shorter date range.",
+        group_thousands(&.rows.to_string()),
+        group_thousands(&.limit.to_string())
+    )]
+    TooManyRows { file: String, rows: u64, limit: u64 },
 }
 
 /// How much of the file the delimiter is guessed from.
@@ -189,58 +198,113 @@ fn column_key(index: usize, header: &str) -> String {
     }
 }
 
-/// Reads every row of `path` into records.
-pub fn read_csv(path: &Path, file_name: &str) -> Result<Vec<Outcome>, CsvError> {
-    let mut file = File::open(path)?;
-    let mut head = Vec::with_capacity(SNIFF_BYTES as usize);
-    (&mut file).take(SNIFF_BYTES).read_to_end(&mut head)?;
-    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
-        return Err(CsvError::Utf16);
+/// Reads every row of `path` into records, refusing a file of more than `max_rows` data rows
+/// before any record is built (a deposit must fit its Redis budget: docs/MEMORY.md, "CSV
+/// files").
+pub fn read_csv(path: &Path, file_name: &str, max_rows: u64) -> Result<Vec<Outcome>, CsvError> {
+    // A counting pass first: one row in memory, no records, so a huge export costs a read.
+    let mut rows = Rows::open(path)?;
+    let count = rows.count_rest()?;
+    if count > max_rows {
+        return Err(CsvError::TooManyRows {
+            file: file_name.to_string(),
+            rows: count,
+            limit: max_rows,
+        });
     }
-    let start = if head.starts_with(UTF8_BOM) {
-        UTF8_BOM.len() as u64
-    } else {
-        0
-    };
-    let complete = (head.len() as u64) < SNIFF_BYTES;
-    let delimiter = sniff_delimiter(&head[start as usize..], complete);
 
-    file.seek(SeekFrom::Start(start))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(file);
-    let mut lines = {
-        let mut f = File::open(path)?;
-        f.seek(SeekFrom::Start(start))?;
-        LineCursor::new(f)
-    };
-
-    let mut row = csv::ByteRecord::new();
+    let mut rows = Rows::open(path)?;
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut cells: Vec<String> = Vec::new();
-    if !read_row(&mut reader, &mut row, 1)? {
-        return Err(CsvError::NoHeader);
-    }
-    decode_row(&row, &mut cells);
-    let columns = Columns::from_headers(&cells)?;
-
-    let mut out = Vec::new();
-    let mut last_line = 1;
-    loop {
-        let from = reader.position().byte();
-        if !read_row(&mut reader, &mut row, last_line + 1)? {
-            break;
-        }
-        last_line = lines.record_line(from, reader.position().byte())?;
-        decode_row(&row, &mut cells);
-        if cells.iter().all(String::is_empty) {
-            continue; // a blank line (or only delimiters) is not a gift
-        }
-        let record = build_record(file_name, last_line, &columns, &cells);
+    while let Some(line) = rows.next_row(&mut cells)? {
+        let record = build_record(file_name, line, &rows.columns, &cells);
         out.push(Outcome::Record(Box::new(record)));
     }
     Ok(out)
+}
+
+/// The data rows of a CSV file, read one at a time after its header.
+struct Rows {
+    reader: csv::Reader<File>,
+    lines: LineCursor<File>,
+    row: csv::ByteRecord,
+    columns: Columns,
+    last_line: u64,
+}
+
+impl Rows {
+    /// Opens `path` (a BOM skipped, the delimiter sniffed) and reads its header.
+    fn open(path: &Path) -> Result<Self, CsvError> {
+        let mut file = File::open(path)?;
+        let mut head = Vec::with_capacity(SNIFF_BYTES as usize);
+        (&mut file).take(SNIFF_BYTES).read_to_end(&mut head)?;
+        if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+            return Err(CsvError::Utf16);
+        }
+        let start = if head.starts_with(UTF8_BOM) {
+            UTF8_BOM.len() as u64
+        } else {
+            0
+        };
+        let complete = (head.len() as u64) < SNIFF_BYTES;
+        let delimiter = sniff_delimiter(&head[start as usize..], complete);
+
+        file.seek(SeekFrom::Start(start))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(file);
+        let lines = {
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(start))?;
+            LineCursor::new(f)
+        };
+
+        let mut row = csv::ByteRecord::new();
+        if !read_row(&mut reader, &mut row, 1)? {
+            return Err(CsvError::NoHeader);
+        }
+        let mut cells = Vec::new();
+        decode_row(&row, &mut cells);
+        let columns = Columns::from_headers(&cells)?;
+        Ok(Self {
+            reader,
+            lines,
+            row,
+            columns,
+            last_line: 1,
+        })
+    }
+
+    /// The next row that is not blank, decoded into `cells`, with its line in the file.
+    fn next_row(&mut self, cells: &mut Vec<String>) -> Result<Option<u64>, CsvError> {
+        loop {
+            let from = self.reader.position().byte();
+            if !read_row(&mut self.reader, &mut self.row, self.last_line + 1)? {
+                return Ok(None);
+            }
+            self.last_line = self
+                .lines
+                .record_line(from, self.reader.position().byte())?;
+            decode_row(&self.row, cells);
+            // A blank line (or only delimiters) is not a gift.
+            if !cells.iter().all(String::is_empty) {
+                return Ok(Some(self.last_line));
+            }
+        }
+    }
+
+    /// How many rows that are not blank are left, without decoding them.
+    fn count_rest(&mut self) -> Result<u64, CsvError> {
+        let mut count = 0;
+        while read_row(&mut self.reader, &mut self.row, self.last_line + 1)? {
+            if !self.row.iter().all(|cell| decoded(cell).trim().is_empty()) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
 }
 
 /// Reads the next row; `line` is a best guess for the error message (the csv crate's own line
@@ -260,19 +324,19 @@ fn read_row(
 
 fn decode_row(row: &csv::ByteRecord, cells: &mut Vec<String>) {
     cells.clear();
-    cells.extend(row.iter().map(decode));
+    cells.extend(row.iter().map(|cell| decoded(cell).trim().to_string()));
 }
 
 /// One field: UTF-8 when it is valid UTF-8, else Windows-1252 (a superset of Latin-1's
-/// printable range), trimmed.
-fn decode(bytes: &[u8]) -> String {
+/// printable range). Borrowed unless it had to be converted.
+fn decoded(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.trim().to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .trim()
-            .to_string(),
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
     }
 }
 
@@ -561,7 +625,7 @@ mod tests {
 
     fn read(content: &[u8]) -> Vec<Donation> {
         let f = write(content);
-        read_csv(f.path(), "gifts.csv")
+        read_csv(f.path(), "gifts.csv", 1_000)
             .unwrap()
             .into_iter()
             .map(|o| match o {
@@ -573,7 +637,7 @@ mod tests {
 
     fn read_err(content: &[u8]) -> CsvError {
         let f = write(content);
-        match read_csv(f.path(), "gifts.csv") {
+        match read_csv(f.path(), "gifts.csv", 1_000) {
             Ok(out) => panic!("expected an error, got {} outcomes", out.len()),
             Err(e) => e,
         }
@@ -1009,6 +1073,45 @@ ch_3Ab,2026-03-03 09:14:00,25.00,0.00,usd,Monthly gift,ann@example.org,ANN LEE,\
         assert!(matches!(
             read_err(b"Name,Color\n"),
             CsvError::NoAmountColumn { columns } if columns == ["Name", "Color"]
+        ));
+    }
+
+    #[test]
+    fn a_file_over_the_row_limit_is_refused_and_blank_lines_do_not_count() {
+        let csv = b"Name,Amount\nA,1\n\n,\nB,2\nC,3\n\r\n";
+        let f = write(csv);
+        let rows = |limit| read_csv(f.path(), "online-gifts.csv", limit);
+        assert_eq!(rows(3).unwrap().len(), 3, "at the limit");
+        match rows(2) {
+            Err(e @ CsvError::TooManyRows { .. }) => assert_eq!(
+                e.to_string(),
+                "online-gifts.csv has 3 rows; at most 2 can be read from one file. Split the \
+                 file or export a shorter date range."
+            ),
+            other => panic!("expected TooManyRows, got {other:?}"),
+        }
+        let big = CsvError::TooManyRows {
+            file: "online-gifts.csv".into(),
+            rows: 100_000,
+            limit: 4_000,
+        };
+        assert!(
+            big.to_string()
+                .starts_with("online-gifts.csv has 100,000 rows; at most 4,000 can be read"),
+            "{big}"
+        );
+    }
+
+    #[test]
+    fn a_bad_header_is_reported_before_the_row_count() {
+        let mut csv = String::from("Name,Color\n");
+        for i in 0..50 {
+            csv.push_str(&format!("Donor {i},blue\n"));
+        }
+        let f = write(csv.as_bytes());
+        assert!(matches!(
+            read_csv(f.path(), "gifts.csv", 10),
+            Err(CsvError::NoAmountColumn { .. })
         ));
     }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use super::{progress_writer, Job, JobContext, JobEnd, JobFault, Stage};
+use crate::deposits::DepositError;
 use crate::donation::Donation;
 use crate::extract::gemini::TokenUsage;
 use crate::extract::ExtractError;
@@ -82,15 +83,7 @@ impl Job for DocumentJob {
                 }
                 ControlFlow::Continue(())
             };
-            process_file(
-                &path,
-                &name,
-                &pdf,
-                &pipeline.rules,
-                pipeline.extractor.as_ref(),
-                &pipeline.monitor,
-                on_page,
-            )
+            process_file(&path, &name, &pipeline, &pdf, on_page)
         })
         .await
         .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
@@ -112,7 +105,13 @@ impl Job for DocumentJob {
             });
         }
         if let Some(e) = outcome.error {
-            return Ok(JobEnd::Dead(e));
+            if !outcome.refused {
+                return Ok(JobEnd::Dead(e));
+            }
+            // Refused as sent (too many rows): a retry would be refused again, so the upload
+            // is not kept taking Redis memory; the message says how to send it instead.
+            release_upload(s, &record.file_id).await;
+            return Ok(JobEnd::Failed(e));
         }
         s.jobs
             .progress(
@@ -129,14 +128,25 @@ impl Job for DocumentJob {
             match s
                 .deposits
                 .merge_job(&record.deposit_id, id, &outcome.records, &outcome.errors)
-                .await?
+                .await
             {
-                Some(m) => tracing::info!(
+                Ok(Some(m)) => tracing::info!(
                     added = m.added,
                     merged = m.merged,
                     "records merged into the deposit"
                 ),
-                None => tracing::warn!("the deposit no longer exists; records kept on the job"),
+                Ok(None) => {
+                    tracing::warn!("the deposit no longer exists; records kept on the job");
+                }
+                // The upload is kept: once there is room, a retry of the file succeeds.
+                Err(e @ DepositError::NoRoom { .. }) => {
+                    return Ok(JobEnd::Failed(format!(
+                        "{} was read but its {} record(s) were not added to the deposit; {e}",
+                        record.file_name,
+                        outcome.records.len()
+                    )));
+                }
+                Err(e) => return Err(e.into()),
             }
             if let Some(qbo) = &s.qbo {
                 match_after_extraction(ctx, qbo, id, &record.deposit_id, outcome.pages).await;
@@ -155,13 +165,19 @@ impl Job for DocumentJob {
             tracing::warn!("job finished elsewhere; this result was not stored");
         }
         // The upload is no longer needed once its records are stored (or after the retention).
-        if let Err(e) = s.store.release(&record.file_id).await {
-            tracing::warn!(error = %e, "uploaded file not released");
-        }
-        if let Err(e) = s.store.sweep().await {
-            tracing::warn!(error = %e, "upload sweep skipped");
-        }
+        release_upload(s, &record.file_id).await;
         Ok(JobEnd::Done)
+    }
+}
+
+/// Lets the upload go (deleted now, or after `UPLOAD_RETENTION_HOURS`) and sweeps the kept
+/// ones that are due; a failure here never fails the job.
+async fn release_upload(s: &crate::services::Services, file_id: &str) {
+    if let Err(e) = s.store.release(file_id).await {
+        tracing::warn!(error = %e, "uploaded file not released");
+    }
+    if let Err(e) = s.store.sweep().await {
+        tracing::warn!(error = %e, "upload sweep skipped");
     }
 }
 

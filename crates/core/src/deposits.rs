@@ -78,10 +78,11 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
-/// Redis memory a deposit write costs, as a multiple of its JSON: the command's argument in the
-/// query buffer, the script's copy of it and the stored value before the old one is freed
-/// (measured: docs/MEMORY.md, "CSV files").
-pub const WRITE_COST_FACTOR: f64 = 2.5;
+/// Redis memory a deposit write takes at its peak, as a multiple of the new JSON: the command's
+/// argument, the script's copy of it and the stored value, each rounded up to the allocator's
+/// size class, while the old value is still held. Measured 3.1-3.8 (docs/MEMORY.md, "CSV files
+/// and the Redis budget").
+pub const WRITE_COST_FACTOR: f64 = 4.0;
 
 /// Default of `REDIS_MIN_HEADROOM_MB`, in bytes.
 pub const DEFAULT_MIN_HEADROOM: u64 = 5 * 1_048_576;

@@ -22,12 +22,12 @@ pub struct PipelineSettings {
     /// `EXTRACTOR`: gemini (with `GEMINI_API_KEY`) or the offline text extractor.
     pub extractor: std::sync::Arc<dyn Extractor + Send + Sync>,
     /// `MAX_RECORDS_PER_FILE`: a CSV file with more data rows is refused before its records
-    /// are built (docs/MEMORY.md, "CSV files").
+    /// are built (docs/MEMORY.md, "CSV files and the Redis budget").
     pub max_records_per_file: u64,
 }
 
 /// Default of `MAX_RECORDS_PER_FILE`: a deposit of this many CSV rows fits Heroku Key-Value
-/// Store's mini plan (25 MB) with room to spare (the arithmetic: docs/MEMORY.md, "CSV files").
+/// Store's mini plan (25 MB) with room to spare (the arithmetic: docs/MEMORY.md, "CSV files and the Redis budget").
 pub const DEFAULT_MAX_RECORDS_PER_FILE: u64 = 4_000;
 
 impl PipelineSettings {

@@ -171,7 +171,7 @@ async fn a_merge_without_room_in_redis_is_refused_and_leaves_the_deposit_as_it_w
     assert_eq!(small.added, 1);
     let before = store.get(&d.id).await.unwrap().unwrap();
 
-    // 4,000 gifts are about 4 MB of JSON: 2.5 x that plus 1 MB does not fit under 8 MB.
+    // 4,000 gifts are about 4 MB of JSON: 4 x that plus 1 MB does not fit under 8 MB.
     let err = store
         .merge_job(&d.id, "job-big", &big_gifts(4000), &[])
         .await

@@ -154,7 +154,7 @@ pub fn write_gifts_csv(path: &Path, rows: usize) -> io::Result<()> {
             format!("${}.{:02}", 10 + i % 490, i % 100)
         };
         let memo = if i % 10 == 0 {
-            "In memory of a dear friend, for the school fund and the choir"
+            "\"In memory of a dear friend, for the school fund and the choir\""
         } else {
             "Monthly gift"
         };

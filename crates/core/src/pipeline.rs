@@ -27,7 +27,8 @@ pub struct PipelineSettings {
 }
 
 /// Default of `MAX_RECORDS_PER_FILE`: a deposit of this many CSV rows fits Heroku Key-Value
-/// Store's mini plan (25 MB) with room to spare (the arithmetic: docs/MEMORY.md, "CSV files and the Redis budget").
+/// Store's mini plan (25 MB) with room for its write (docs/MEMORY.md, "CSV files and the Redis
+/// budget").
 pub const DEFAULT_MAX_RECORDS_PER_FILE: u64 = 4_000;
 
 impl PipelineSettings {

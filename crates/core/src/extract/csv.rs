@@ -1,9 +1,10 @@
 //! Online-gift CSV exports (Stripe, PayPal, donation platforms, hand-made sheets), parsed
 //! deterministically: no model is involved, so the same file always gives the same records.
 //!
-//! Rows are streamed from the file, one row in memory at a time. Each field is decoded on its
-//! own: UTF-8 (a leading BOM is skipped), else Windows-1252, because hand-edited exports mix
-//! the two. Values are read as written; `normalize` cleans them afterwards. Only the amount and
+//! Rows are streamed from the file, one row in memory at a time: first counted (a file over
+//! `MAX_RECORDS_PER_FILE` is refused before any record exists), then read. Each field is
+//! decoded on its own: UTF-8 (a leading BOM is skipped), else Windows-1252, because
+//! hand-edited exports mix the two. Values are read as written; `normalize` cleans them afterwards. Only the amount and
 //! the date are parsed here, into typed fields. A row with a bad value still becomes a record
 //! carrying the problem as an issue: nothing is dropped.
 
@@ -200,7 +201,7 @@ fn column_key(index: usize, header: &str) -> String {
 
 /// Reads every row of `path` into records, refusing a file of more than `max_rows` data rows
 /// before any record is built (a deposit must fit its Redis budget: docs/MEMORY.md, "CSV
-/// files").
+/// files and the Redis budget").
 pub fn read_csv(path: &Path, file_name: &str, max_rows: u64) -> Result<Vec<Outcome>, CsvError> {
     // A counting pass first: one row in memory, no records, so a huge export costs a read.
     let mut rows = Rows::open(path)?;

@@ -65,9 +65,9 @@ pub enum DepositError {
     /// Writing the deposit would leave Redis (mini plans: 25 MB, refusing writes when full)
     /// with less than `REDIS_MIN_HEADROOM_MB` free; the deposit is left as it was.
     #[error(
-        "there is not enough room in Redis: writing the deposit with them needs {:.1} MB and \
-         {:.1} MB is free. Put this file in a new deposit, or ask the operator to free space or \
-         move to a larger Redis plan; then retry the file.",
+        "there is not enough room in Redis: writing the deposit with these records needs \
+         {:.1} MB and {:.1} MB is free. Put this file in a new deposit, or ask the operator to \
+         free space or move to a larger Redis plan; then retry the file.",
         mb(*.need),
         mb(*.free)
     )]

@@ -641,6 +641,7 @@ fn a_file_whose_records_do_not_fit_redis_ends_failed_and_its_deposit_is_unchange
     assert_eq!(state(&end), "failed", "{end}\n{log}");
     assert_eq!(end["crashes"], 0, "{end}");
     let why = end["last_error"].as_str().unwrap();
+    println!("{why}");
     assert!(
         why.starts_with("march-gifts.csv was read but its 3900 record(s) were not added")
             && why.contains("not enough room in Redis")

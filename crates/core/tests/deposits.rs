@@ -149,6 +149,16 @@ fn big_gifts(n: usize) -> Vec<Donation> {
         .collect()
 }
 
+/// Merges `n` big gifts as job `job`; how many were added.
+async fn merged_big(store: &DepositStore, deposit: &str, job: &str, n: usize) -> usize {
+    store
+        .merge_job(deposit, job, &big_gifts(n), &[])
+        .await
+        .unwrap()
+        .unwrap()
+        .added
+}
+
 #[tokio::test]
 async fn a_merge_without_room_in_redis_is_refused_and_leaves_the_deposit_as_it_was() {
     // A private server: maxmemory must not be set on the shared one.
@@ -196,12 +206,7 @@ async fn a_merge_without_room_in_redis_is_refused_and_leaves_the_deposit_as_it_w
         .query_async(&mut conn.clone())
         .await
         .unwrap();
-    let big = store
-        .merge_job(&d.id, "job-big", &big_gifts(4000), &[])
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(big.added, 4000);
+    assert_eq!(merged_big(&store, &d.id, "job-big", 4000).await, 4000);
 }
 
 #[tokio::test]
@@ -210,11 +215,6 @@ async fn without_a_memory_limit_a_large_merge_is_not_checked() {
     let keys = keys();
     let store = DepositStore::new(shared().await, keys.clone()).with_min_headroom(u64::MAX / 4);
     let d = store.create("Unlimited").await.unwrap();
-    let m = store
-        .merge_job(&d.id, "job", &big_gifts(100), &[])
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.added, 100);
+    assert_eq!(merged_big(&store, &d.id, "job", 100).await, 100);
     cleanup(&keys).await;
 }

@@ -514,14 +514,7 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     let env = Env::new();
     // 20 pages of one check each; page 7 inflates from a few hundred KB into 64 MB of drawing
     // operators, which pdfium would turn into more than a gigabyte.
-    let pages: Vec<Vec<String>> = (1..=20)
-        .map(|n| {
-            vec![format!(
-                "{}  Donor Number{n}  $100.00  01/05/2026",
-                1000 + n
-            )]
-        })
-        .collect();
+    let pages = twenty_pages();
     let path = env.dir.path().join("deposit-with-bomb.pdf");
     fom_testkit::fixtures::write_content_bomb_pdf(&path, &pages, 7, 64).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
@@ -529,6 +522,9 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
         ("MEMORY_WARNING_MB", "250"),
         ("MEMORY_CRITICAL_MB", "300"),
         ("WORKER_MISSED_HEARTBEATS", "3"),
+        // The pre-flight would refuse the page before pdfium sees it (tested below): this
+        // test is about the ceiling behind it.
+        ("PDF_MAX_PAGE_OPERATORS", "1000000000"),
     ]);
     let id = env.enqueue_paths(&[path]).remove(0);
     let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
@@ -571,4 +567,94 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     assert!(rss < 300.0, "{line}");
     env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+/// 20 pages of one check each.
+fn twenty_pages() -> Vec<Vec<String>> {
+    (1..=20)
+        .map(|n| {
+            vec![format!(
+                "{}  Donor Number{n}  $100.00  01/05/2026",
+                1000 + n
+            )]
+        })
+        .collect()
+}
+
+/// Runs `path` (page 7 a bomb) under a 300 MB ceiling and checks that the pre-flight left the
+/// page out with a reason containing `reason` before pdfium loaded it: no crash, no ceiling,
+/// no quarantine, every other page read, the worker's peak under the ceiling, the next job
+/// done and the supervisor up.
+fn bomb_refused_before_load(env: &Env, path: PathBuf, reason: &str) {
+    assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
+    let file = path.file_name().unwrap().to_str().unwrap().to_string();
+    let mut sup = env.supervisor(&[
+        ("MEMORY_WARNING_MB", "250"),
+        ("MEMORY_CRITICAL_MB", "300"),
+        ("WORKER_MISSED_HEARTBEATS", "3"),
+    ]);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
+    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "done" | "dead")
+    });
+    let log = sup.log();
+    assert_eq!(state(&done), "done", "{done}\n{log}");
+    assert_eq!(done["crashes"], 0, "{done}");
+    assert_eq!(
+        done["skip_pages"],
+        serde_json::json!([]),
+        "no quarantine: {done}"
+    );
+    let peak = done["peak_rss_mb"].as_f64().unwrap();
+    assert!(peak <= 300.0, "{done}");
+    assert!(
+        !log.contains("needs more memory than this worker may use"),
+        "the ceiling was reached:\n{log}"
+    );
+    assert_eq!(result_records(env, &id), 19);
+    let result = env.job_result(&id);
+    let errors = result["errors"].as_array().unwrap();
+    let bomb = errors
+        .iter()
+        .find(|e| e["pages"] == serde_json::json!([7]))
+        .unwrap_or_else(|| panic!("no error for page 7: {result}"));
+    assert!(bomb["reason"].as_str().unwrap().contains(reason), "{bomb}");
+    assert_eq!(bomb["file"], file.as_str());
+    env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+#[test]
+fn an_image_bomb_page_is_refused_before_it_is_read_and_every_other_page_is_read() {
+    let env = Env::new();
+    // Page 7 draws, through a form, a Flate image declaring 40,000 x 40,000 gray pixels
+    // (1.6 GB decoded) of which 256 MB are stored, in a file of a few hundred KB.
+    let path = env.dir.path().join("deposit-with-image-bomb.pdf");
+    fom_testkit::fixtures::write_image_bomb_pdf(
+        &path,
+        &twenty_pages(),
+        &fom_testkit::fixtures::ImageBomb {
+            page: 7,
+            width: 40_000,
+            height: 40_000,
+            inflated_mb: 256,
+            in_form: true,
+            compact: false,
+        },
+    )
+    .unwrap();
+    bomb_refused_before_load(
+        &env,
+        path,
+        "declares an image of 40000 x 40000 pixels, more than the limit of 40000000 pixels",
+    );
+}
+
+#[test]
+fn a_content_bomb_page_is_refused_by_the_preflight_without_reaching_the_ceiling() {
+    let env = Env::new();
+    let path = env.dir.path().join("deposit-with-content-bomb.pdf");
+    fom_testkit::fixtures::write_content_bomb_pdf_as(&path, &twenty_pages(), 7, 64, true).unwrap();
+    bomb_refused_before_load(&env, path, "more than 1000000 drawing operators");
 }

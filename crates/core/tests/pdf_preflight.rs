@@ -302,3 +302,35 @@ fn an_incremental_update_is_followed_newest_first() {
         "{v:?}"
     );
 }
+
+#[test]
+fn the_limits_are_settings_with_bounds() {
+    use fom_core::config::EnvReader;
+    let mut env = EnvReader::from_pairs([
+        ("PDF_MAX_STREAM_MB", "32"),
+        ("PDF_MAX_PAGE_OPERATORS", "50000"),
+        ("PDF_MAX_OBJECTS", "5000"),
+    ]);
+    let cfg = PdfConfig::from_env(&mut env);
+    assert!(env.finish().is_ok());
+    assert_eq!(cfg.max_stream_bytes, 32 << 20);
+    assert_eq!(cfg.max_page_operators, 50_000);
+    assert_eq!(cfg.max_objects, 5_000);
+    let mut env = EnvReader::from_pairs([
+        ("PDF_MAX_STREAM_MB", "0"),
+        ("PDF_MAX_PAGE_OPERATORS", "10"),
+        ("PDF_MAX_OBJECTS", "many"),
+    ]);
+    let cfg = PdfConfig::from_env(&mut env);
+    let problems = env.finish().err().unwrap().problems;
+    let vars: Vec<_> = problems.iter().map(|p| p.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "PDF_MAX_STREAM_MB",
+            "PDF_MAX_PAGE_OPERATORS",
+            "PDF_MAX_OBJECTS"
+        ]
+    );
+    assert_eq!(cfg.max_stream_bytes, PdfConfig::default().max_stream_bytes);
+}

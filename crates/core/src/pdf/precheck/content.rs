@@ -157,10 +157,8 @@ impl OpCounter {
         }
         self.operators += 1;
         match self.word.as_slice() {
-            b"Do" => {
-                if self.drawn.len() < MAX_DRAWN && !self.drawn.contains(&self.last_name) {
-                    self.drawn.push(self.last_name.clone());
-                }
+            b"Do" if self.drawn.len() < MAX_DRAWN && !self.drawn.contains(&self.last_name) => {
+                self.drawn.push(self.last_name.clone());
             }
             b"ID" => {
                 // The inline image's data follows after one white-space byte.

@@ -178,11 +178,8 @@ impl<R: BufRead> Lexer<R> {
                     let Some(c) = self.peek()? else { break };
                     self.bump();
                     match c {
-                        b'\\' => {
-                            if self.peek()?.is_some() {
-                                self.bump();
-                            }
-                        }
+                        // The escaped byte (even a parenthesis) is skipped.
+                        b'\\' if self.peek()?.is_some() => self.bump(),
                         b'(' => depth += 1,
                         b')' => depth -= 1,
                         _ => {}

@@ -44,7 +44,14 @@ pub(super) struct Doc {
     entries: Vec<Entry>,
     pub(super) root: Option<u32>,
     pub(super) encrypted: bool,
-    objstm: Option<(u32, Vec<u8>, Vec<(u32, u64)>)>,
+    objstm: Option<ObjStm>,
+}
+
+/// The last object stream decoded: its number, bytes, and (object, offset) pairs.
+struct ObjStm {
+    num: u32,
+    bytes: Vec<u8>,
+    offsets: Vec<(u32, u64)>,
 }
 
 impl Doc {
@@ -354,7 +361,7 @@ impl Doc {
             }
             Entry::InStream { stream, index } => {
                 self.load_objstm(stream)?;
-                let Some((_, bytes, offsets)) = &self.objstm else {
+                let Some(ObjStm { bytes, offsets, .. }) = &self.objstm else {
                     return Err(Unknown::new("object stream not loaded"));
                 };
                 let off = offsets
@@ -381,7 +388,7 @@ impl Doc {
     }
 
     fn load_objstm(&mut self, num: u32) -> Result<(), Unknown> {
-        if self.objstm.as_ref().is_some_and(|(n, _, _)| *n == num) {
+        if self.objstm.as_ref().is_some_and(|o| o.num == num) {
             return Ok(());
         }
         self.objstm = None;
@@ -436,7 +443,11 @@ impl Doc {
                 u64::try_from(off).map_err(|_| Unknown::new("bad offset"))? + first as u64,
             ));
         }
-        self.objstm = Some((num, bytes, offsets));
+        self.objstm = Some(ObjStm {
+            num,
+            bytes,
+            offsets,
+        });
         Ok(())
     }
 

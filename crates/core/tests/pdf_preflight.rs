@@ -11,14 +11,7 @@ use fom_core::pdf::{PageWatch, PdfConfig, PdfError, PdfPages};
 use fom_testkit::fixtures::{self, ImageBomb, ScanOptions};
 
 fn text_pages(n: usize) -> Vec<Vec<String>> {
-    (1..=n)
-        .map(|i| {
-            vec![format!(
-                "{}  Donor Number{i}  $100.00  01/05/2026",
-                1000 + i
-            )]
-        })
-        .collect()
+    fixtures::one_check_per_page(n)
 }
 
 fn verdicts(path: &Path, cfg: &PdfConfig) -> Vec<Option<String>> {

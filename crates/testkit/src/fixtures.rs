@@ -107,6 +107,19 @@ pub fn write_truncated(src: &Path, dst: &Path, keep: usize) -> io::Result<()> {
     std::fs::write(dst, &data[..keep.min(data.len())])
 }
 
+/// `n` pages of one check line each ("1001  Donor Number1  $100.00  01/05/2026", ...), the
+/// ordinary pages around a bomb.
+pub fn one_check_per_page(n: usize) -> Vec<Vec<String>> {
+    (1..=n)
+        .map(|i| {
+            vec![format!(
+                "{}  Donor Number{i}  $100.00  01/05/2026",
+                1000 + i
+            )]
+        })
+        .collect()
+}
+
 /// A text PDF (like `write_text_pdf`) whose page `bomb_page` (1-based) is a content bomb: a
 /// Flate stream that inflates about 1,000:1 into `inflated_mb` MB of path operators, so a small
 /// file asks a reader for far more memory than it may use. Compressed as it is written.

@@ -571,14 +571,7 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
 
 /// 20 pages of one check each.
 fn twenty_pages() -> Vec<Vec<String>> {
-    (1..=20)
-        .map(|n| {
-            vec![format!(
-                "{}  Donor Number{n}  $100.00  01/05/2026",
-                1000 + n
-            )]
-        })
-        .collect()
+    fom_testkit::fixtures::one_check_per_page(20)
 }
 
 /// Runs `path` (page 7 a bomb) under a 300 MB ceiling and checks that the pre-flight left the

@@ -263,6 +263,7 @@ pub fn inspect(path: &Path, cfg: &PdfConfig) -> Result<PdfInfo, PdfError> {
     let started = std::time::Instant::now();
     // Before pdfium parses the cross-reference: a declared object count is refused here.
     let preflight = precheck::preflight(path, cfg)?;
+    let preflight_ms = started.elapsed().as_millis() as u64;
     let pdfium = library::pdfium()?;
     let doc = open_document(pdfium, path)?;
     let pages = u32::try_from(doc.pages().len()).unwrap_or(0);
@@ -298,6 +299,7 @@ pub fn inspect(path: &Path, cfg: &PdfConfig) -> Result<PdfInfo, PdfError> {
     tracing::debug!(
         pages,
         refused = refused.len(),
+        preflight_ms,
         ms = started.elapsed().as_millis() as u64,
         "PDF inspected"
     );

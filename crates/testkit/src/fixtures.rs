@@ -179,7 +179,7 @@ pub fn write_image_bomb_pdf(
     bomb: &ImageBomb,
 ) -> io::Result<()> {
     use flate2::write::ZlibEncoder;
-    use fom_core::pdf::synth::pdf_string;
+    use fom_core::pdf::synth::{text_content, write_text_head};
     let n = pages.len();
     let (image, form) = (4 + n * 2, 5 + n * 2);
     let mut w = PdfWriter::new(BufWriter::new(File::create(path)?), form)?;
@@ -187,24 +187,10 @@ pub fn write_image_bomb_pdf(
         w = w.compact();
     }
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + i * 2)).collect();
-    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
-    w.object(
-        2,
-        &format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")),
-        None,
-    )?;
-    w.object(
-        3,
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        None,
-    )?;
+    write_text_head(&mut w, &kids)?;
     for (i, lines) in pages.iter().enumerate() {
-        let mut content = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
-        for line in lines {
-            content.extend(pdf_string(line));
-            content.extend_from_slice(b" Tj T*\n");
-        }
-        content.extend_from_slice(b"ET\n");
+        let mut content = text_content(lines);
+        content.push(b'\n');
         let mut xobjects = String::new();
         if i + 1 == bomb.page {
             let (name, target) = if bomb.in_form {

@@ -518,19 +518,10 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     let path = env.dir.path().join("deposit-with-bomb.pdf");
     fom_testkit::fixtures::write_content_bomb_pdf(&path, &pages, 7, 64).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
-    let mut sup = env.supervisor(&[
-        ("MEMORY_WARNING_MB", "250"),
-        ("MEMORY_CRITICAL_MB", "300"),
-        ("WORKER_MISSED_HEARTBEATS", "3"),
-        // The pre-flight would refuse the page before pdfium sees it (tested below): this
-        // test is about the ceiling behind it.
-        ("PDF_MAX_PAGE_OPERATORS", "1000000000"),
-    ]);
-    let id = env.enqueue_paths(&[path]).remove(0);
-    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
-    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
-        matches!(state(j), "done" | "dead")
-    });
+    // The pre-flight would refuse the page before pdfium sees it (tested below): this test is
+    // about the ceiling behind it.
+    let (mut sup, id, other, done) =
+        run_bomb(&env, path, &[("PDF_MAX_PAGE_OPERATORS", "1000000000")]);
     let log = sup.log();
     assert_eq!(state(&done), "done", "{done}\n{log}");
     assert_eq!(
@@ -539,12 +530,7 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     );
     assert_eq!(done["skip_pages"], serde_json::json!([7]), "{done}");
     assert_eq!(result_records(&env, &id), 19);
-    let result = env.job_result(&id);
-    let errors = result["errors"].as_array().unwrap();
-    let bomb = errors
-        .iter()
-        .find(|e| e["pages"] == serde_json::json!([7]))
-        .unwrap_or_else(|| panic!("no error for page 7: {result}"));
+    let bomb = page_7_error(&env, &id);
     assert!(
         bomb["reason"]
             .as_str()
@@ -569,6 +555,40 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
 }
 
+/// Starts a supervisor under a 300 MB ceiling (and `extra`), queues `path` and a CSV after it,
+/// and waits for the first to end: (supervisor, job id, the CSV's job id, the job record).
+fn run_bomb(
+    env: &Env,
+    path: PathBuf,
+    extra: &[(&str, &str)],
+) -> (Supervisor, String, String, Value) {
+    let mut vars = vec![
+        ("MEMORY_WARNING_MB", "250"),
+        ("MEMORY_CRITICAL_MB", "300"),
+        ("WORKER_MISSED_HEARTBEATS", "3"),
+    ];
+    vars.extend_from_slice(extra);
+    let sup = env.supervisor(&vars);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
+    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "done" | "dead")
+    });
+    (sup, id, other, done)
+}
+
+/// The job's error for page 7 (where the bomb tests put their bomb).
+fn page_7_error(env: &Env, id: &str) -> Value {
+    let result = env.job_result(id);
+    result["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pages"] == serde_json::json!([7]))
+        .cloned()
+        .unwrap_or_else(|| panic!("no error for page 7: {result}"))
+}
+
 /// 20 pages of one check each.
 fn twenty_pages() -> Vec<Vec<String>> {
     fom_testkit::fixtures::one_check_per_page(20)
@@ -581,16 +601,7 @@ fn twenty_pages() -> Vec<Vec<String>> {
 fn bomb_refused_before_load(env: &Env, path: PathBuf, reason: &str) {
     assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
     let file = path.file_name().unwrap().to_str().unwrap().to_string();
-    let mut sup = env.supervisor(&[
-        ("MEMORY_WARNING_MB", "250"),
-        ("MEMORY_CRITICAL_MB", "300"),
-        ("WORKER_MISSED_HEARTBEATS", "3"),
-    ]);
-    let id = env.enqueue_paths(&[path]).remove(0);
-    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
-    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
-        matches!(state(j), "done" | "dead")
-    });
+    let (mut sup, id, other, done) = run_bomb(env, path, &[]);
     let log = sup.log();
     assert_eq!(state(&done), "done", "{done}\n{log}");
     assert_eq!(done["crashes"], 0, "{done}");
@@ -606,12 +617,7 @@ fn bomb_refused_before_load(env: &Env, path: PathBuf, reason: &str) {
         "the ceiling was reached:\n{log}"
     );
     assert_eq!(result_records(env, &id), 19);
-    let result = env.job_result(&id);
-    let errors = result["errors"].as_array().unwrap();
-    let bomb = errors
-        .iter()
-        .find(|e| e["pages"] == serde_json::json!([7]))
-        .unwrap_or_else(|| panic!("no error for page 7: {result}"));
+    let bomb = page_7_error(env, &id);
     assert!(bomb["reason"].as_str().unwrap().contains(reason), "{bomb}");
     assert_eq!(bomb["file"], file.as_str());
     env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");

@@ -207,33 +207,11 @@ pub fn write_text_pdf_as(
     let kids: Vec<String> = (0..pages.len())
         .map(|i| format!("{} 0 R", 4 + i * 2))
         .collect();
-    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
-    w.object(
-        2,
-        &format!(
-            "<< /Type /Pages /Kids [{}] /Count {} >>",
-            kids.join(" "),
-            pages.len()
-        ),
-        None,
-    )?;
-    w.object(
-        3,
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        None,
-    )?;
+    write_text_head(&mut w, &kids)?;
     for (i, lines) in pages.iter().enumerate() {
         let (extra, content) = match content(i)? {
             Some(own) => own,
-            None => {
-                let mut text = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
-                for line in lines {
-                    text.extend(pdf_string(line));
-                    text.extend_from_slice(b" Tj T*\n");
-                }
-                text.extend_from_slice(b"ET");
-                (String::new(), text)
-            }
+            None => (String::new(), text_content(lines)),
         };
         let page_obj = 4 + i * 2;
         w.object(
@@ -254,6 +232,37 @@ pub fn write_text_pdf_as(
     }
     w.finish(1, "")?;
     Ok(())
+}
+
+/// Objects 1-3 of a text PDF: the catalog, the page tree over `kids` ("N 0 R" each) and the
+/// Helvetica font its pages call /F1.
+pub fn write_text_head<W: Write + Seek>(w: &mut PdfWriter<W>, kids: &[String]) -> io::Result<()> {
+    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
+    w.object(
+        2,
+        &format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            kids.join(" "),
+            kids.len()
+        ),
+        None,
+    )?;
+    w.object(
+        3,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        None,
+    )
+}
+
+/// A content stream showing `lines` in 11 pt /F1, top to bottom.
+pub fn text_content(lines: &[String]) -> Vec<u8> {
+    let mut text = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
+    for line in lines {
+        text.extend(pdf_string(line));
+        text.extend_from_slice(b" Tj T*\n");
+    }
+    text.extend_from_slice(b"ET");
+    text
 }
 
 /// Options for [`write_scan_pdf`].

@@ -15,14 +15,7 @@ fn main() -> ExitCode {
         eprintln!("PAGES, BOMB_PAGE and INFLATED_MB are whole numbers");
         return ExitCode::from(2);
     };
-    let lines: Vec<Vec<String>> = (1..=pages)
-        .map(|n| {
-            vec![format!(
-                "{}  Donor Number{n}  $100.00  01/05/2026",
-                1000 + n
-            )]
-        })
-        .collect();
+    let lines = fom_testkit::fixtures::one_check_per_page(pages);
     match fom_testkit::fixtures::write_content_bomb_pdf(out.as_ref(), &lines, bomb, mb) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -107,6 +107,19 @@ pub fn write_truncated(src: &Path, dst: &Path, keep: usize) -> io::Result<()> {
     std::fs::write(dst, &data[..keep.min(data.len())])
 }
 
+/// `n` pages of one check line each ("1001  Donor Number1  $100.00  01/05/2026", ...), the
+/// ordinary pages around a bomb.
+pub fn one_check_per_page(n: usize) -> Vec<Vec<String>> {
+    (1..=n)
+        .map(|i| {
+            vec![format!(
+                "{}  Donor Number{i}  $100.00  01/05/2026",
+                1000 + i
+            )]
+        })
+        .collect()
+}
+
 /// A text PDF (like `write_text_pdf`) whose page `bomb_page` (1-based) is a content bomb: a
 /// Flate stream that inflates about 1,000:1 into `inflated_mb` MB of path operators, so a small
 /// file asks a reader for far more memory than it may use. Compressed as it is written.
@@ -116,8 +129,19 @@ pub fn write_content_bomb_pdf(
     bomb_page: usize,
     inflated_mb: usize,
 ) -> io::Result<()> {
+    write_content_bomb_pdf_as(path, pages, bomb_page, inflated_mb, false)
+}
+
+/// [`write_content_bomb_pdf`], in compact form when `compact` ([`PdfWriter::compact`]).
+pub fn write_content_bomb_pdf_as(
+    path: &Path,
+    pages: &[Vec<String>],
+    bomb_page: usize,
+    inflated_mb: usize,
+    compact: bool,
+) -> io::Result<()> {
     use flate2::write::ZlibEncoder;
-    fom_core::pdf::synth::write_text_pdf_with(path, pages, |i| {
+    fom_core::pdf::synth::write_text_pdf_as(path, pages, compact, |i| {
         if i + 1 != bomb_page {
             return Ok(None);
         }
@@ -172,4 +196,96 @@ pub fn write_gifts_csv(path: &Path, rows: usize) -> io::Result<()> {
         )?;
     }
     w.flush()
+
+/// The image of [`write_image_bomb_pdf`].
+#[derive(Debug, Clone, Copy)]
+pub struct ImageBomb {
+    /// 1-based page drawing it.
+    pub page: usize,
+    /// Declared size in pixels (8-bit gray).
+    pub width: u32,
+    pub height: u32,
+    /// MB of zero bytes actually stored (Flate, about 1,000:1).
+    pub inflated_mb: usize,
+    /// Drawn through a form XObject, where a check of the page's own objects does not look.
+    pub in_form: bool,
+    /// Object stream and cross-reference stream ([`PdfWriter::compact`]).
+    pub compact: bool,
+}
+
+/// A text PDF (one page per entry of `pages`, like `write_text_pdf`) whose page `bomb.page`
+/// also draws a Flate-compressed gray image declaring `width` x `height` pixels: a small file
+/// that asks a reader to decode far more than it may hold. Compressed as it is written.
+pub fn write_image_bomb_pdf(
+    path: &Path,
+    pages: &[Vec<String>],
+    bomb: &ImageBomb,
+) -> io::Result<()> {
+    use flate2::write::ZlibEncoder;
+    use fom_core::pdf::synth::{text_content, write_text_head};
+    let n = pages.len();
+    let (image, form) = (4 + n * 2, 5 + n * 2);
+    let mut w = PdfWriter::new(BufWriter::new(File::create(path)?), form)?;
+    if bomb.compact {
+        w = w.compact();
+    }
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + i * 2)).collect();
+    write_text_head(&mut w, &kids)?;
+    for (i, lines) in pages.iter().enumerate() {
+        let mut content = text_content(lines);
+        content.push(b'\n');
+        let mut xobjects = String::new();
+        if i + 1 == bomb.page {
+            let (name, target) = if bomb.in_form {
+                ("Fm0", form)
+            } else {
+                ("Im0", image)
+            };
+            content.extend_from_slice(format!("q 300 0 0 300 150 100 cm /{name} Do Q").as_bytes());
+            xobjects = format!(" /XObject << /{name} {target} 0 R >>");
+        }
+        let page = 4 + i * 2;
+        w.object(
+            page,
+            &format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] /Resources << /Font << /F1 3 0 R >>{xobjects} >> /Contents {} 0 R >>",
+                LETTER.0,
+                LETTER.1,
+                page + 1
+            ),
+            None,
+        )?;
+        w.object(
+            page + 1,
+            &format!("<< /Length {} >>", content.len()),
+            Some(&content),
+        )?;
+    }
+    let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..bomb.inflated_mb {
+        z.write_all(&zeros)?;
+    }
+    let data = z.finish()?;
+    w.object(
+        image,
+        &format!(
+            "<< /Type /XObject /Subtype /Image /Width {} /Height {} /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode /Length {} >>",
+            bomb.width,
+            bomb.height,
+            data.len()
+        ),
+        Some(&data),
+    )?;
+    let draw = b"q 1 0 0 1 0 0 cm /Im0 Do Q";
+    w.object(
+        form,
+        &format!(
+            "<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Resources << /XObject << /Im0 {image} 0 R >> >> /Length {} >>",
+            draw.len()
+        ),
+        Some(draw),
+    )?;
+    w.finish(1, "")?;
+    Ok(())
 }

@@ -21,6 +21,7 @@ fn scan(dir: &Path, name: &str, pages: u32) -> PathBuf {
             distinct: 2,
             seed: 7,
             quality: 70,
+            compact: false,
         },
     )
     .unwrap();

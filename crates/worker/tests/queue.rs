@@ -523,27 +523,14 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     let env = Env::new();
     // 20 pages of one check each; page 7 inflates from a few hundred KB into 64 MB of drawing
     // operators, which pdfium would turn into more than a gigabyte.
-    let pages: Vec<Vec<String>> = (1..=20)
-        .map(|n| {
-            vec![format!(
-                "{}  Donor Number{n}  $100.00  01/05/2026",
-                1000 + n
-            )]
-        })
-        .collect();
+    let pages = twenty_pages();
     let path = env.dir.path().join("deposit-with-bomb.pdf");
     fom_testkit::fixtures::write_content_bomb_pdf(&path, &pages, 7, 64).unwrap();
     assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
-    let mut sup = env.supervisor(&[
-        ("MEMORY_WARNING_MB", "250"),
-        ("MEMORY_CRITICAL_MB", "300"),
-        ("WORKER_MISSED_HEARTBEATS", "3"),
-    ]);
-    let id = env.enqueue_paths(&[path]).remove(0);
-    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
-    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
-        matches!(state(j), "done" | "dead")
-    });
+    // The pre-flight would refuse the page before pdfium sees it (tested below): this test is
+    // about the ceiling behind it.
+    let (mut sup, id, other, done) =
+        run_bomb(&env, path, &[("PDF_MAX_PAGE_OPERATORS", "1000000000")]);
     let log = sup.log();
     assert_eq!(state(&done), "done", "{done}\n{log}");
     assert_eq!(
@@ -552,12 +539,7 @@ fn a_content_bomb_page_is_left_out_and_every_other_page_is_read() {
     );
     assert_eq!(done["skip_pages"], serde_json::json!([7]), "{done}");
     assert_eq!(result_records(&env, &id), 19);
-    let result = env.job_result(&id);
-    let errors = result["errors"].as_array().unwrap();
-    let bomb = errors
-        .iter()
-        .find(|e| e["pages"] == serde_json::json!([7]))
-        .unwrap_or_else(|| panic!("no error for page 7: {result}"));
+    let bomb = page_7_error(&env, &id);
     assert!(
         bomb["reason"]
             .as_str()
@@ -663,4 +645,106 @@ fn a_file_whose_records_do_not_fit_redis_ends_failed_and_its_deposit_is_unchange
     let other = env.enqueue(&["small.csv"]).remove(0);
     env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+
+/// Starts a supervisor under a 300 MB ceiling (and `extra`), queues `path` and a CSV after it,
+/// and waits for the first to end: (supervisor, job id, the CSV's job id, the job record).
+fn run_bomb(
+    env: &Env,
+    path: PathBuf,
+    extra: &[(&str, &str)],
+) -> (Supervisor, String, String, Value) {
+    let mut vars = vec![
+        ("MEMORY_WARNING_MB", "250"),
+        ("MEMORY_CRITICAL_MB", "300"),
+        ("WORKER_MISSED_HEARTBEATS", "3"),
+    ];
+    vars.extend_from_slice(extra);
+    let sup = env.supervisor(&vars);
+    let id = env.enqueue_paths(&[path]).remove(0);
+    let other = env.enqueue(&["after-the-bomb.csv"]).remove(0);
+    let done = env.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "done" | "dead")
+    });
+    (sup, id, other, done)
+}
+
+/// The job's error for page 7 (where the bomb tests put their bomb).
+fn page_7_error(env: &Env, id: &str) -> Value {
+    let result = env.job_result(id);
+    result["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pages"] == serde_json::json!([7]))
+        .cloned()
+        .unwrap_or_else(|| panic!("no error for page 7: {result}"))
+}
+
+/// 20 pages of one check each.
+fn twenty_pages() -> Vec<Vec<String>> {
+    fom_testkit::fixtures::one_check_per_page(20)
+}
+
+/// Runs `path` (page 7 a bomb) under a 300 MB ceiling and checks that the pre-flight left the
+/// page out with a reason containing `reason` before pdfium loaded it: no crash, no ceiling,
+/// no quarantine, every other page read, the worker's peak under the ceiling, the next job
+/// done and the supervisor up.
+fn bomb_refused_before_load(env: &Env, path: PathBuf, reason: &str) {
+    assert!(std::fs::metadata(&path).unwrap().len() < 1024 * 1024);
+    let file = path.file_name().unwrap().to_str().unwrap().to_string();
+    let (mut sup, id, other, done) = run_bomb(env, path, &[]);
+    let log = sup.log();
+    assert_eq!(state(&done), "done", "{done}\n{log}");
+    assert_eq!(done["crashes"], 0, "{done}");
+    assert_eq!(
+        done["skip_pages"],
+        serde_json::json!([]),
+        "no quarantine: {done}"
+    );
+    let peak = done["peak_rss_mb"].as_f64().unwrap();
+    assert!(peak <= 300.0, "{done}");
+    assert!(
+        !log.contains("needs more memory than this worker may use"),
+        "the ceiling was reached:\n{log}"
+    );
+    assert_eq!(result_records(env, &id), 19);
+    let bomb = page_7_error(env, &id);
+    assert!(bomb["reason"].as_str().unwrap().contains(reason), "{bomb}");
+    assert_eq!(bomb["file"], file.as_str());
+    env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+#[test]
+fn an_image_bomb_page_is_refused_before_it_is_read_and_every_other_page_is_read() {
+    let env = Env::new();
+    // Page 7 draws, through a form, a Flate image declaring 40,000 x 40,000 gray pixels
+    // (1.6 GB decoded) of which 256 MB are stored, in a file of a few hundred KB.
+    let path = env.dir.path().join("deposit-with-image-bomb.pdf");
+    fom_testkit::fixtures::write_image_bomb_pdf(
+        &path,
+        &twenty_pages(),
+        &fom_testkit::fixtures::ImageBomb {
+            page: 7,
+            width: 40_000,
+            height: 40_000,
+            inflated_mb: 256,
+            in_form: true,
+            compact: false,
+        },
+    )
+    .unwrap();
+    bomb_refused_before_load(
+        &env,
+        path,
+        "declares an image of 40000 x 40000 pixels, more than the limit of 40000000 pixels",
+    );
+}
+
+#[test]
+fn a_content_bomb_page_is_refused_by_the_preflight_without_reaching_the_ceiling() {
+    let env = Env::new();
+    let path = env.dir.path().join("deposit-with-content-bomb.pdf");
+    fom_testkit::fixtures::write_content_bomb_pdf_as(&path, &twenty_pages(), 7, 64, true).unwrap();
+    bomb_refused_before_load(&env, path, "more than 1000000 drawing operators");
 }

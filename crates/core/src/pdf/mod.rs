@@ -17,6 +17,7 @@
 
 mod jpeg;
 pub mod library;
+pub mod precheck;
 mod walk;
 
 pub mod synth;
@@ -45,6 +46,15 @@ pub struct PdfConfig {
     /// `PDF_MAX_IMAGE_PIXELS`: a page drawing a larger embedded image is refused (decoding it
     /// would need more memory than the worker's budget).
     pub max_image_pixels: u64,
+    /// `PDF_MAX_STREAM_MB` (in bytes): a page whose content, form or image stream inflates
+    /// past this is refused before pdfium loads it (`precheck`).
+    pub max_stream_bytes: u64,
+    /// `PDF_MAX_PAGE_OPERATORS`: a page whose content streams (and the forms it draws) hold
+    /// more drawing operators is refused before pdfium loads it.
+    pub max_page_operators: u64,
+    /// `PDF_MAX_OBJECTS`: a document whose cross-reference declares more objects is refused
+    /// before pdfium parses it.
+    pub max_objects: u64,
     /// `PDF_JPEG_PASSTHROUGH`: allow full-page JPEG pass-through.
     pub passthrough: bool,
     /// `PDF_PASSTHROUGH_MAX_KB`: largest embedded JPEG passed through as it is.
@@ -109,6 +119,9 @@ impl Default for PdfConfig {
             jpeg_quality: 85,
             max_pages: 500,
             max_image_pixels: 40_000_000,
+            max_stream_bytes: 128 * 1024 * 1024,
+            max_page_operators: 1_000_000,
+            max_objects: 200_000,
             passthrough: true,
             passthrough_max_bytes: 4 * 1024 * 1024,
             reopen_every: 4,
@@ -133,6 +146,15 @@ impl PdfConfig {
                 1_000_000,
                 400_000_000,
             ),
+            max_stream_bytes: env.number("PDF_MAX_STREAM_MB", d.max_stream_bytes >> 20, 1, 4096)
+                << 20,
+            max_page_operators: env.number(
+                "PDF_MAX_PAGE_OPERATORS",
+                d.max_page_operators,
+                10_000,
+                1_000_000_000,
+            ),
+            max_objects: env.number("PDF_MAX_OBJECTS", d.max_objects, 1_000, 100_000_000),
             passthrough: env.flag("PDF_JPEG_PASSTHROUGH", d.passthrough),
             passthrough_max_bytes: env.number::<usize>(
                 "PDF_PASSTHROUGH_MAX_KB",
@@ -164,6 +186,11 @@ pub enum PdfError {
         "the PDF has {pages} pages, more than the limit of {limit}; split it into smaller files"
     )]
     TooManyPages { pages: u32, limit: u32 },
+    #[error(
+        "the PDF declares {objects} objects, more than the limit of {limit}; print it to a new \
+         PDF or split it into smaller files"
+    )]
+    TooManyObjects { objects: u64, limit: u64 },
     #[error("cannot read the file: {0}")]
     Io(String),
     #[error("{0}")]
@@ -222,14 +249,21 @@ pub struct Page {
 }
 
 /// Page count and basic facts, read without rendering anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PdfInfo {
     pub pages: u32,
+    /// Pages the pre-flight refused (1-based), each with its reason: pdfium never loads them.
+    pub refused: Vec<(u32, String)>,
 }
 
-/// Checks the header bytes, then opens the document once to validate it and count its pages.
+/// Checks the header bytes and what the file declares (`precheck`), then opens the document
+/// once to validate it and count its pages.
 pub fn inspect(path: &Path, cfg: &PdfConfig) -> Result<PdfInfo, PdfError> {
     check_header(path)?;
+    let started = std::time::Instant::now();
+    // Before pdfium parses the cross-reference: a declared object count is refused here.
+    let preflight = precheck::preflight(path, cfg)?;
+    let preflight_ms = started.elapsed().as_millis() as u64;
     let pdfium = library::pdfium()?;
     let doc = open_document(pdfium, path)?;
     let pages = u32::try_from(doc.pages().len()).unwrap_or(0);
@@ -242,7 +276,34 @@ pub fn inspect(path: &Path, cfg: &PdfConfig) -> Result<PdfInfo, PdfError> {
             limit: cfg.max_pages,
         });
     }
-    Ok(PdfInfo { pages })
+    let refused = match preflight {
+        precheck::Preflight::Pages(verdicts) if verdicts.len() == pages as usize => verdicts
+            .into_iter()
+            .zip(1..)
+            .filter_map(|(v, n)| v.map(|why| (n, why)))
+            .collect(),
+        precheck::Preflight::Pages(verdicts) => {
+            // Our page tree and pdfium's disagree: the verdicts cannot be trusted per page.
+            tracing::info!(
+                ours = verdicts.len(),
+                pdfium = pages,
+                "PDF pre-flight skipped: page counts differ"
+            );
+            Vec::new()
+        }
+        precheck::Preflight::Unchecked(why) => {
+            tracing::info!(why = %why, "PDF pre-flight skipped: structure not understood");
+            Vec::new()
+        }
+    };
+    tracing::debug!(
+        pages,
+        refused = refused.len(),
+        preflight_ms,
+        ms = started.elapsed().as_millis() as u64,
+        "PDF inspected"
+    );
+    Ok(PdfInfo { pages, refused })
 }
 
 fn check_header(path: &Path) -> Result<(), PdfError> {

@@ -13,6 +13,8 @@ pub const LETTER: (f32, f32) = (612.0, 792.0);
 pub struct PdfWriter<W: Write + Seek> {
     out: W,
     offsets: Vec<u64>,
+    /// Compact mode (PDF 1.5): objects without a stream, held for one object stream.
+    packed: Option<Vec<(usize, String)>>,
 }
 
 impl<W: Write + Seek> PdfWriter<W> {
@@ -22,11 +24,26 @@ impl<W: Write + Seek> PdfWriter<W> {
         Ok(Self {
             out,
             offsets: vec![0; object_count + 1],
+            packed: None,
         })
+    }
+
+    /// Compact mode, as PDF 1.5 writers save: objects without a stream go into one Flate
+    /// object stream and the cross-reference is a stream (PNG-predicted), not a table.
+    pub fn compact(mut self) -> Self {
+        self.packed = Some(Vec::new());
+        self
     }
 
     /// Writes object `n` whose body is `dict` (and a stream when `stream` is given).
     pub fn object(&mut self, n: usize, dict: &str, stream: Option<&[u8]>) -> io::Result<()> {
+        if let (Some(packed), None) = (self.packed.as_mut(), stream) {
+            if n == 0 || n >= self.offsets.len() {
+                return Err(io::Error::other(format!("object {n} out of range")));
+            }
+            packed.push((n, dict.to_string()));
+            return Ok(());
+        }
         let pos = self.out.stream_position()?;
         let slot = self
             .offsets
@@ -44,6 +61,9 @@ impl<W: Write + Seek> PdfWriter<W> {
 
     /// Writes the xref table and trailer; `extra_trailer` is added to the trailer dictionary.
     pub fn finish(mut self, root: usize, extra_trailer: &str) -> io::Result<W> {
+        if let Some(packed) = self.packed.take() {
+            return self.finish_compact(packed, root, extra_trailer);
+        }
         let xref = self.out.stream_position()?;
         write!(
             self.out,
@@ -57,6 +77,80 @@ impl<W: Write + Seek> PdfWriter<W> {
             self.out,
             "trailer\n<< /Size {} /Root {root} 0 R {extra_trailer}>>\nstartxref\n{xref}\n%%EOF\n",
             self.offsets.len()
+        )?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn finish_compact(
+        mut self,
+        packed: Vec<(usize, String)>,
+        root: usize,
+        extra_trailer: &str,
+    ) -> io::Result<W> {
+        use flate2::write::ZlibEncoder;
+        let objstm = self.offsets.len();
+        let (mut header, mut body) = (String::new(), Vec::new());
+        for (n, dict) in &packed {
+            header.push_str(&format!("{n} {} ", body.len()));
+            body.extend_from_slice(dict.as_bytes());
+            body.push(b'\n');
+        }
+        let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(header.as_bytes())?;
+        z.write_all(&body)?;
+        let data = z.finish()?;
+        self.offsets.push(0);
+        self.packed = None;
+        self.object(
+            objstm,
+            &format!(
+                "<< /Type /ObjStm /N {} /First {} /Filter /FlateDecode /Length {} >>",
+                packed.len(),
+                header.len(),
+                data.len()
+            ),
+            Some(&data),
+        )?;
+        let xref = objstm + 1;
+        let xref_at = self.out.stream_position()?;
+        // Rows of type (1 byte), offset or object stream (4), generation or index (2), each
+        // PNG "Up"-predicted against the row above.
+        let mut rows = Vec::new();
+        let mut prev = [0u8; 7];
+        for n in 0..=xref {
+            let (kind, a, b): (u8, u32, u16) = if n == 0 {
+                (0, 0, 65535)
+            } else if n == xref {
+                (1, u32::try_from(xref_at).map_err(io::Error::other)?, 0)
+            } else if let Some(i) = packed.iter().position(|(m, _)| *m == n) {
+                (2, objstm as u32, i as u16)
+            } else {
+                let off = self.offsets.get(n).copied().unwrap_or(0);
+                (1, u32::try_from(off).map_err(io::Error::other)?, 0)
+            };
+            let mut row = [kind, 0, 0, 0, 0, 0, 0];
+            row[1..5].copy_from_slice(&a.to_be_bytes());
+            row[5..7].copy_from_slice(&b.to_be_bytes());
+            rows.push(2);
+            rows.extend(row.iter().zip(prev).map(|(x, p)| x.wrapping_sub(p)));
+            prev = row;
+        }
+        let mut z = ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&rows)?;
+        let data = z.finish()?;
+        write!(
+            self.out,
+            "{xref} 0 obj\n<< /Type /XRef /Size {} /W [1 4 2] /Root {root} 0 R {extra_trailer}\
+             /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 7 >> /Length {} >>\n\
+             stream\n",
+            xref + 1,
+            data.len()
+        )?;
+        self.out.write_all(&data)?;
+        write!(
+            self.out,
+            "\nendstream\nendobj\nstartxref\n{xref_at}\n%%EOF\n"
         )?;
         self.out.flush()?;
         Ok(self.out)
@@ -92,40 +186,32 @@ pub fn write_text_pdf(path: &Path, pages: &[Vec<String>]) -> io::Result<()> {
 pub fn write_text_pdf_with(
     path: &Path,
     pages: &[Vec<String>],
+    content: impl FnMut(usize) -> io::Result<Option<(String, Vec<u8>)>>,
+) -> io::Result<()> {
+    write_text_pdf_as(path, pages, false, content)
+}
+
+/// [`write_text_pdf_with`], in compact form when `compact` (object stream and cross-reference
+/// stream, [`PdfWriter::compact`]).
+pub fn write_text_pdf_as(
+    path: &Path,
+    pages: &[Vec<String>],
+    compact: bool,
     mut content: impl FnMut(usize) -> io::Result<Option<(String, Vec<u8>)>>,
 ) -> io::Result<()> {
     let file = BufWriter::new(std::fs::File::create(path)?);
     let mut w = PdfWriter::new(file, 3 + pages.len() * 2)?;
+    if compact {
+        w = w.compact();
+    }
     let kids: Vec<String> = (0..pages.len())
         .map(|i| format!("{} 0 R", 4 + i * 2))
         .collect();
-    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
-    w.object(
-        2,
-        &format!(
-            "<< /Type /Pages /Kids [{}] /Count {} >>",
-            kids.join(" "),
-            pages.len()
-        ),
-        None,
-    )?;
-    w.object(
-        3,
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        None,
-    )?;
+    write_text_head(&mut w, &kids)?;
     for (i, lines) in pages.iter().enumerate() {
         let (extra, content) = match content(i)? {
             Some(own) => own,
-            None => {
-                let mut text = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
-                for line in lines {
-                    text.extend(pdf_string(line));
-                    text.extend_from_slice(b" Tj T*\n");
-                }
-                text.extend_from_slice(b"ET");
-                (String::new(), text)
-            }
+            None => (String::new(), text_content(lines)),
         };
         let page_obj = 4 + i * 2;
         w.object(
@@ -148,6 +234,37 @@ pub fn write_text_pdf_with(
     Ok(())
 }
 
+/// Objects 1-3 of a text PDF: the catalog, the page tree over `kids` ("N 0 R" each) and the
+/// Helvetica font its pages call /F1.
+pub fn write_text_head<W: Write + Seek>(w: &mut PdfWriter<W>, kids: &[String]) -> io::Result<()> {
+    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
+    w.object(
+        2,
+        &format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            kids.join(" "),
+            kids.len()
+        ),
+        None,
+    )?;
+    w.object(
+        3,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        None,
+    )
+}
+
+/// A content stream showing `lines` in 11 pt /F1, top to bottom.
+pub fn text_content(lines: &[String]) -> Vec<u8> {
+    let mut text = b"BT /F1 11 Tf 14 TL 54 738 Td\n".to_vec();
+    for line in lines {
+        text.extend(pdf_string(line));
+        text.extend_from_slice(b" Tj T*\n");
+    }
+    text.extend_from_slice(b"ET");
+    text
+}
+
 /// Options for [`write_scan_pdf`].
 #[derive(Debug, Clone, Copy)]
 pub struct ScanOptions {
@@ -157,6 +274,8 @@ pub struct ScanOptions {
     pub distinct: u32,
     pub seed: u64,
     pub quality: u8,
+    /// Written in compact form ([`PdfWriter::compact`]).
+    pub compact: bool,
 }
 
 impl Default for ScanOptions {
@@ -167,6 +286,7 @@ impl Default for ScanOptions {
             distinct: 4,
             seed: 1,
             quality: 80,
+            compact: false,
         }
     }
 }
@@ -189,6 +309,9 @@ pub fn write_scan_pdf(path: &Path, opts: &ScanOptions) -> io::Result<u64> {
     let file = BufWriter::new(std::fs::File::create(path)?);
     let n = opts.pages as usize;
     let mut w = PdfWriter::new(file, 2 + n * 3)?;
+    if opts.compact {
+        w = w.compact();
+    }
     w.object(1, "<< /Type /Catalog /Pages 2 0 R >>", None)?;
     let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 3 + i * 3)).collect();
     w.object(

@@ -43,6 +43,7 @@ impl PdfPages {
     pub fn open(path: &Path, cfg: &PdfConfig) -> Result<Self, PdfError> {
         let info = inspect(path, cfg)?;
         let page_count = info.pages;
+        let refused = info.refused;
         let (stage_tx, stage_rx) = mpsc::sync_channel::<Stage>(0);
         let (page_tx, page_rx) = mpsc::sync_channel::<Result<Page, PageError>>(0);
         let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
@@ -52,7 +53,7 @@ impl PdfPages {
             let cfg = cfg.clone();
             std::thread::Builder::new()
                 .name("pdf-render".into())
-                .spawn(move || render_loop(&path, &cfg, page_count, &stage_tx, &pool_rx))
+                .spawn(move || render_loop(&path, &cfg, page_count, &refused, &stage_tx, &pool_rx))
                 .map_err(|e| PdfError::Io(format!("cannot start the render thread: {e}")))?
         };
         let encode = {
@@ -98,6 +99,7 @@ fn render_loop(
     path: &Path,
     cfg: &PdfConfig,
     page_count: u32,
+    refused: &[(u32, String)],
     tx: &SyncSender<Stage>,
     pool: &Receiver<Vec<u8>>,
 ) {
@@ -135,11 +137,23 @@ fn render_loop(
                 }
             }
         }
-        if cfg.skip.pages.contains(&number) {
+        // Pages the pre-flight refused, and pages that ended an earlier attempt, are never
+        // handed to pdfium.
+        let left_out = refused
+            .iter()
+            .find(|(n, _)| *n == number)
+            .map(|(_, why)| why.clone())
+            .or_else(|| {
+                cfg.skip
+                    .pages
+                    .contains(&number)
+                    .then(|| cfg.skip.reason.clone())
+            });
+        if let Some(reason) = left_out {
             let skipped = Stage::Done(Err(PageError {
                 first_page: number,
                 last_page: number,
-                reason: cfg.skip.reason.clone(),
+                reason,
             }));
             if tx.send(skipped).is_err() {
                 return;

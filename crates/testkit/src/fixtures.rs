@@ -196,6 +196,7 @@ pub fn write_gifts_csv(path: &Path, rows: usize) -> io::Result<()> {
         )?;
     }
     w.flush()
+}
 
 /// The image of [`write_image_bomb_pdf`].
 #[derive(Debug, Clone, Copy)]

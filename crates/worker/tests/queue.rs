@@ -645,6 +645,7 @@ fn a_file_whose_records_do_not_fit_redis_ends_failed_and_its_deposit_is_unchange
     let other = env.enqueue(&["small.csv"]).remove(0);
     env.wait_job(&other, Duration::from_secs(60), |j| state(j) == "done");
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
 
 /// Starts a supervisor under a 300 MB ceiling (and `extra`), queues `path` and a CSV after it,
 /// and waits for the first to end: (supervisor, job id, the CSV's job id, the job record).

@@ -1,7 +1,8 @@
 //! Intake: one file into a deposit. Its type is read from its first bytes, it is streamed into
 //! the upload store, and it gets a job record, a place in the deposit's file list and a push
 //! onto the documents queue, each undone if a later step fails, so nothing is left
-//! half-registered. The upload route and `fom-worker enqueue` both take files in here.
+//! half-registered: a file reported as accepted is queued, and a refused one left nothing
+//! behind. The upload route and `fom-worker enqueue` both take files in here.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -18,9 +19,6 @@ pub struct Accepted {
     pub job_id: String,
     pub kind: FileKind,
     pub size: u64,
-    /// False when the queue refused the push: the file is on the deposit, its job marked
-    /// failed with a retry offered, rather than lost.
-    pub queued: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +38,10 @@ pub enum IntakeError {
     /// Job record or deposit storage failed; the stored file was removed again.
     #[error("the file could not be registered; try again")]
     NotRegistered,
+    /// The queue could not be reached (Redis restarting); the file was taken back out of the
+    /// deposit and the store.
+    #[error("the file could not be queued; try again in a minute")]
+    NotQueued,
 }
 
 impl Services {
@@ -96,30 +98,63 @@ impl Services {
                 });
             }
         }
-        let queued = match self
+        if let Err(e) = self
             .queue
             .push(crate::jobs::DocumentJob::QUEUE, &job_id)
             .await
         {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "job not queued");
-                // The file stays on the deposit, visibly failed, with a retry available.
-                let _ = self
-                    .jobs
-                    .mark_unqueued(&job, "the file could not be queued; press retry")
-                    .await;
-                false
-            }
-        };
+            tracing::error!(error = %e, "job not queued; the file is taken back");
+            self.take_back(deposit_id, &job_id, &stored.id).await;
+            return Err(IntakeError::NotQueued);
+        }
         tracing::info!(job = %job_id, kind = kind.as_str(), size = stored.size, "file accepted");
         Ok(Accepted {
             file_id: stored.id,
             job_id,
             kind,
             size: stored.size,
-            queued,
         })
+    }
+
+    /// Undoes a registration whose push failed: the file leaves the deposit, its job record
+    /// and its stored bytes go. Each step is tried even if another fails; what could not be
+    /// undone is logged (a job record left behind shows as failed with a retry).
+    async fn take_back(&self, deposit_id: &str, job_id: &str, file_id: &str) {
+        let removed = self
+            .deposits
+            .update(deposit_id, |d| {
+                let before = d.files.len();
+                d.files.retain(|f| f.job_id != job_id);
+                if d.files.len() == before {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .await;
+        if let Err(e) = &removed {
+            tracing::error!(error = %e, job = %job_id, "unqueued file not removed from its deposit");
+        }
+        let job_gone = if removed.is_ok() {
+            self.jobs.discard(job_id).await
+        } else {
+            // Still listed on the deposit: its record must say why it will not run.
+            match self.jobs.get(job_id).await {
+                Ok(Some(job)) => {
+                    self.jobs
+                        .mark_unqueued(&job, "the file could not be queued; press retry")
+                        .await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = job_gone {
+            tracing::error!(error = %e, job = %job_id, "unqueued job record not cleared");
+        }
+        if let Err(e) = self.store.delete(file_id).await {
+            tracing::warn!(error = %e, "stored file not removed after a failed push");
+        }
     }
 
     /// The job record, then the file on the deposit; false when the deposit is gone.

@@ -20,10 +20,12 @@ pub struct Heartbeat {
     pub current_job: Option<String>,
     /// Milliseconds since the epoch.
     pub last_seen: i64,
+    /// Both of its queue consumers have beaten recently: it is fetching jobs, not only alive.
+    pub consuming: bool,
 }
 
 impl Heartbeat {
-    fn to_fields(&self) -> [(&'static str, String); 6] {
+    fn to_fields(&self) -> [(&'static str, String); 7] {
         [
             ("id", self.id.clone()),
             ("pid", self.pid.to_string()),
@@ -31,6 +33,10 @@ impl Heartbeat {
             ("jobs_done", self.jobs_done.to_string()),
             ("current_job", self.current_job.clone().unwrap_or_default()),
             ("last_seen", self.last_seen.to_string()),
+            (
+                "consuming",
+                if self.consuming { "1" } else { "0" }.to_string(),
+            ),
         ]
     }
 
@@ -46,6 +52,7 @@ impl Heartbeat {
             jobs_done: get("jobs_done").and_then(|v| v.parse().ok()).unwrap_or(0),
             current_job: get("current_job").cloned(),
             last_seen: get("last_seen").and_then(|v| v.parse().ok()).unwrap_or(0),
+            consuming: get("consuming").is_some_and(|v| v == "1"),
             id,
         })
     }
@@ -121,6 +128,7 @@ mod tests {
             jobs_done: 3,
             current_job: Some("j1".into()),
             last_seen: 1_700_000_000_123,
+            consuming: true,
         };
         let row: HashMap<String, String> = beat
             .to_fields()

@@ -18,15 +18,15 @@ use apalis_redis::{Config, RedisStorage};
 use fom_core::jobs::{DocumentJob, Job, Queued, SendAllJob};
 use fom_core::keys::{Keys, JOB_TTL};
 use fom_core::queue::{Enqueue, PushError, QueueName};
-use fom_core::redis_conn::{RedisPool, RedisSettings};
+use fom_core::redis_conn::{RedisPool, RedisSettings, SteadyConnection};
 use fom_core::services::{Services, Settings};
 use futures_util::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
-/// The queues over one multiplexed connection (apalis needs a `ConnectionManager`).
+/// The queues over one multiplexed connection that waits out Redis restarts, so neither a
+/// push nor a consumer's heartbeat or fetch fails because Redis was briefly away.
 #[derive(Clone)]
 pub struct RedisQueues {
-    conn: ConnectionManager,
+    conn: SteadyConnection,
     keys: Keys,
     heartbeat: Duration,
     missed_heartbeats: usize,
@@ -35,7 +35,7 @@ pub struct RedisQueues {
 impl RedisQueues {
     /// `heartbeat` and `missed_heartbeats` matter only to consumers.
     pub fn new(
-        conn: ConnectionManager,
+        conn: SteadyConnection,
         keys: Keys,
         heartbeat: Duration,
         missed_heartbeats: usize,
@@ -59,7 +59,7 @@ impl RedisQueues {
     }
 
     /// The storage a worker consumes job kind `J` from.
-    pub fn storage<J: Job>(&self) -> RedisStorage<Queued<J>> {
+    pub fn storage<J: Job>(&self) -> RedisStorage<Queued<J>, SteadyConnection> {
         RedisStorage::new(self.conn.clone()).with_config(self.config(J::QUEUE))
     }
 
@@ -90,8 +90,16 @@ impl RedisQueues {
     }
 
     /// The connection the queues use (the worker's stores share it).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> SteadyConnection {
         self.conn.clone()
+    }
+
+    /// The same queues with pushes that wait at most `patience` for an absent Redis.
+    pub fn waiting(&self, patience: Duration) -> Self {
+        Self {
+            conn: self.conn.waiting(patience),
+            ..self.clone()
+        }
     }
 }
 
@@ -119,7 +127,8 @@ pub enum RedisUse {
     /// The web: a pool of at most `size` connections (its share of the Key-Value Store's
     /// connection limit); a request waits at most `wait` for one.
     Pool { size: usize, wait: Duration },
-    /// The worker and the command line: the queue's one multiplexed connection.
+    /// The worker and the command line: the queue's one multiplexed connection, which waits
+    /// out Redis restarts for `REDIS_OUTAGE_WAIT_SECS`.
     Shared,
 }
 
@@ -137,12 +146,20 @@ pub struct Connected {
     pub queues: RedisQueues,
 }
 
+/// How long the web's queue pushes wait for an absent Redis before the file is refused with
+/// "try again": a person is waiting on the answer.
+pub const PUSH_WAIT: Duration = Duration::from_secs(10);
+
 /// Opens Redis (checking it answers, so a wrong `REDIS_URL` fails at start-up with a clear
 /// message rather than on the first request) and builds the services.
 pub async fn connect(settings: &Settings, how: RedisUse) -> Result<Connected, ConnectError> {
     RedisSettings::install_tls_provider();
     let url = settings.redis.url.as_str();
-    let conn = apalis_redis::connect(url).await?;
+    let patience = match how {
+        RedisUse::Shared => settings.redis.outage_wait,
+        RedisUse::Pool { .. } => PUSH_WAIT.min(settings.redis.outage_wait),
+    };
+    let conn = SteadyConnection::open(url, patience).await?;
     let redis = match how {
         RedisUse::Shared => RedisPool::Shared(conn.clone()),
         RedisUse::Pool { size, wait } => {
@@ -157,10 +174,22 @@ pub async fn connect(settings: &Settings, how: RedisUse) -> Result<Connected, Co
         conn,
         settings.keys().clone(),
         settings.heartbeat,
-        settings.missed_heartbeats,
+        orphan_beats(settings),
     );
     let services = Services::build(settings, redis, Arc::new(queues.clone()))?;
     Ok(Connected { services, queues })
+}
+
+/// Heartbeats a consumer may miss before another takes its jobs back: `WORKER_MISSED_HEARTBEATS`
+/// plus the beats of a whole `REDIS_OUTAGE_WAIT_SECS`. Nobody can beat while Redis is away,
+/// and the first beat after an outage carries the time it was first sent; without the outage
+/// allowance that beat would find every live consumer (itself included) overdue and take its
+/// running jobs away. A child that dies is released by its supervisor at once, so this longer
+/// wait only matters when a whole dyno vanishes.
+pub fn orphan_beats(settings: &Settings) -> usize {
+    let beat = settings.heartbeat.as_secs().max(1);
+    let outage = settings.redis.outage_wait.as_secs().div_ceil(beat);
+    settings.missed_heartbeats + usize::try_from(outage).unwrap_or(usize::MAX / 2)
 }
 
 /// Hands back to `queue` whatever consumer `worker` still holds in flight and removes its

@@ -73,7 +73,11 @@ async fn a_refused_file_leaves_nothing_behind() {
     // The same file into the real deposit: stored, on the deposit, queued.
     let mut csv: &[u8] = b"Name,Amount\nAda,10.00\n";
     let a = s.take_in(&d.id, "gifts.csv", &mut csv).await.unwrap();
-    assert!(a.queued);
+    let keys = keys_under(&prefix.0);
+    assert!(
+        keys.iter().any(|k| k.ends_with(":queue:documents:data")),
+        "accepted means queued: {keys:?}"
+    );
     let files = s.deposits.get(&d.id).await.unwrap().unwrap().files;
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].job_id, a.job_id);

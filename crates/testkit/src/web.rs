@@ -207,35 +207,79 @@ pub fn client() -> reqwest::Client {
 /// `maxmemory`); killed on drop.
 pub struct PrivateRedis {
     pub url: String,
-    _server: KillOnDrop,
+    port: u16,
+    args: Vec<String>,
+    server: Option<KillOnDrop>,
+    /// The append-only files of a durable server.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
+    /// A server on a free port that keeps nothing on disk, with `extra` arguments.
     pub fn start(extra: &[&str]) -> Self {
+        let mut args: Vec<String> = ["--save", "", "--appendonly", "no"]
+            .iter()
+            .map(|a| (*a).to_string())
+            .collect();
+        args.extend(extra.iter().map(|a| (*a).to_string()));
+        Self::launch(args, None)
+    }
+
+    /// A server that writes every command to an append-only file before answering it
+    /// (`appendfsync always`), so it can be killed with SIGKILL and started again
+    /// ([`PrivateRedis::kill`], [`PrivateRedis::restart`]) with nothing acknowledged lost.
+    pub fn durable() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let args = vec![
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--dir".into(),
+            dir.path().display().to_string(),
+        ];
+        Self::launch(args, Some(dir))
+    }
+
+    fn launch(args: Vec<String>, dir: Option<tempfile::TempDir>) -> Self {
         let port = free_port();
+        let mut redis = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            args,
+            server: None,
+            _dir: dir,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// SIGKILL: no shutdown, no final save, as when a host dies.
+    pub fn kill(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.0.kill();
+            let _ = s.0.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same port with the same files, and waits until it
+    /// accepts connections (it may still be loading its data then, as a real restart is).
+    pub fn restart(&mut self) {
+        self.kill();
+        let port = self.port.to_string();
         let server = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .args(extra)
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(&self.args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("redis-server: {e}"));
-        let url = format!("redis://127.0.0.1:{port}");
+        self.server = Some(KillOnDrop(server));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            url,
-            _server: KillOnDrop(server),
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -51,6 +51,9 @@ struct Worker {
     jobs_done: Option<u64>,
     current_job: Option<String>,
     last_seen_s: Option<f64>,
+    /// Beating and fetching jobs: its queue consumers beat within the orphan threshold.
+    /// A child that is alive but no longer fetching shows `false` until it is recycled.
+    live: bool,
 }
 
 async fn shared(state: &AppState) -> serde_json::Value {
@@ -85,6 +88,8 @@ async fn shared(state: &AppState) -> serde_json::Value {
 /// Live worker children from their heartbeats (expired ones are left out).
 async fn workers(state: &AppState) -> Result<Vec<Worker>, fom_core::redis_conn::RedisError> {
     let now = fom_core::jobs::now_ms();
+    let s = &state.cfg.services;
+    let fresh_ms = (s.heartbeat * s.missed_heartbeats as u32).as_millis() as i64;
     Ok(state
         .services
         .workers
@@ -97,6 +102,7 @@ async fn workers(state: &AppState) -> Result<Vec<Worker>, fom_core::redis_conn::
             jobs_done: Some(b.jobs_done),
             current_job: b.current_job,
             last_seen_s: Some(((now - b.last_seen).max(0) as f64 / 100.0).round() / 10.0),
+            live: b.consuming && now - b.last_seen <= fresh_ms,
             id: b.id,
         })
         .collect())

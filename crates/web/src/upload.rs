@@ -414,6 +414,16 @@ async fn accept_file(
                 e.message,
             ));
         }
+        // Redis did not take the push within its wait: nothing of the file was kept, and the
+        // next file would fare no better.
+        IntakeError::NotQueued => {
+            return ControlFlow::Break(Verdict::rejected(
+                name,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StorageUnavailable,
+                refused.to_string(),
+            ));
+        }
         IntakeError::NoDeposit(_) | IntakeError::NotRegistered => {
             return ControlFlow::Break(Verdict::rejected(
                 name,

@@ -1181,3 +1181,57 @@ async fn after_a_storage_error_the_rest_of_the_body_is_not_read() {
         answer.headers
     );
 }
+
+#[tokio::test]
+async fn a_file_the_queue_refuses_gets_503_and_leaves_nothing_behind() {
+    let stack = Stack::start(Options::new("unqueued"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    // The documents queue's task hash turned into a string: every push fails (WRONGTYPE)
+    // while the rest of Redis answers, as a push can fail after a restart.
+    let active = format!("{}:queue:documents:data", stack.prefix);
+    let mut conn = redis::Client::open(stack.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&active)
+        .arg("broken")
+        .query(&mut conn)
+        .unwrap();
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new()
+            .part("files", file("first.csv", csv(2)))
+            .part("files", file("second.csv", csv(2))),
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["accepted"], 0, "{v}");
+    let first = &v["files"][0];
+    assert_eq!(first["code"], "storage_unavailable", "{v}");
+    assert_eq!(
+        first["error"], "the file could not be queued; try again in a minute",
+        "{v}"
+    );
+    // Nothing of it is kept: not on the deposit, no job record, no stored bytes.
+    let d = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
+    assert_eq!(d["files"], serde_json::json!([]), "{d}");
+    assert!(redis_keys(&stack, "upload:*").is_empty());
+    assert!(redis_keys(&stack, "job:*").is_empty());
+    // Once the queue answers again the same file is accepted.
+    let _: () = redis::cmd("DEL").arg(&active).query(&mut conn).unwrap();
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new().part("files", file("first.csv", csv(2))),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+}

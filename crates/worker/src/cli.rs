@@ -51,7 +51,11 @@ enum Command {
     Qbo(crate::qbo_cli::QboCommand),
     /// One worker child (started by the supervisor).
     #[command(hide = true)]
-    Child,
+    Child {
+        /// The child's name in the queue, chosen by the supervisor.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 fn settings() -> Result<PipelineSettings, fom_core::config::ConfigError> {
@@ -82,13 +86,13 @@ where
     rt.block_on(f(ws))
 }
 
-fn run_child(settings: PipelineSettings) -> anyhow::Result<ExitCode> {
+fn run_child(settings: PipelineSettings, id: Option<String>) -> anyhow::Result<ExitCode> {
     let ws = worker_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let code = rt.block_on(crate::runner::run(settings, ws))?;
+    let code = rt.block_on(crate::runner::run(settings, ws, id))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -141,9 +145,11 @@ pub fn run() -> ExitCode {
         Some(Command::Qbo(cmd)) => {
             with_queue(|ws| async move { crate::qbo_cli::run(&ws, &cmd).await })
         }
-        Some(Command::Child) => run_child(settings),
-        None if cli.no_supervise => run_child(settings),
-        None => with_queue(|ws| async move { crate::supervisor::run(ws.processes).await }),
+        Some(Command::Child { id }) => run_child(settings, id),
+        None if cli.no_supervise => run_child(settings, None),
+        None => {
+            with_queue(|ws| async move { crate::supervisor::run(ws.processes, ws.services).await })
+        }
     };
     match result {
         Ok(code) => code,

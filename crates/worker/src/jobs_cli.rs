@@ -44,7 +44,7 @@ pub enum JobsCommand {
 }
 
 pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let services = ws.connect().await?.services;
+    let services = ws.connect_briefly().await?.services;
     let deposit_id = match &args.deposit {
         Some(id) => {
             if services.deposits.get(id).await?.is_none() {
@@ -73,14 +73,7 @@ pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<
             }
         };
         match services.take_in(&deposit_id, &name, &mut file).await {
-            Ok(a) if a.queued => println!("{}\t{name}", a.job_id),
-            Ok(a) => {
-                eprintln!(
-                    "{name}: stored as job {}, but not queued; retry it",
-                    a.job_id
-                );
-                failed = true;
-            }
+            Ok(a) => println!("{}\t{name}", a.job_id),
             Err(e) => {
                 eprintln!("{name}: {e}");
                 failed = true;
@@ -95,7 +88,7 @@ pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<
 }
 
 pub async fn jobs(ws: &WorkerSettings, cmd: &JobsCommand) -> anyhow::Result<ExitCode> {
-    let services = ws.connect().await?.services;
+    let services = ws.connect_briefly().await?.services;
     match cmd {
         JobsCommand::List { state, limit, json } => {
             let state = match state.as_deref() {

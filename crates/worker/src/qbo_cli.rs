@@ -18,7 +18,7 @@ pub enum QboCommand {
 }
 
 pub async fn run(ws: &WorkerSettings, cmd: &QboCommand) -> anyhow::Result<ExitCode> {
-    let Some(qbo) = ws.connect().await?.services.qbo else {
+    let Some(qbo) = ws.connect_briefly().await?.services.qbo else {
         anyhow::bail!("QuickBooks is not set up (QBO_CLIENT_ID is not set)");
     };
     let conn = qbo.client.connection();

@@ -3,10 +3,15 @@
 //! heartbeat, and leaves when it crosses its budget so the supervisor can start a fresh
 //! process. This is the queue library's glue: claiming a delivered job, mapping how it ended
 //! onto the queue, and handing claimed work back on a clean stop.
+//!
+//! Redis going away is waited out below this module (`SteadyConnection`). Should a consumer
+//! still stop (Redis away for longer than `REDIS_OUTAGE_WAIT_SECS`, or the queue library no
+//! longer beating), the child does not linger alive but idle: it hands its jobs back without
+//! counting a crash of their documents and exits with [`EXIT_QUEUE`] for a fresh start.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use fom_core::ceiling::Ceiling;
@@ -21,7 +26,10 @@ use fom_queue::RedisQueues;
 use tracing::Instrument;
 
 use crate::settings::WorkerSettings;
-use crate::supervisor::EXIT_BUDGET;
+use crate::supervisor::{EXIT_BUDGET, EXIT_QUEUE};
+
+/// How long the other consumer gets to hand back its job after one consumer stopped.
+const LOST_QUEUE_DRAIN: Duration = Duration::from_secs(20);
 
 /// How a worker child stops, in one place. A signal (SIGTERM, SIGINT) or its own budget ends
 /// the queue consumers: no new jobs. A signal, or the critical memory threshold reached inside
@@ -80,6 +88,13 @@ struct Runner {
     current_job: Mutex<Option<String>>,
     /// A job is running: the memory watchdog may end the process for it.
     busy: Arc<AtomicBool>,
+    /// Jobs claimed and not yet ended, with the owner name they were claimed under: handed
+    /// back if a consumer stops under them.
+    held: Mutex<Vec<(String, String)>>,
+    /// The last queue-library heartbeat of each consumer (documents, sends), ms since epoch.
+    consumer_beats: [AtomicI64; 2],
+    /// Set when a consumer stopped beating while Redis answered.
+    queue_lost: tokio_util::sync::CancellationToken,
 }
 
 impl Runner {
@@ -87,6 +102,22 @@ impl Runner {
         match queue {
             QueueName::Documents => &self.documents,
             QueueName::Qbo => &self.sends,
+        }
+    }
+
+    fn consumer_beat(&self, queue: QueueName) -> &AtomicI64 {
+        match queue {
+            QueueName::Documents => &self.consumer_beats[0],
+            QueueName::Qbo => &self.consumer_beats[1],
+        }
+    }
+
+    fn hold(&self, id: &str, owner: &str, held: bool) {
+        if let Ok(mut h) = self.held.lock() {
+            h.retain(|(j, _)| j != id);
+            if held {
+                h.push((id.to_string(), owner.to_string()));
+            }
         }
     }
 
@@ -98,16 +129,22 @@ impl Runner {
     }
 }
 
-pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Result<i32> {
+pub async fn run(
+    pipeline: PipelineSettings,
+    ws: WorkerSettings,
+    id: Option<String>,
+) -> anyhow::Result<i32> {
     let connected = ws.connect().await?;
     let services = connected.services;
     let queues = connected.queues;
-    let worker_id = format!(
-        "{}-{}-{}",
-        std::env::var("DYNO").unwrap_or_else(|_| "local".into()),
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let worker_id = id.unwrap_or_else(|| {
+        format!(
+            "{}-{}-{}",
+            std::env::var("DYNO").unwrap_or_else(|_| "local".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
     let send_worker_id = format!("{worker_id}-qbo");
     let pipeline = Arc::new(pipeline);
     let stop = Stop::new();
@@ -136,6 +173,12 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         memory_critical,
         current_job: Mutex::new(None),
         busy: Arc::new(AtomicBool::new(false)),
+        held: Mutex::new(Vec::new()),
+        consumer_beats: [
+            AtomicI64::new(fom_core::jobs::now_ms()),
+            AtomicI64::new(fom_core::jobs::now_ms()),
+        ],
+        queue_lost: tokio_util::sync::CancellationToken::new(),
     });
     let watched = runner.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -166,7 +209,12 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
     if let Err(e) = services.store.sweep().await {
         tracing::warn!(error = %e, "upload sweep skipped");
     }
-    let heartbeat = tokio::spawn(heartbeat_loop(runner.clone(), ws.services.heartbeat));
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        runner.clone(),
+        queues.connection(),
+        ws.services.heartbeat,
+        ws.services.heartbeat * ws.services.missed_heartbeats.max(1) as u32,
+    ));
 
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -178,27 +226,125 @@ pub async fn run(pipeline: PipelineSettings, ws: WorkerSettings) -> anyhow::Resu
         .backend(queues.storage::<DocumentJob>())
         .data(runner.clone())
         .concurrency(1)
+        .on_event(beat_of(&runner, QueueName::Documents))
         .build(handle::<DocumentJob>);
     let sends = WorkerBuilder::new(send_worker_id.clone())
         .backend(queues.storage::<SendAllJob>())
         .data(runner.clone())
         .concurrency(1)
+        .on_event(beat_of(&runner, QueueName::Qbo))
         .build(handle::<SendAllJob>);
-    let (result, send_result) = tokio::join!(
+    let (result, lost) = consume(
+        &runner,
         documents.run_until(stop.clone().consumers_stopped()),
-        sends.run_until(stop.clone().consumers_stopped())
-    );
+        sends.run_until(stop.clone().consumers_stopped()),
+    )
+    .await;
     heartbeat.abort();
-
+    if lost {
+        hand_back_held(&runner).await;
+    }
     deregister(&queues, &worker_id, &send_worker_id).await;
     if let Err(e) = services.workers.remove(&worker_id).await {
         tracing::warn!(error = %e, "worker: heartbeat not removed");
     }
-    if let Err(e) = result.and(send_result) {
+    if lost {
+        return Ok(EXIT_QUEUE);
+    }
+    if let Err(e) = result {
         tracing::error!(error = %e, "worker stopped with an error");
         return Ok(1);
     }
     Ok(runner.exit_code.load(Ordering::SeqCst))
+}
+
+/// Notes each queue-library heartbeat of one consumer: the proof it still fetches.
+fn beat_of(runner: &Arc<Runner>, queue: QueueName) -> impl Fn(&WorkerContext, &Event) {
+    let runner = runner.clone();
+    move |_, event| {
+        if matches!(event, Event::HeartBeat) {
+            runner
+                .consumer_beat(queue)
+                .store(fom_core::jobs::now_ms(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs both consumers until they are told to stop. One that ends by itself, or stops
+/// beating, is a lost queue: the other is stopped too (its job handed back at its next page,
+/// for at most [`LOST_QUEUE_DRAIN`]). Returns the consumers' result and whether the queue
+/// was lost.
+async fn consume<D, S>(runner: &Runner, documents: D, sends: S) -> (Result<(), WorkerError>, bool)
+where
+    D: std::future::Future<Output = Result<(), WorkerError>>,
+    S: std::future::Future<Output = Result<(), WorkerError>>,
+{
+    tokio::pin!(documents, sends);
+    let (mut docs_end, mut sends_end) = (None, None);
+    let mut lost = false;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    while docs_end.is_none() || sends_end.is_none() {
+        tokio::select! {
+            r = &mut documents, if docs_end.is_none() => docs_end = Some(r),
+            r = &mut sends, if sends_end.is_none() => sends_end = Some(r),
+            () = runner.queue_lost.cancelled(), if !lost => lost = true,
+            () = sleep_until(drain_until), if drain_until.is_some() => {
+                tracing::error!("worker: a consumer did not stop in time; leaving without it");
+                break;
+            }
+        }
+        // Told to stop (signal or budget): both consumers drain in their own time.
+        let asked = runner.stop.consumers.is_cancelled() && !lost;
+        if !asked && !lost && (docs_end.is_some() || sends_end.is_some()) {
+            let which = if docs_end.is_some() {
+                "documents"
+            } else {
+                "QuickBooks"
+            };
+            let why = docs_end
+                .as_ref()
+                .or(sends_end.as_ref())
+                .and_then(|r| r.as_ref().err().map(ToString::to_string))
+                .unwrap_or_else(|| "stopped".into());
+            tracing::error!(
+                queue = which,
+                error = %why,
+                "worker: a queue consumer stopped; handing back its jobs for a fresh worker"
+            );
+            lost = true;
+        }
+        if lost && drain_until.is_none() {
+            runner.stop.shut_down();
+            drain_until = Some(tokio::time::Instant::now() + LOST_QUEUE_DRAIN);
+        }
+    }
+    let result = match (docs_end, sends_end) {
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+        _ => Ok(()),
+    };
+    (result, lost)
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After a lost queue: jobs still claimed go back to "queued" without counting a crash of
+/// their documents (the queue, not the document, stopped them). Waits for Redis as long as
+/// the connection does.
+async fn hand_back_held(runner: &Runner) {
+    let held = runner.held.lock().map(|h| h.clone()).unwrap_or_default();
+    for (id, owner) in held {
+        let why = "the worker lost its connection to the queue; the job will run again";
+        match runner.jobs.hand_back(&id, &owner, why, false).await {
+            Ok(Some(_)) => tracing::info!(job = %id, "worker: job handed back"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(job = %id, error = %e, "worker: job not handed back"),
+        }
+    }
 }
 
 /// Hands back what each consumer still holds and removes its name from the queue library.
@@ -214,19 +360,56 @@ async fn deregister(queues: &RedisQueues, documents: &str, sends: &str) {
     }
 }
 
-async fn heartbeat_loop(runner: Arc<Runner>, every: Duration) {
+/// Writes this child's heartbeat to the registry, and watches its consumers: one that has
+/// not beaten for `stale_after` while Redis answered has stopped fetching.
+async fn heartbeat_loop(
+    runner: Arc<Runner>,
+    redis: fom_core::redis_conn::SteadyConnection,
+    every: Duration,
+    stale_after: Duration,
+) {
     let registry = runner.documents.services.workers.clone();
+    let started = fom_core::jobs::now_ms();
+    let stale_ms = stale_after.as_millis() as i64;
     loop {
+        let now = fom_core::jobs::now_ms();
+        // Beats missed while Redis was away say nothing about the consumers.
+        let calm_since = redis.outage_ended_ms().unwrap_or(0).max(started);
+        let away = redis.away_since_ms().is_some();
+        let stalled = [QueueName::Documents, QueueName::Qbo]
+            .into_iter()
+            .find(|q| {
+                now - runner
+                    .consumer_beat(*q)
+                    .load(Ordering::Relaxed)
+                    .max(calm_since)
+                    > stale_ms
+            });
+        let stopping = runner.stop.consumers.is_cancelled();
         let beat = Heartbeat {
             id: runner.worker_id.clone(),
             pid: std::process::id(),
             rss_mb: memory::rss_mb(),
             jobs_done: runner.jobs_done.load(Ordering::Relaxed),
             current_job: runner.current_job.lock().ok().and_then(|c| c.clone()),
-            last_seen: fom_core::jobs::now_ms(),
+            last_seen: now,
+            consuming: !away && !stopping && stalled.is_none(),
         };
-        if let Err(e) = registry.beat(&beat).await {
-            tracing::warn!(error = %e, "worker heartbeat not written");
+        let wrote = Instant::now();
+        match registry.beat(&beat).await {
+            // Written at once: Redis answers, so a consumer that has not beaten has stopped.
+            Ok(()) if wrote.elapsed() < every => {
+                if let (Some(q), false, false) = (stalled, away, stopping) {
+                    tracing::error!(
+                        queue = q.as_str(),
+                        stale_s = stale_after.as_secs(),
+                        "worker: a queue consumer stopped beating while Redis answers"
+                    );
+                    runner.queue_lost.cancel();
+                }
+            }
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "worker heartbeat not written"),
         }
         tokio::time::sleep(every).await;
     }
@@ -253,7 +436,10 @@ async fn handle<J: Job>(
                 return Err(AbortError::new(std::io::Error::other(why)).into());
             }
         }
+        // Held until its end is recorded: if the consumer stops under it, it goes back.
+        runner.hold(&job.job_id, &ctx.worker, true);
         let verdict = run_claimed::<J>(&runner, ctx, &job.job_id).await;
+        runner.hold(&job.job_id, &ctx.worker, false);
         if J::QUEUE == QueueName::Documents {
             check_budget(&runner, &wrk);
         } else if runner.stop.jobs_stopping() {

@@ -31,4 +31,12 @@ impl WorkerSettings {
     pub async fn connect(&self) -> anyhow::Result<Connected> {
         Ok(fom_queue::connect(&self.services, RedisUse::Shared).await?)
     }
+
+    /// The same for an operator's command: a person is waiting, so an absent Redis is
+    /// waited for as briefly as the web's pushes wait.
+    pub async fn connect_briefly(&self) -> anyhow::Result<Connected> {
+        let mut settings = self.services.clone();
+        settings.redis.outage_wait = settings.redis.outage_wait.min(fom_queue::PUSH_WAIT);
+        Ok(fom_queue::connect(&settings, RedisUse::Shared).await?)
+    }
 }

@@ -13,11 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fom_core::ceiling::EXIT_MEMORY;
+use fom_core::queue::QueueName;
+use fom_core::redis_conn::{RedisSettings, SteadyConnection};
+use fom_core::services::Settings;
+use fom_core::workers::WorkerRegistry;
+use fom_queue::RedisQueues;
 use tokio::process::Command;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 
 /// Exit code of a child that stopped because it crossed its memory or job budget.
 pub const EXIT_BUDGET: i32 = 3;
+
+/// Exit code of a child whose queue consumer stopped (Redis away for longer than
+/// `REDIS_OUTAGE_WAIT_SECS`, or the queue library no longer fetching): it handed its jobs
+/// back, and a fresh child starts at once.
+pub const EXIT_QUEUE: i32 = 5;
 
 /// How long children get to drain after SIGTERM before they are killed (Heroku allows 30 s).
 const DRAIN: Duration = Duration::from_secs(27);
@@ -25,16 +35,21 @@ const DRAIN: Duration = Duration::from_secs(27);
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-pub async fn run(processes: usize) -> anyhow::Result<ExitCode> {
+pub async fn run(processes: usize, settings: Settings) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let stopping = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(Notify::new());
+    let releaser = Arc::new(Releaser {
+        settings,
+        redis: OnceCell::new(),
+    });
     tracing::info!(processes, pid = std::process::id(), "supervisor start");
     let mut slots = Vec::new();
     for slot in 0..processes {
         let (exe, stopping, stop) = (exe.clone(), stopping.clone(), stop.clone());
+        let releaser = releaser.clone();
         slots.push(tokio::spawn(async move {
-            supervise_slot(slot, exe, stopping, stop).await
+            supervise_slot(slot, exe, stopping, stop, releaser).await
         }));
     }
     crate::child_signal::wait().await;
@@ -48,16 +63,67 @@ pub async fn run(processes: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Hands back what a child that died still held, so its jobs go on at once instead of
+/// waiting out the queue's orphan threshold. Redis is opened on the first need: a
+/// supervisor whose children never die holds no connection.
+struct Releaser {
+    settings: Settings,
+    redis: OnceCell<SteadyConnection>,
+}
+
+impl Releaser {
+    async fn release(&self, child: &str) {
+        let opened = self
+            .redis
+            .get_or_try_init(|| async {
+                RedisSettings::install_tls_provider();
+                SteadyConnection::open(&self.settings.redis.url, fom_queue::PUSH_WAIT).await
+            })
+            .await;
+        let conn = match opened {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "supervisor: cannot reach Redis to hand back a child's jobs");
+                return;
+            }
+        };
+        let keys = self.settings.keys().clone();
+        let queues = RedisQueues::new(conn.clone(), keys.clone(), self.settings.heartbeat, 1);
+        for (queue, name) in [
+            (QueueName::Documents, child.to_string()),
+            (QueueName::Qbo, format!("{child}-qbo")),
+        ] {
+            match fom_queue::release_and_deregister(&queues, queue, &name).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(tasks = n, "supervisor: a stopped child's tasks handed back")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "supervisor: a child's tasks not handed back"),
+            }
+        }
+        if let Err(e) = WorkerRegistry::new(conn, keys).remove(child).await {
+            tracing::warn!(error = %e, "supervisor: a child's heartbeat not removed");
+        }
+    }
+}
+
 async fn supervise_slot(
     slot: usize,
     exe: std::path::PathBuf,
     stopping: Arc<AtomicBool>,
     stop: Arc<Notify>,
+    releaser: Arc<Releaser>,
 ) {
     let mut backoff = Duration::from_secs(1);
+    let dyno = std::env::var("DYNO").unwrap_or_else(|_| "local".into());
     while !stopping.load(Ordering::SeqCst) {
         let started = Instant::now();
-        let mut child = match Command::new(&exe).arg("child").spawn() {
+        // Named here, so that whatever way the child ends, its queue names are known.
+        let id = format!(
+            "{dyno}-{slot}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut child = match Command::new(&exe).args(["child", "--id", &id]).spawn() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(slot, error = %e, "cannot start a worker child");
@@ -85,6 +151,9 @@ async fn supervise_slot(
             .as_ref()
             .ok()
             .and_then(std::process::ExitStatus::code);
+        // A child that left cleanly handed back its own jobs; this covers one that could not
+        // (a crash, its memory ceiling, a kill), and costs nothing otherwise.
+        releaser.release(&id).await;
         if stopping.load(Ordering::SeqCst) {
             tracing::info!(slot, pid, ?code, "worker child stopped");
             break;
@@ -95,6 +164,16 @@ async fn supervise_slot(
                     slot,
                     pid,
                     "Memory Monitor: worker child left over its budget; starting a fresh one"
+                );
+                backoff = Duration::from_secs(1);
+            }
+            // After a long outage: start afresh at once. A child that loses its consumer right
+            // after starting is a crash loop, and backs off like one.
+            Some(EXIT_QUEUE) if started.elapsed() >= HEALTHY_RUN => {
+                tracing::warn!(
+                    slot,
+                    pid,
+                    "worker child lost its queue consumer; starting a fresh one"
                 );
                 backoff = Duration::from_secs(1);
             }

@@ -749,3 +749,67 @@ fn a_content_bomb_page_is_refused_by_the_preflight_without_reaching_the_ceiling(
     fom_testkit::fixtures::write_content_bomb_pdf_as(&path, &twenty_pages(), 7, 64, true).unwrap();
     bomb_refused_before_load(&env, path, "more than 1000000 drawing operators");
 }
+
+#[test]
+fn a_15_second_redis_outage_mid_job_is_waited_out_without_a_crash() {
+    // A private server that keeps an append-only file, so it can be killed and come back.
+    let mut redis = fom_testkit::web::PrivateRedis::durable();
+    let env = Env::on(&redis.url);
+    let mut sup = env.supervisor(&[]);
+    // The test hook holds the job for 3 s before its pipeline; Redis goes away 1 s in, so
+    // the job's own writes, the heartbeats and the fetches all meet the outage.
+    let id = env.enqueue_pdf("slow-3-outage.pdf");
+    env.wait_job(&id, Duration::from_secs(60), |j| state(j) == "running");
+    std::thread::sleep(Duration::from_secs(1));
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(15));
+    redis.restart();
+    let end = wait_end(&env, &id);
+    let log = sup.log();
+    assert_eq!(state(&end), "done", "{end}\n{log}");
+    assert_eq!(end["crashes"], 0, "{end}\n{log}");
+    assert_eq!(end["attempts"], 1, "{end}\n{log}");
+    assert!(result_records(&env, &id) > 0);
+    // The same child goes on fetching: nothing was restarted.
+    let other = env.enqueue(&["after-the-outage.csv"]).remove(0);
+    env.wait_job(&other, Duration::from_secs(30), |j| state(j) == "done");
+    let log = sup.log();
+    assert!(log.contains("Redis does not answer"), "{log}");
+    assert!(log.contains("Redis answers again"), "{log}");
+    for bad in ["worker child crashed", "lost its queue consumer"] {
+        assert_eq!(log.matches(bad).count(), 0, "{bad}: {log}");
+    }
+    assert_eq!(log.matches("worker child started").count(), 1, "{log}");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+#[test]
+fn a_child_whose_queue_consumer_stops_is_replaced() {
+    let env = Env::new();
+    let mut sup = env.supervisor(&[]);
+    let first = env.enqueue(&["before.csv"]).remove(0);
+    env.wait_job(&first, Duration::from_secs(60), |j| state(j) == "done");
+    // The QuickBooks queue's worker set turned into a string: the queue library's next
+    // heartbeat fails (WRONGTYPE) and that consumer stops, while the documents consumer and
+    // the child's own heartbeat carry on.
+    let workers = format!("{}:queue:qbo:workers", env.prefix);
+    let mut conn = env.redis();
+    let _: () = redis::cmd("DEL").arg(&workers).query(&mut conn).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&workers)
+        .arg("broken")
+        .query(&mut conn)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sup.log().contains("a queue consumer stopped") {
+        assert!(Instant::now() < deadline, "{}", sup.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _: () = redis::cmd("DEL").arg(&workers).query(&mut conn).unwrap();
+    // A fresh child takes the next job; the supervisor never left.
+    let next = env.enqueue(&["after.csv"]).remove(0);
+    env.wait_job(&next, Duration::from_secs(60), |j| state(j) == "done");
+    let log = sup.log();
+    assert!(log.matches("worker child started").count() >= 2, "{log}");
+    assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}

@@ -47,8 +47,11 @@ pub enum ErrorCode {
     TooManyFiles,
     /// 400: the upload held no parts named `files`.
     NoFiles,
-    /// 507: the upload space would be nearly full after this upload.
+    /// 507: the upload space can never hold this upload (a message for the operator).
     StorageFull,
+    /// 503 with Retry-After: no room for this upload until files ahead of it are read; send
+    /// it again after the wait.
+    WaitForRoom,
     /// 400 verdict: an uploaded file is empty.
     EmptyFile,
     /// 415 verdict: an uploaded file is not a type the intake reads.
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::TooManyFiles => "too_many_files",
             Self::NoFiles => "no_files",
             Self::StorageFull => "storage_full",
+            Self::WaitForRoom => "wait_for_room",
             Self::EmptyFile => "empty_file",
             Self::UnsupportedType => "unsupported_type",
             Self::FileTooLarge => "file_too_large",
@@ -160,6 +164,7 @@ mod tests {
         TooManyFiles => "too_many_files",
         NoFiles => "no_files",
         StorageFull => "storage_full",
+        WaitForRoom => "wait_for_room",
         EmptyFile => "empty_file",
         UnsupportedType => "unsupported_type",
         FileTooLarge => "file_too_large",

@@ -1,6 +1,7 @@
 //! What every request handler shares: settings, the services (built the same way as the
 //! worker's) and this process's sessions.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,9 @@ pub struct AppState {
     /// /health's Redis, queue and worker figures, at most one second old: health checks
     /// under load must not each scan the job index.
     pub health_cache: Mutex<Option<(Instant, serde_json::Value)>>,
+    /// Bytes of uploads into the Redis store being received right now: counted against the
+    /// room before they are written, so two uploads cannot both take the last megabytes.
+    pub upload_reserved: AtomicU64,
 }
 
 impl AppState {
@@ -39,6 +43,7 @@ impl AppState {
             services,
             cfg,
             health_cache: Mutex::new(None),
+            upload_reserved: AtomicU64::new(0),
         })
     }
 }

@@ -5,6 +5,7 @@
 
 use std::cell::Cell;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_multipart::{Field, Multipart};
 use actix_web::http::{header, ConnectionType, StatusCode};
@@ -160,9 +161,12 @@ async fn take_upload(
             ),
         ));
     }
-    if state.services.store.is_redis() {
-        check_redis_headroom(state, declared.unwrap_or(cfg.services.max_file_bytes)).await?;
-    }
+    // Held until this request ends: the bytes count against the room while they arrive.
+    let _room = if state.services.store.is_redis() {
+        take_room(state, declared.unwrap_or(cfg.services.max_file_bytes)).await?
+    } else {
+        None
+    };
 
     // At most `max_upload_parts` verdicts, plus the one that says why reading stopped.
     let mut verdicts: Vec<Verdict> = Vec::new();
@@ -307,36 +311,125 @@ fn body_ended(
     }
 }
 
-/// With the Redis store (mini plans: 25 MB, noeviction), refuses an upload that would leave
-/// Redis less than `REDIS_MIN_HEADROOM_MB`: at the limit, every write (jobs, sessions) fails.
-async fn check_redis_headroom(state: &AppState, incoming: u64) -> Result<(), ApiError> {
-    let mut conn = state.services.redis.get().await?;
-    let mem = memory_info(&mut conn).await?;
-    let Some(free) = mem.headroom() else {
-        return Ok(());
+/// Room in the Redis store held for one upload while it is received.
+struct RoomHeld<'a> {
+    reserved: &'a AtomicU64,
+    bytes: u64,
+}
+
+impl Drop for RoomHeld<'_> {
+    fn drop(&mut self) {
+        self.reserved.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// With the Redis store (mini plans: 25 MB, noeviction) an upload is taken only when Redis has
+/// room for it and `REDIS_MIN_HEADROOM_MB` besides (at the limit every write, sessions and
+/// jobs included, fails), counting uploads still arriving. Without room it is not refused
+/// outright: while files ahead of it are being read (each frees its room when done) the
+/// answer is a wait verdict, 503 with a Retry-After, and the page sends it again by itself.
+/// Only when waiting cannot help (the file is larger than the store can ever hold, or nothing
+/// is ahead to free room) is it refused, with a message for the operator.
+async fn take_room(state: &AppState, incoming: u64) -> Result<Option<RoomHeld<'_>>, ApiError> {
+    let mem = {
+        let mut conn = state.services.redis.get().await?;
+        memory_info(&mut conn).await?
     };
-    let need = incoming.saturating_add(state.cfg.services.min_headroom_bytes);
-    if free < need {
-        let mb = |b: u64| b as f64 / 1_048_576.0;
-        tracing::warn!(
-            free_mb = mb(free),
-            need_mb = mb(need),
-            "upload refused: Redis memory headroom too low"
-        );
+    if mem.max == 0 {
+        return Ok(None);
+    }
+    let headroom = state.cfg.services.min_headroom_bytes;
+    let need = incoming.saturating_add(headroom);
+    let reserved = &state.upload_reserved;
+    let arriving = reserved.fetch_add(incoming, Ordering::SeqCst);
+    let free = mem.max.saturating_sub(mem.used).saturating_sub(arriving);
+    if free >= need {
+        return Ok(Some(RoomHeld {
+            reserved,
+            bytes: incoming,
+        }));
+    }
+    reserved.fetch_sub(incoming, Ordering::SeqCst);
+    let mb = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
+    let counts = state
+        .services
+        .jobs
+        .counts()
+        .await
+        .map_err(ApiError::storage)?;
+    let ahead = counts.queued + counts.running;
+    tracing::info!(
+        free_mb = mb(free),
+        need_mb = mb(need),
+        ahead,
+        "upload waits: no room in Redis yet"
+    );
+    if need > mem.max {
         return Err(ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::StorageFull,
             format!(
-                "the upload space is nearly full ({:.1} MB free, this upload needs {:.1} MB); \
-                 wait for the documents being processed to finish, or ask the operator to \
-                 use a larger Redis plan or an S3 upload store",
+                "this upload ({:.1} MB) is larger than the upload space can ever hold ({:.1} MB \
+                 of Redis, {:.1} MB of it kept free); the operator can choose a larger Redis \
+                 plan or an S3 upload store (UPLOAD_STORE)",
+                mb(incoming),
+                mb(mem.max),
+                mb(headroom)
+            ),
+        ));
+    }
+    if ahead == 0 && arriving == 0 {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::StorageFull,
+            format!(
+                "the upload space is full ({:.1} MB free, this upload needs {:.1} MB) and no \
+                 file is being read that would free it; the operator can choose a larger \
+                 Redis plan or an S3 upload store (UPLOAD_STORE), or lower \
+                 UPLOAD_RETENTION_HOURS",
                 mb(free),
                 mb(need)
             ),
-        )
-        .with_retry_after(60));
+        ));
     }
-    Ok(())
+    let retry_after = typical_job_secs(state).await.clamp(2, 30);
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::WaitForRoom,
+        format!(
+            "waiting for room: {ahead} {} ahead {} being read; send it again in {retry_after} s",
+            if ahead == 1 { "file" } else { "files" },
+            if ahead == 1 { "is" } else { "are" },
+        ),
+    )
+    .with_retry_after(retry_after)
+    .with_details(serde_json::json!({
+        "retry_after": retry_after,
+        "ahead": ahead,
+        "free_mb": mb(free),
+        "need_mb": mb(need),
+    })))
+}
+
+/// How long a file has recently taken to read, in seconds (10 when nothing is known): the
+/// time after which room is likely to be freed.
+async fn typical_job_secs(state: &AppState) -> u64 {
+    let recent = state
+        .services
+        .jobs
+        .list(Some(fom_core::jobs::JobState::Done), 10)
+        .await
+        .unwrap_or_default();
+    let took: Vec<i64> = recent
+        .iter()
+        .filter_map(|j| Some(j.finished_at? - j.started_at?))
+        .filter(|ms| *ms >= 0)
+        .collect();
+    if took.is_empty() {
+        return 10;
+    }
+    let mean_ms = took.iter().sum::<i64>() / took.len() as i64;
+    u64::try_from(mean_ms / 1000).unwrap_or(10).max(1)
 }
 
 /// Reads what is left of a part we do not keep, so the next part can be read; false when the

@@ -1235,3 +1235,129 @@ async fn a_file_the_queue_refuses_gets_503_and_leaves_nothing_behind() {
     .await;
     assert_eq!(status, 202, "{v}");
 }
+
+/// Redis's OOM error count (`INFO errorstats`): a write refused because Redis was full.
+fn oom_errors(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut conn)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("errorstat_OOM:count="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn uploads_wait_for_room_while_files_ahead_are_read() {
+    // A private, small Redis and no worker: accepted files stay queued, holding their room.
+    let redis = PrivateRedis::start(&["--maxmemory", "12mb", "--maxmemory-policy", "noeviction"]);
+    let stack = Stack::start(
+        Options::new("room")
+            .redis(&redis.url)
+            .env("REDIS_MIN_HEADROOM_MB", "1"),
+    );
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let two_mb = |n: usize| {
+        let mut b = format!("%PDF-1.7\n% file {n}\n").into_bytes();
+        b.resize(2 * 1024 * 1024, b'x');
+        b
+    };
+
+    // Nothing ahead to free room (the store is full of something else): waiting cannot help,
+    // so the answer is for the operator.
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let filler = vec![b'f'; 500_000];
+    let mut fillers = 0;
+    loop {
+        let info: String = redis::cmd("INFO").arg("memory").query(&mut conn).unwrap();
+        let used: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        // Leave about 2.5 MB: less than a 2 MB file plus the 1 MB reserve.
+        if used > 12 * 1024 * 1024 - 2_600_000 {
+            break;
+        }
+        let _: () = redis::cmd("SET")
+            .arg(format!("filler:{fillers}"))
+            .arg(&filler)
+            .query(&mut conn)
+            .unwrap();
+        fillers += 1;
+    }
+    let form = Form::new().part("files", file("a.pdf", two_mb(0)));
+    let (status, v) = upload(&stack, &c, &cookie, &id, form).await;
+    assert_eq!(status, 507, "{v}");
+    assert_eq!(v["error"]["code"], "storage_full", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no file is being read")),
+        "{v}"
+    );
+    for i in 0..fillers {
+        let _: () = redis::cmd("DEL")
+            .arg(format!("filler:{i}"))
+            .query(&mut conn)
+            .unwrap();
+    }
+
+    // One file per request until the room is taken; the next one is told to wait.
+    let mut accepted = 0;
+    let waited = loop {
+        let form = Form::new().part("files", file(&format!("p{accepted}.pdf"), two_mb(accepted)));
+        let res = c
+            .post(stack.url(&format!("/api/deposits/{id}/files")))
+            .header("Cookie", &cookie)
+            .header("Origin", stack.origin())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let v: Value = res.json().await.unwrap();
+        if status == 202 {
+            accepted += 1;
+            assert!(
+                accepted < 8,
+                "12 MB cannot hold {accepted} files of 2 MB: {v}"
+            );
+            continue;
+        }
+        assert_eq!(status, 503, "{v}");
+        break (retry_after, v);
+    };
+    let (retry_after, v) = waited;
+    assert!(accepted >= 2, "only {accepted} file(s) fitted");
+    assert_eq!(v["error"]["code"], "wait_for_room", "{v}");
+    let details = &v["error"]["details"];
+    assert_eq!(details["ahead"], accepted as u64, "{v}");
+    assert!(
+        retry_after.is_some_and(|s| (2..=30).contains(&s)),
+        "{retry_after:?}"
+    );
+    assert_eq!(details["retry_after"], retry_after.unwrap_or(0), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("waiting for room")),
+        "{v}"
+    );
+    // Nothing of the waiting file was kept, and Redis never refused a write.
+    let d = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
+    assert_eq!(d["files"].as_array().map(Vec::len), Some(accepted), "{d}");
+    assert_eq!(oom_errors(&redis.url), 0);
+}

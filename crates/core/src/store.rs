@@ -24,7 +24,10 @@ use crate::keys::{Keys, UPLOAD_TTL};
 use crate::redis_conn::RedisPool;
 
 /// Chunk size for the Redis store: small enough for Redis, large enough to keep round trips few.
-pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Just under 256 KiB: a value of exactly 256 KiB plus Redis's string header lands in the
+/// allocator's next size class (320 KiB), so each stored MB cost 1.25 MB of Redis memory
+/// (measured: 3.74 MB for a 3 MB file); at this size it costs what it holds.
+pub const CHUNK_BYTES: usize = 256 * 1024 - 64;
 
 /// Part size for the S3 store's multipart uploads: S3's minimum for every part but the last.
 pub const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -377,6 +380,25 @@ impl UploadStore {
             }
             _ => self.delete(id).await,
         }
+    }
+
+    /// Deletes up to `max` kept uploads (those held for `UPLOAD_RETENTION_HOURS` after their job
+    /// succeeded), oldest first, before their time: an upload waiting to be read needs the room
+    /// more. Returns how many went.
+    pub async fn release_kept(&self, max: usize) -> Result<usize, StoreError> {
+        let Some((redis, keys)) = &self.schedule else {
+            return Ok(0);
+        };
+        let key = keys.uploads_expiring();
+        let oldest: Vec<(String, f64)> = redis.get().await?.zpopmin(&key, max as isize).await?;
+        let mut gone = 0;
+        for (id, _) in oldest {
+            match self.delete(&id).await {
+                Ok(()) => gone += 1,
+                Err(e) => tracing::warn!(error = %e, "kept upload not deleted early"),
+            }
+        }
+        Ok(gone)
     }
 
     /// Deletes kept uploads whose retention has passed, at most 50 per call (it runs between

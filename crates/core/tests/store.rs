@@ -7,6 +7,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use fom_core::keys::Keys;
 use fom_core::store::{StoreError, StoreSpec, UploadStore, CHUNK_BYTES, PART_BYTES};
@@ -414,4 +415,36 @@ async fn upload_store_specs() {
     let half = UploadStore::s3_with("bucket", "", [("aws_access_key_id", "AKIA")]).err();
     let msg = half.map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("AWS_SECRET_ACCESS_KEY"), "{msg}");
+}
+
+#[tokio::test]
+async fn kept_uploads_give_way_oldest_first() {
+    let b = Backend::redis().await;
+    let store = b.store.clone().with_retention(Duration::from_secs(3600));
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let s = store
+            .put(&format!("kept-{i}.pdf"), &b"%PDF-1.4 kept"[..], 1024)
+            .await
+            .unwrap();
+        store.release(&s.id).await.unwrap();
+        ids.push(s.id);
+        // Kept until a second later each, so their order is known.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_eq!(store.release_kept(2).await.unwrap(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let got = store.fetch_to(id, &dir.path().join(format!("f{i}"))).await;
+        if i < 2 {
+            assert!(matches!(got, Err(StoreError::NotFound(_))), "{i}: {got:?}");
+        } else {
+            assert!(got.is_ok(), "the newest kept upload stays: {got:?}");
+        }
+    }
+    assert_eq!(store.release_kept(5).await.unwrap(), 1);
+    assert_eq!(store.release_kept(5).await.unwrap(), 0);
+    let mut b = b;
+    b.assert_empty("releasing every kept upload").await;
+    b.cleanup().await;
 }

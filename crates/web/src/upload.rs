@@ -328,28 +328,40 @@ impl Drop for RoomHeld<'_> {
 /// jobs included, fails), counting uploads still arriving. Without room it is not refused
 /// outright: while files ahead of it are being read (each frees its room when done) the
 /// answer is a wait verdict, 503 with a Retry-After, and the page sends it again by itself.
-/// Only when waiting cannot help (the file is larger than the store can ever hold, or nothing
-/// is ahead to free room) is it refused, with a message for the operator.
+/// Uploads kept after their job succeeded (`UPLOAD_RETENTION_HOURS`) are deleted early, oldest
+/// first, to make room. Only when waiting cannot help (the file is larger than the store can
+/// ever hold, or nothing is ahead to free room) is it refused, with a message for the operator.
 async fn take_room(state: &AppState, incoming: u64) -> Result<Option<RoomHeld<'_>>, ApiError> {
-    let mem = {
-        let mut conn = state.services.redis.get().await?;
-        memory_info(&mut conn).await?
-    };
-    if mem.max == 0 {
-        return Ok(None);
-    }
     let headroom = state.cfg.services.min_headroom_bytes;
     let need = incoming.saturating_add(headroom);
     let reserved = &state.upload_reserved;
-    let arriving = reserved.fetch_add(incoming, Ordering::SeqCst);
-    let free = mem.max.saturating_sub(mem.used).saturating_sub(arriving);
-    if free >= need {
-        return Ok(Some(RoomHeld {
-            reserved,
-            bytes: incoming,
-        }));
-    }
-    reserved.fetch_sub(incoming, Ordering::SeqCst);
+    let mut released_kept = 0;
+    let (mem, free, arriving) = loop {
+        let mem = {
+            let mut conn = state.services.redis.get().await?;
+            memory_info(&mut conn).await?
+        };
+        if mem.max == 0 {
+            return Ok(None);
+        }
+        let arriving = reserved.fetch_add(incoming, Ordering::SeqCst);
+        let free = mem.max.saturating_sub(mem.used).saturating_sub(arriving);
+        if free >= need {
+            if released_kept > 0 {
+                tracing::info!(uploads = released_kept, "kept uploads deleted early to make room");
+            }
+            return Ok(Some(RoomHeld {
+                reserved,
+                bytes: incoming,
+            }));
+        }
+        reserved.fetch_sub(incoming, Ordering::SeqCst);
+        // Files kept after their job (UPLOAD_RETENTION_HOURS) give way to one still to be read.
+        match state.services.store.release_kept(4).await {
+            Ok(n) if n > 0 && released_kept < 200 => released_kept += n,
+            _ => break (mem, free, arriving),
+        }
+    };
     let mb = |b: u64| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0;
     let counts = state
         .services

@@ -138,6 +138,11 @@ impl Keys {
     pub fn queue(&self, name: &str) -> String {
         format!("{}:queue:{name}", self.prefix)
     }
+
+    /// STREAM: the audit log, capped at `AUDIT_MAX_EVENTS` (`audit::AuditLog`).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
 }
 
 impl Default for Keys {
@@ -162,6 +167,7 @@ mod tests {
             k.upload("f"),
             k.upload_chunk("f", 3),
             k.queue("documents"),
+            k.audit(),
             k.uploads_expiring(),
             k.deposit("d"),
             k.deposits(),

@@ -27,6 +27,7 @@
 //! - [`ceiling`]: the memory ceiling no input can break (kernel limit and watchdog).
 
 pub mod aliases;
+pub mod audit;
 pub mod ceiling;
 pub mod config;
 pub mod dedup;

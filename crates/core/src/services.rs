@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::AuditLog;
 use crate::config::EnvReader;
 use crate::deposits::DepositStore;
 use crate::jobs::JobStore;
@@ -48,6 +49,8 @@ pub struct Settings {
     pub missed_heartbeats: usize,
     /// QuickBooks, when `QBO_CLIENT_ID` is set.
     pub qbo: Option<QboSettings>,
+    /// `AUDIT_MAX_EVENTS`: the audit log keeps about this many of the newest events.
+    pub audit_max_events: u64,
 }
 
 impl Settings {
@@ -72,6 +75,12 @@ impl Settings {
             heartbeat: Duration::from_secs(env.number("WORKER_HEARTBEAT_SECS", 1, 1, 300)),
             missed_heartbeats: env.number("WORKER_MISSED_HEARTBEATS", 10, 1, 100),
             qbo: QboSettings::from_env(env),
+            audit_max_events: env.number(
+                "AUDIT_MAX_EVENTS",
+                crate::audit::DEFAULT_MAX_EVENTS,
+                100,
+                1_000_000,
+            ),
         }
     }
 
@@ -89,6 +98,7 @@ pub struct Services {
     pub deposits: DepositStore,
     pub store: UploadStore,
     pub workers: WorkerRegistry,
+    pub audit: AuditLog,
     pub queue: Arc<dyn Enqueue>,
     /// QuickBooks, when set up.
     pub qbo: Option<Qbo>,
@@ -109,12 +119,14 @@ impl Services {
             .with_min_headroom(settings.min_headroom_bytes);
         let store = UploadStore::open(&settings.store, redis.clone(), keys.clone())?
             .with_retention(settings.upload_retention);
+        let audit = AuditLog::new(redis.clone(), keys.clone(), settings.audit_max_events);
         let qbo = settings.qbo.clone().map(|q| {
             let conn = Connection::new(q, redis.clone(), keys.clone());
-            Qbo::new(QboClient::new(conn), deposits.clone())
+            Qbo::new(QboClient::new(conn), deposits.clone()).with_audit(audit.clone())
         });
         Ok(Self {
             workers: WorkerRegistry::new(redis.clone(), keys.clone()),
+            audit,
             keys,
             redis,
             jobs,

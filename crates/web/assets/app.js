@@ -7,7 +7,9 @@
 
 import { depositsPage } from './js/list.js';
 import { depositPage } from './js/deposit.js';
+import { auditPage } from './js/audit.js';
 
 const kind = document.body.dataset.page;
 if (kind === 'deposits') depositsPage();
 else if (kind === 'deposit') depositPage();
+else if (kind === 'audit') auditPage();

@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use fom_core::redis_conn::RedisError;
 use serde::Serialize;
 use tracing::Instrument;
@@ -136,6 +136,10 @@ impl From<RedisError> for ApiError {
     }
 }
 
+/// This request's id, in its extensions (the audit log records it).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// The request id: Heroku's router's `X-Request-ID` when it is sane, else a new one.
 fn request_id(req: &ServiceRequest) -> String {
     req.headers()
@@ -157,6 +161,7 @@ pub async fn request_log(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", id = %id);
     let method = req.method().clone();
     let path = req.path().to_string();

@@ -3,6 +3,7 @@
 //! PDF: that is the worker's job.
 
 mod api;
+mod audit;
 mod auth;
 mod body_guard;
 mod config;
@@ -91,7 +92,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::send_all)
             .service(qbo::send_status)
             .service(report::report)
-            .service(report::report_csv);
+            .service(report::report_csv)
+            .service(pages::audit)
+            .service(audit::list);
         App::new()
             .app_data(app_state.clone())
             .app_data(web::JsonConfig::default().limit(max_json))

@@ -18,6 +18,7 @@ const ICON: &str = include_str!("../assets/icon.svg");
 /// these names, no build step.
 pub(crate) const MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("../assets/js/api.js")),
+    ("audit.js", include_str!("../assets/js/audit.js")),
     ("deposit.js", include_str!("../assets/js/deposit.js")),
     ("dom.js", include_str!("../assets/js/dom.js")),
     ("donors.js", include_str!("../assets/js/donors.js")),
@@ -111,6 +112,7 @@ fn page(status: StatusCode, title: &str, page_kind: Option<&str>, body: &str) ->
 /// The bar at the top of signed-in pages: home link, QuickBooks badge, sign out.
 fn top_bar() -> &'static str {
     "<header class=\"topbar\"><a class=\"brand\" href=\"/\">FoM deposits</a>\
+     <nav class=\"topnav\"><a href=\"/audit\" data-testid=\"nav-audit\">Activity</a></nav>\
      <div class=\"qbo-status\" id=\"qbo-status\" data-testid=\"qbo-badge\" aria-live=\"polite\">\
      <span class=\"badge muted\">QuickBooks: checking…</span></div>\
      <form method=\"post\" action=\"/logout\" class=\"signout\">\
@@ -226,6 +228,30 @@ pub async fn index() -> HttpResponse {
              <button type=\"submit\" data-testid=\"new-deposit\">New deposit</button></form></div>\
              <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
              <div id=\"deposits\" data-testid=\"deposits\"><p class=\"empty\">Loading deposits…</p></div>\
+             </main>",
+            top_bar()
+        ),
+    )
+}
+
+/// The activity (audit) log: sign-ins, uploads, edits, receipts; the page script loads
+/// `/api/audit` (`js/audit.js`).
+#[get("/audit")]
+pub async fn audit() -> HttpResponse {
+    page(
+        StatusCode::OK,
+        "Activity",
+        Some("audit"),
+        &format!(
+            "{}<main>\
+             <div class=\"page-head\"><h1>Activity</h1>\
+             <form id=\"audit-filter\" class=\"inline-form\">\
+             <label for=\"audit-kind\">Show</label>\
+             <select id=\"audit-kind\" name=\"kind\" data-testid=\"audit-kind\">\
+             <option value=\"\">Everything</option></select></form></div>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <div id=\"audit\" data-testid=\"audit\"><p class=\"empty\">Loading activity…</p></div>\
+             <p><button type=\"button\" id=\"audit-more\" class=\"secondary\" hidden>Older events</button></p>\
              </main>",
             top_bar()
         ),

@@ -3,6 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
+use fom_core::audit::AuditKind;
 use fom_core::jobs::send_all as send_job;
 use fom_core::qbo::sync::{CreateOutcome, Qbo, SendDefaults};
 use fom_core::qbo::{ErrorKind, QboError};
@@ -11,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::api::{json_no_store, load};
+use crate::audit;
 use crate::auth::signed_session_id;
 use crate::error_code::ErrorCode;
 use crate::http::ApiError;
@@ -162,9 +164,19 @@ pub async fn qbo_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 }
 
 #[post("/api/qbo/disconnect")]
-pub async fn disconnect(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn disconnect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let q = qbo(&state)?;
     let revoked = q.client.connection().disconnect().await?;
+    audit::record(
+        &req,
+        &state,
+        AuditKind::QboDisconnect,
+        json!({"revoked": revoked}),
+    )
+    .await;
     Ok(ok(&json!({"disconnected": true, "revoked": revoked})))
 }
 
@@ -292,6 +304,7 @@ pub struct CustomerBody {
 
 #[post("/api/deposits/{id}/records/{record_id}/customer")]
 pub async fn create_customer(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: Option<web::Json<CustomerBody>>,
@@ -301,6 +314,12 @@ pub async fn create_customer(
     let (outcome, record) = qbo(&state)?
         .create_customer(&id, &record_id(&rid)?, name.as_deref())
         .await?;
+    if let Some(customer) = record.as_ref().and_then(|r| r.qbo.customer_id.clone()) {
+        if matches!(outcome, CreateOutcome::Created { .. }) {
+            let details = json!({"deposit_id": id, "record_id": rid, "customer_id": customer});
+            audit::record(&req, &state, AuditKind::CustomerCreated, details).await;
+        }
+    }
     match &outcome {
         CreateOutcome::Created { .. } => Ok(json_no_store(
             StatusCode::CREATED,
@@ -320,13 +339,16 @@ pub async fn create_customer(
 
 #[post("/api/deposits/{id}/records/{record_id}/address")]
 pub async fn accept_address(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    Ok(ok(&qbo(&state)?
-        .accept_address(&id, &record_id(&rid)?)
-        .await?))
+    let record = qbo(&state)?.accept_address(&id, &record_id(&rid)?).await?;
+    let details = json!({"deposit_id": id, "record_id": rid,
+                         "customer_id": record.qbo.customer_id, "fields": ["address"]});
+    audit::record(&req, &state, AuditKind::CustomerUpdated, details).await;
+    Ok(ok(&record))
 }
 
 #[delete("/api/deposits/{id}/records/{record_id}/address")]
@@ -342,11 +364,16 @@ pub async fn keep_address(
 
 #[post("/api/deposits/{id}/records/{record_id}/contact")]
 pub async fn add_contact(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
     let added = qbo(&state)?.add_contact(&id, &record_id(&rid)?).await?;
+    if !added.is_empty() {
+        let details = json!({"deposit_id": id, "record_id": rid, "fields": added});
+        audit::record(&req, &state, AuditKind::CustomerUpdated, details).await;
+    }
     Ok(ok(&json!({ "added": added })))
 }
 
@@ -361,13 +388,17 @@ pub async fn preview(
 
 #[post("/api/deposits/{id}/records/{record_id}/send")]
 pub async fn send_one(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
     let q = qbo(&state)?;
     let defaults = q.defaults().await?;
-    let result = q.send_one(&id, &record_id(&rid)?, &defaults).await?;
+    let actor = audit::actor(&req, &state);
+    let result = q
+        .send_one(&id, &record_id(&rid)?, &defaults, &actor)
+        .await?;
     use fom_core::qbo::receipts::SendOutcome;
     let status = match result.outcome {
         SendOutcome::Sent => StatusCode::CREATED,
@@ -382,6 +413,7 @@ pub async fn send_one(
 /// Starts "send all" on the worker's `qbo` queue, or answers the one already running.
 #[post("/api/deposits/{id}/send")]
 pub async fn send_all(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -399,6 +431,10 @@ pub async fn send_all(
     let started = send_job::start(&state.services, &d.id)
         .await
         .map_err(ApiError::storage)?;
+    if !started.already_running {
+        let details = json!({"deposit_id": d.id, "job_id": started.job_id});
+        audit::record(&req, &state, AuditKind::SendAllStarted, details).await;
+    }
     Ok(json_no_store(StatusCode::ACCEPTED, &started))
 }
 

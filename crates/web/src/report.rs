@@ -2,7 +2,8 @@
 //! CSV export of every field, as a download.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use fom_core::audit::AuditKind;
 use fom_core::report::{csv_export, report_date_for, text_report, total};
 use serde::Serialize;
 
@@ -22,10 +23,13 @@ struct Report {
 
 #[get("/api/deposits/{id}/report")]
 pub async fn report(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
+    let details = serde_json::json!({"deposit_id": d.id, "format": "text"});
+    crate::audit::record(&req, &state, AuditKind::ReportDownloaded, details).await;
     let date = report_date_for(&d.records, chrono::Local::now().date_naive());
     Ok(json_no_store(
         StatusCode::OK,
@@ -39,10 +43,13 @@ pub async fn report(
 
 #[get("/api/deposits/{id}/report.csv")]
 pub async fn report_csv(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
+    let details = serde_json::json!({"deposit_id": d.id, "format": "csv"});
+    crate::audit::record(&req, &state, AuditKind::ReportDownloaded, details).await;
     let date = report_date_for(&d.records, chrono::Local::now().date_naive());
     let csv = csv_export(&d.records).map_err(|e| {
         tracing::error!(error = %e, "csv export failed");

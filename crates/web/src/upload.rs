@@ -240,6 +240,20 @@ async fn take_upload(
     let ended = stopped.as_ref().map(|v| v.status);
     verdicts.extend(stopped);
     let accepted = verdicts.iter().filter(|v| v.accepted).count();
+    // One audit event per named file: what arrived and what became of it (at most
+    // `max_upload_parts` + 1 verdicts, so bounded).
+    for v in verdicts.iter().filter(|v| !v.name.is_empty()) {
+        let verdict = if v.accepted {
+            "accepted".to_string()
+        } else {
+            v.code
+                .map_or_else(|| v.status.to_string(), |c| c.to_string())
+        };
+        let details = serde_json::json!({
+            "deposit_id": id, "file": v.name, "size": v.size, "verdict": verdict, "job_id": v.job_id,
+        });
+        crate::audit::record(req, state, fom_core::audit::AuditKind::Upload, details).await;
+    }
     if verdicts.is_empty() {
         return Err(ApiError::bad_request(
             ErrorCode::NoFiles,
@@ -348,7 +362,10 @@ async fn take_room(state: &AppState, incoming: u64) -> Result<Option<RoomHeld<'_
         let free = mem.max.saturating_sub(mem.used).saturating_sub(arriving);
         if free >= need {
             if released_kept > 0 {
-                tracing::info!(uploads = released_kept, "kept uploads deleted early to make room");
+                tracing::info!(
+                    uploads = released_kept,
+                    "kept uploads deleted early to make room"
+                );
             }
             return Ok(Some(RoomHeld {
                 reserved,

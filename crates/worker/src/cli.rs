@@ -49,6 +49,8 @@ enum Command {
     /// The QuickBooks connection: status, refresh, matching.
     #[command(subcommand)]
     Qbo(crate::qbo_cli::QboCommand),
+    /// The audit log (sign-ins, uploads, edits, receipts...), newest first.
+    Audit(crate::audit_cli::AuditArgs),
     /// One worker child (started by the supervisor).
     #[command(hide = true)]
     Child {
@@ -141,6 +143,9 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Jobs(cmd)) => {
             with_queue(|ws| async move { crate::jobs_cli::jobs(&ws, &cmd).await })
+        }
+        Some(Command::Audit(args)) => {
+            with_queue(|ws| async move { crate::audit_cli::run(&ws, &args).await })
         }
         Some(Command::Qbo(cmd)) => {
             with_queue(|ws| async move { crate::qbo_cli::run(&ws, &cmd).await })

@@ -3,7 +3,9 @@
 //! - `process [--json] FILE...`: the whole pipeline in-process, offline (no Redis, no network).
 //! - `report [--csv] FILE...`: the deposit report of those files.
 //! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
+//! - `audit [--kind K] [--json]`: the audit log, newest first.
 
+mod audit_cli;
 mod child_signal;
 mod cli;
 mod jobs_cli;

@@ -66,6 +66,14 @@ impl Job for SendAllJob {
                 tracing::info!(rows = results.len(), errors, "send all finished");
                 let body = serde_json::json!({"deposit_id": deposit_id, "results": results});
                 s.jobs.finish(id, &ctx.worker, &body).await?;
+                s.audit
+                    .record(
+                        crate::audit::AuditKind::SendAllFinished,
+                        &crate::audit::Actor::default(),
+                        serde_json::json!({"deposit_id": deposit_id, "job_id": id,
+                                           "rows": results.len(), "errors": errors}),
+                    )
+                    .await;
                 Ok(JobEnd::Done)
             }
             Err(e) => {

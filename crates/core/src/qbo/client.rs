@@ -82,6 +82,22 @@ impl QboClient {
         request_id: Option<&str>,
         max_attempts: u32,
     ) -> Result<Value, QboError> {
+        self.call_traced(method, path, params, body, request_id, max_attempts)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`Self::call_tries`], with the `intuit_tid` of the answer (Intuit's id of the request,
+    /// which its support asks for).
+    async fn call_traced(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        body: Option<&Value>,
+        request_id: Option<&str>,
+        max_attempts: u32,
+    ) -> Result<(Value, Option<String>), QboError> {
         let s = self.conn.settings();
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -186,7 +202,7 @@ impl QboClient {
                     tid.as_deref().unwrap_or("-")
                 )));
             }
-            return json.ok_or_else(|| {
+            return json.map(|j| (j, tid)).ok_or_else(|| {
                 QboError::Decode("QuickBooks answered with something that is not JSON".into())
             });
         }
@@ -329,10 +345,21 @@ impl QboClient {
         body: &Value,
         request_id: &str,
     ) -> Result<T, QboError> {
-        let answer = self
-            .call_tries(Method::POST, T::PATH, &[], Some(body), Some(request_id), 1)
+        self.write_once_traced(body, request_id)
+            .await
+            .map(|(entity, _)| entity)
+    }
+
+    /// [`Self::write_once`] with the answer's `intuit_tid`.
+    pub async fn write_once_traced<T: Entity>(
+        &self,
+        body: &Value,
+        request_id: &str,
+    ) -> Result<(T, Option<String>), QboError> {
+        let (answer, tid) = self
+            .call_traced(Method::POST, T::PATH, &[], Some(body), Some(request_id), 1)
             .await?;
-        unwrap_entity(answer)
+        Ok((unwrap_entity(answer)?, tid))
     }
 }
 

@@ -504,6 +504,16 @@ impl Connection {
                     dead.reconnect = Some(why.clone());
                     self.save(&dead).await?;
                     tracing::warn!(realm_id = %t.realm_id, "qbo: refresh refused; reconnect needed");
+                    crate::audit::AuditLog::untrimmed(
+                        self.inner.redis.clone(),
+                        self.inner.keys.clone(),
+                    )
+                    .record(
+                        crate::audit::AuditKind::QboReconnectNeeded,
+                        &crate::audit::Actor::default(),
+                        serde_json::json!({"reason": why}),
+                    )
+                    .await;
                 }
                 Err(e)
             }

@@ -117,6 +117,7 @@ impl Qbo {
         deposit_id: &str,
         record_id: &Uuid,
         defaults: &SendDefaults,
+        actor: &crate::audit::Actor,
     ) -> Result<SendResult, QboError> {
         let record = self.record(deposit_id, record_id).await?;
         let result = |outcome, receipt: Option<String>, message: Option<String>| SendResult {
@@ -142,10 +143,16 @@ impl Qbo {
                 // Before every try: a receipt made by an earlier try whose answer was lost
                 // (a crash, a 500 after the write, a timeout) is found, not made again.
                 if let Some(existing) = self.find_existing(&record).await? {
-                    return Ok::<_, QboError>((SendOutcome::FoundExisting, existing));
+                    return Ok::<_, QboError>((SendOutcome::FoundExisting, existing, None));
                 }
-                match self.client.write_once::<SalesReceipt>(&body, &rid).await {
-                    Ok(created) => return Ok((SendOutcome::Sent, created.id.unwrap_or_default())),
+                match self
+                    .client
+                    .write_once_traced::<SalesReceipt>(&body, &rid)
+                    .await
+                {
+                    Ok((created, tid)) => {
+                        return Ok((SendOutcome::Sent, created.id.unwrap_or_default(), tid))
+                    }
                     Err(e) if retryable(&e) && tries < settings.max_attempts => {
                         tracing::warn!(%record_id, tries, "qbo: receipt not confirmed; checking before retrying");
                         tokio::time::sleep(self.client.backoff(tries)).await;
@@ -155,7 +162,7 @@ impl Qbo {
             }
         };
         match attempt.await {
-            Ok((outcome, receipt_id)) => {
+            Ok((outcome, receipt_id, intuit_tid)) => {
                 self.change_record(deposit_id, record_id, |r| {
                     r.qbo.sales_receipt_id = Some(receipt_id.clone());
                     r.qbo.sync_status = SyncStatus::Sent;
@@ -169,6 +176,19 @@ impl Qbo {
                     outcome = outcome.as_str(),
                     "qbo: receipt"
                 );
+                let kind = if outcome == SendOutcome::FoundExisting {
+                    crate::audit::AuditKind::ReceiptFoundExisting
+                } else {
+                    crate::audit::AuditKind::ReceiptCreated
+                };
+                let amount = record.amount.map(|a| a.to_string());
+                self.audit(
+                    kind,
+                    actor,
+                    json!({"deposit_id": deposit_id, "record_id": record_id.to_string(),
+                           "receipt_id": receipt_id, "amount": amount, "intuit_tid": intuit_tid}),
+                )
+                .await;
                 Ok(result(outcome, Some(receipt_id), None))
             }
             Err(e @ (QboError::Redis(_) | QboError::Deposit(_))) => Err(e),
@@ -237,7 +257,10 @@ impl Qbo {
                     stopped: true,
                 });
             }
-            match self.send_one(deposit_id, id, &defaults).await {
+            match self
+                .send_one(deposit_id, id, &defaults, &crate::audit::Actor::default())
+                .await
+            {
                 Ok(r) => out.push(r),
                 // The row was deleted meanwhile: nothing to send.
                 Err(QboError::NotFound(_)) => {}

@@ -20,6 +20,8 @@ pub use crate::qbo::receipts::{marker, receipt_body, SendAll, SendOutcome, SendR
 pub struct Qbo {
     pub client: QboClient,
     pub deposits: DepositStore,
+    /// Where receipts and customers made in QuickBooks are recorded.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 fn find_record<'a>(d: &'a Deposit, record_id: &Uuid) -> Option<&'a Donation> {
@@ -33,7 +35,28 @@ pub(super) fn clip(text: &str, max: usize) -> String {
 
 impl Qbo {
     pub fn new(client: QboClient, deposits: DepositStore) -> Self {
-        Self { client, deposits }
+        Self {
+            client,
+            deposits,
+            audit: None,
+        }
+    }
+
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Records an audit event, when an audit log is attached.
+    pub(super) async fn audit(
+        &self,
+        kind: crate::audit::AuditKind,
+        actor: &crate::audit::Actor,
+        details: serde_json::Value,
+    ) {
+        if let Some(a) = &self.audit {
+            a.record(kind, actor, details).await;
+        }
     }
 
     /// A deposit as stored now.

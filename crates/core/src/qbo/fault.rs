@@ -58,6 +58,21 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
+/// Errors kept from one fault, and characters kept of each text: a fault's words end up in a
+/// row's error and on the page, so a malformed or hostile answer must not make them huge.
+const MAX_ERRORS: usize = 20;
+const MAX_TEXT: usize = 500;
+
+fn clipped(s: String) -> String {
+    if s.chars().count() <= MAX_TEXT {
+        s
+    } else {
+        let mut c: String = s.chars().take(MAX_TEXT).collect();
+        c.push('…');
+        c
+    }
+}
+
 /// The fault in an answer body, if there is one (whatever the HTTP status).
 pub fn parse(body: &Value) -> Option<Fault> {
     let fault = get(body, "Fault")?;
@@ -65,20 +80,21 @@ pub fn parse(body: &Value) -> Option<Fault> {
         .and_then(Value::as_array)
         .map(|list| {
             list.iter()
+                .take(MAX_ERRORS)
                 .map(|e| FaultError {
-                    code: text(get(e, "code")),
-                    message: text(get(e, "Message")),
-                    detail: text(get(e, "Detail")),
+                    code: clipped(text(get(e, "code"))),
+                    message: clipped(text(get(e, "Message"))),
+                    detail: clipped(text(get(e, "Detail"))),
                     element: get(e, "element")
                         .and_then(Value::as_str)
                         .filter(|s| !s.is_empty())
-                        .map(str::to_string),
+                        .map(|s| clipped(s.to_string())),
                 })
                 .collect()
         })
         .unwrap_or_default();
     Some(Fault {
-        kind: text(get(fault, "type")),
+        kind: clipped(text(get(fault, "type"))),
         errors,
     })
 }
@@ -110,12 +126,17 @@ impl Fault {
     }
 
     /// Every error, for people: "Duplicate Name Exists Error (6240): The name supplied ...".
+    /// At most the first three, then how many more.
     pub fn describe(&self) -> String {
         if self.errors.is_empty() {
             return format!("QuickBooks reported a {} fault with no details", self.kind);
         }
-        self.errors
+        const SHOWN: usize = 3;
+        let more = self.errors.len().saturating_sub(SHOWN);
+        let shown = self
+            .errors
             .iter()
+            .take(SHOWN)
             .map(|e| {
                 let mut s = format!("{} ({})", e.message.trim(), e.code);
                 if !e.detail.trim().is_empty() {
@@ -125,7 +146,12 @@ impl Fault {
                 s
             })
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if more > 0 {
+            format!("{shown}; and {more} more")
+        } else {
+            shown
+        }
     }
 }
 

@@ -790,3 +790,166 @@ async fn matching_5000_customers_in_bounded_memory() {
         "5 full pages and the empty one that ends the list"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_records_who_did_what_and_keeps_secrets_out() {
+    let fake = fake(0);
+    let ada = fake.add_customer(json!({"DisplayName": "Ada Audit", "GivenName": "Ada",
+        "FamilyName": "Audit"}));
+    let logs = tempfile::tempdir().unwrap();
+    let stack = Stack::start(
+        qbo_options("qbo-audit", &fake)
+            .with_worker()
+            .logs_in(logs.path()),
+    );
+    // A wrong password, then the right one.
+    let c = client();
+    let r = c
+        .post(stack.url("/login"))
+        .header("Origin", stack.origin())
+        .form(&[("password", "not the password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    // An upload whose rows carry an e-mail address and a phone number.
+    let (s, created) = api.post("/api/deposits", None).await;
+    assert_eq!(s, 201, "{created}");
+    let dep = created["id"].as_str().unwrap().to_string();
+    let csv = "Date,First Name,Last Name,Email,Phone,Amount\n\
+               2026-03-02,Ada,Audit,ada.audit@example.org,(608) 555-0142,$40.00\n";
+    let form = Form::new().part(
+        "files",
+        Part::bytes(csv.as_bytes().to_vec()).file_name("audit-gifts.csv"),
+    );
+    let r = api
+        .c
+        .post(stack.url(&format!("/api/deposits/{dep}/files")))
+        .header("Cookie", &api.cookie)
+        .header("Origin", stack.origin())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    // An edit of a row, once the file is read.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let record = loop {
+        let (_, d) = api.get(&format!("/api/deposits/{dep}")).await;
+        if let Some(r) = d["records"].as_array().and_then(|r| r.first()) {
+            break r["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the CSV was not read: {d}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (s, _) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/deposits/{dep}/records/{record}"),
+            Some(json!({"memo": "checked against the bank"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // A receipt made in QuickBooks.
+    let row = matched("Ada Audit", "40.00", "1001", &ada);
+    let sent = deposit_with(&stack, vec![row.clone()]).await;
+    let (s, out) = api
+        .post(
+            &format!("/api/deposits/{sent}/records/{}/send", row.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{out}");
+
+    // Newest first, three at a time, until the end.
+    let mut events: Vec<Value> = Vec::new();
+    let mut before: Option<String> = None;
+    for _ in 0..50 {
+        let path = match &before {
+            Some(b) => format!("/api/audit?limit=3&before={b}"),
+            None => "/api/audit?limit=3".to_string(),
+        };
+        let (s, page) = api.get(&path).await;
+        assert_eq!(s, 200, "{page}");
+        let got = page["events"].as_array().cloned().unwrap_or_default();
+        assert!(got.len() <= 3);
+        events.extend(got);
+        match page["next"].as_str() {
+            Some(n) => before = Some(n.to_string()),
+            None => break,
+        }
+    }
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for want in [
+        "sign_in_failed",
+        "sign_in",
+        "qbo_connect",
+        "upload",
+        "record_edit",
+        "receipt_created",
+    ] {
+        assert!(kinds.contains(&want), "{want} missing from {kinds:?}");
+    }
+    let at: Vec<i64> = events.iter().filter_map(|e| e["at"].as_i64()).collect();
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "not newest first");
+    let first = events.iter().position(|e| e["kind"] == "sign_in_failed");
+    assert_eq!(
+        first,
+        Some(events.len() - 1),
+        "the failed sign-in came first"
+    );
+    let receipt = events
+        .iter()
+        .find(|e| e["kind"] == "receipt_created")
+        .unwrap();
+    assert_eq!(receipt["details"]["amount"], "40.00", "{receipt}");
+    assert!(receipt["details"]["receipt_id"].is_string(), "{receipt}");
+    let edit = events.iter().find(|e| e["kind"] == "record_edit").unwrap();
+    assert_eq!(edit["details"]["fields"], json!(["memo"]), "{edit}");
+    assert!(
+        edit["session"].is_string() && edit["client"].is_string(),
+        "{edit}"
+    );
+    let upload = events.iter().find(|e| e["kind"] == "upload").unwrap();
+    assert_eq!(upload["details"]["file"], "audit-gifts.csv");
+    assert_eq!(upload["details"]["verdict"], "accepted");
+    // Filtered by kind.
+    let (_, only) = api.get("/api/audit?kind=sign_in").await;
+    let only = only["events"].as_array().cloned().unwrap_or_default();
+    assert!(!only.is_empty() && only.iter().all(|e| e["kind"] == "sign_in"));
+    let (s, _) = api.get("/api/audit?kind=nonsense").await;
+    assert_eq!(s, 400);
+
+    // No session id, token, e-mail address or phone number in the log or any log line.
+    let (_, tokens) = stored_tokens(&stack).await;
+    let session_id = api
+        .cookie
+        .split_once('=')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    // The signed cookie ends with the session id itself.
+    let session_id = session_id[session_id.len().saturating_sub(32)..].to_string();
+    assert_eq!(session_id.len(), 32, "{}", api.cookie);
+    let audit_text = serde_json::to_string(&events).unwrap();
+    drop(stack);
+    let mut texts = vec![("audit log".to_string(), audit_text)];
+    for file in ["web.log", "worker.log"] {
+        texts.push((
+            file.to_string(),
+            std::fs::read_to_string(logs.path().join(file)).unwrap(),
+        ));
+    }
+    for (what, text) in &texts {
+        for secret in [
+            session_id.as_str(),
+            tokens.access_token.as_str(),
+            tokens.refresh_token.as_str(),
+            "ada.audit@example.org",
+            "555-0142",
+        ] {
+            assert!(!text.contains(secret), "{what} holds {secret:?}");
+        }
+    }
+}

@@ -162,6 +162,20 @@ impl DepositStore {
         Ok(self.load(id).await?.map(|(_, d)| d))
     }
 
+    /// Removes a deposit, its place in the list and its send pointer; false when it was not
+    /// there. Its files and job records are the caller's to remove.
+    pub async fn delete(&self, id: &str) -> Result<bool, DepositError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(self.keys.deposit(id))
+            .zrem(self.keys.deposits(), id)
+            .ignore()
+            .del(self.keys.deposit_send(id))
+            .ignore();
+        let (gone,): (i64,) = pipe.query_async(&mut self.redis.get().await?).await?;
+        Ok(gone > 0)
+    }
+
     /// Applies `change` atomically: `Continue(t)` writes the changed deposit, `Break(t)` leaves
     /// it as it was. `change` may run more than once (after a conflict) and must not have other
     /// side effects. `None` when the deposit does not exist.

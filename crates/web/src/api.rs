@@ -5,8 +5,9 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use fom_core::audit::AuditKind;
 use fom_core::deposits::{apply_patch, Deposit, FieldProblem};
 use fom_core::extract::ExtractError;
 use fom_core::jobs::{queue_of, JobRecord, JobState, Stage};
@@ -239,6 +240,7 @@ enum RecordEdit {
 
 #[patch("/api/deposits/{id}/records/{record_id}")]
 pub async fn patch_record(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<serde_json::Value>,
@@ -278,12 +280,61 @@ pub async fn patch_record(
                 .join("; "),
         )
         .with_details(problems)),
-        RecordEdit::Done(r) => Ok(json_no_store(StatusCode::OK, &r)),
+        RecordEdit::Done(r) => {
+            // Which fields changed, never their values (names, addresses, amounts of donors).
+            let changed: Vec<&String> = fields.keys().collect();
+            let details =
+                serde_json::json!({"deposit_id": id, "record_id": record_id, "fields": changed});
+            crate::audit::record(&req, &state, AuditKind::RecordEdit, details).await;
+            Ok(json_no_store(StatusCode::OK, &r))
+        }
     }
+}
+
+/// Deletes a deposit with its files and job records (not its receipts in QuickBooks). Refused
+/// while a file is still being read or sent, so no job writes into a deposit that is gone.
+#[delete("/api/deposits/{id}")]
+pub async fn delete_deposit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let d = load(&state, &id).await?;
+    let mut job_ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
+    let send = fom_core::jobs::send_all::latest(&state.services, &d.id)
+        .await
+        .map_err(ApiError::storage)?;
+    job_ids.extend(send);
+    let jobs = state.services.jobs.get_many(&job_ids).await?;
+    if jobs
+        .iter()
+        .flatten()
+        .any(|j| matches!(j.state, JobState::Queued | JobState::Running))
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::BadState,
+            "files of this deposit are still being read or sent; delete it once they are done",
+        ));
+    }
+    for f in &d.files {
+        if let Err(e) = state.services.store.delete(&f.id).await {
+            tracing::warn!(error = %e, "a deleted deposit's upload was not removed");
+        }
+    }
+    for j in &job_ids {
+        state.services.jobs.discard(j).await?;
+    }
+    state.services.deposits.delete(&d.id).await?;
+    let details = serde_json::json!({"deposit_id": d.id, "files": d.files.len(),
+                                     "records": d.records.len()});
+    crate::audit::record(&req, &state, AuditKind::DepositDeleted, details).await;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[delete("/api/deposits/{id}/records/{record_id}")]
 pub async fn delete_record(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -300,7 +351,12 @@ pub async fn delete_record(
         .await?
         .ok_or_else(|| ApiError::not_found("deposit"))?;
     match outcome {
-        RecordEdit::Done(_) => Ok(HttpResponse::NoContent().finish()),
+        RecordEdit::Done(r) => {
+            let details = serde_json::json!({"deposit_id": id, "record_id": record_id,
+                "amount": r.amount.map(|a| a.to_string())});
+            crate::audit::record(&req, &state, AuditKind::RecordDeleted, details).await;
+            Ok(HttpResponse::NoContent().finish())
+        }
         _ => Err(ApiError::not_found("record")),
     }
 }

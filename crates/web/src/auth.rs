@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use fom_core::audit::AuditKind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -164,6 +165,8 @@ pub async fn login(
     if let Some(wait) = state.sign_in.blocked(&client).await? {
         let wait = wait.as_secs();
         tracing::warn!("sign-in refused: too many failed attempts from one address");
+        let details = serde_json::json!({"reason": "too many failed attempts"});
+        crate::audit::record(&req, &state, AuditKind::SignInFailed, details).await;
         let mut page = pages::login(
             StatusCode::TOO_MANY_REQUESTS,
             Some(&format!(
@@ -180,6 +183,8 @@ pub async fn login(
     if !password_matches(&form.password, &state.cfg.app_password) {
         state.sign_in.failed(&client).await?;
         tracing::warn!("sign-in failed: wrong password");
+        let details = serde_json::json!({"reason": "wrong password"});
+        crate::audit::record(&req, &state, AuditKind::SignInFailed, details).await;
         return Ok(pages::login(
             StatusCode::UNAUTHORIZED,
             Some("That password is not right."),
@@ -190,6 +195,16 @@ pub async fn login(
     let id = state.sessions.create().await?;
     let ttl = state.sessions.ttl().as_secs();
     tracing::info!("signed in");
+    let actor = fom_core::audit::Actor {
+        session: Some(fom_core::audit::session_digest(&id)),
+        ..crate::audit::actor(&req, &state)
+    };
+    let details = serde_json::json!({});
+    state
+        .services
+        .audit
+        .record(AuditKind::SignIn, &actor, details)
+        .await;
     let mut jar = CookieJar::new();
     jar.signed_mut(&state.cfg.session_key).add(
         Cookie::build(COOKIE, id)
@@ -216,6 +231,7 @@ pub async fn logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(id) = signed_session_id(&req, &state) {
+        crate::audit::record(&req, &state, AuditKind::SignOut, serde_json::json!({})).await;
         state.sessions.end(&id).await?;
     }
     let mut gone = Cookie::build(COOKIE, "")

@@ -61,6 +61,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::get_deposit)
             .service(api::patch_record)
             .service(api::delete_record)
+            .service(api::delete_deposit)
             .service(api::get_progress)
             .service(api::events)
             .service(api::list_jobs)

@@ -136,9 +136,13 @@ pub async fn callback(
         )
         .await;
     match done {
-        Ok(_) => Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/?qbo=connected"))
-            .finish()),
+        Ok(_) => {
+            let details = json!({"realm_id": q.realm_id});
+            audit::record(&req, &state, AuditKind::QboConnect, details).await;
+            Ok(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/?qbo=connected"))
+                .finish())
+        }
         Err(e) => {
             tracing::warn!(kind = ?e.kind(), "qbo: connection not completed");
             let status = match e.kind() {

@@ -82,12 +82,16 @@ impl Keys {
         format!("{}:deposits", self.prefix)
     }
 
-    /// STRING: a signed-in session (JSON). TTL `SESSION_TTL_HOURS`.
+    /// STRING: a signed-in session (JSON: `created_at`, `ends_at`, ms). TTL the idle timeout
+    /// `SESSION_TTL_HOURS`, renewed by each request but never past `ends_at` (sign-in +
+    /// `SESSION_MAX_HOURS`).
     pub fn session(&self, session_id: &str) -> String {
         format!("{}:session:{session_id}", self.prefix)
     }
 
-    /// STRING: failed sign-in attempts from one client address. TTL 15 minutes.
+    /// STRING: sign-in attempts from one client address, counted (atomically, with the check)
+    /// before the password is compared; deleted by a successful sign-in. TTL 15 minutes from
+    /// the first.
     pub fn login_attempts(&self, client: &str) -> String {
         format!("{}:login:{client}", self.prefix)
     }

@@ -1,6 +1,7 @@
 //! Signed-in sessions and the sign-in attempt limiter, kept in Redis so any web process can
 //! serve any request. The cookie carries only a random id (signed by the web); the session's
-//! life is its key's TTL here.
+//! life is its key's TTL here: renewed by activity up to the idle timeout, but never past the
+//! session's absolute end, so a stolen cookie cannot be kept alive for ever.
 
 use std::time::Duration;
 
@@ -12,52 +13,109 @@ use crate::redis_conn::RedisPool;
 /// How long failed sign-in attempts from one address are counted.
 pub const ATTEMPT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Renews a live session's key to the idle timeout, capped at its absolute end (the earlier of
+/// the `ends_at` written at sign-in and `created_at` + the lifetime now configured, so a
+/// lowered `SESSION_MAX_HOURS` also shortens sessions already open). A session past its end is
+/// deleted. Returns 1 when live.
+/// KEYS[1] session; ARGV now (ms), idle (ms), lifetime (ms).
+const TOUCH: &str = r"
+local rec = redis.call('GET', KEYS[1])
+if not rec then return 0 end
+local now, idle, life = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ok, doc = pcall(cjson.decode, rec)
+local ends = nil
+if ok and type(doc) == 'table' then
+  local created = tonumber(doc['created_at'])
+  if created then ends = created + life end
+  local stated = tonumber(doc['ends_at'])
+  if stated and (not ends or stated < ends) then ends = stated end
+end
+if not ends then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local left = math.min(idle, ends - now)
+if left <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], math.floor(left))
+return 1
+";
+
 #[derive(Clone)]
 pub struct Sessions {
     redis: RedisPool,
     keys: Keys,
-    ttl: Duration,
+    idle: Duration,
+    lifetime: Duration,
 }
 
 impl Sessions {
-    pub fn new(redis: impl Into<RedisPool>, keys: Keys, ttl: Duration) -> Self {
+    /// `idle`: how long a session lasts without a request (`SESSION_TTL_HOURS`); `lifetime`:
+    /// how long it lasts at most, however active (`SESSION_MAX_HOURS`).
+    pub fn new(
+        redis: impl Into<RedisPool>,
+        keys: Keys,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> Self {
         Self {
             redis: redis.into(),
             keys,
-            ttl,
+            idle,
+            lifetime,
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    /// The absolute lifetime: a session's cookie lasts exactly this long.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
-    /// A new session id (256 random bits), stored for the session's lifetime.
+    /// A new session id (256 random bits), stored until the earlier of its idle timeout and
+    /// its absolute end.
     pub async fn create(&self) -> Result<String, redis::RedisError> {
         let id = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let record = serde_json::json!({ "created_at": crate::jobs::now_ms() }).to_string();
+        let now = crate::jobs::now_ms();
+        let record = serde_json::json!({
+            "created_at": now,
+            "ends_at": now + millis(self.lifetime),
+        })
+        .to_string();
         let _: () = self
             .redis
             .get()
             .await?
-            .set_ex(self.keys.session(&id), record, self.ttl.as_secs())
+            .pset_ex(
+                self.keys.session(&id),
+                record,
+                millis(self.idle.min(self.lifetime)) as u64,
+            )
             .await?;
         Ok(id)
     }
 
-    /// True when the session is live, renewing its expiry (sliding).
+    /// True when the session is live, renewing its idle expiry (never past its absolute end).
     pub async fn touch(&self, id: &str) -> Result<bool, redis::RedisError> {
-        let found: Option<String> = redis::cmd("GETEX")
-            .arg(self.keys.session(id))
-            .arg("EX")
-            .arg(self.ttl.as_secs())
-            .query_async(&mut self.redis.get().await?)
+        let live: i32 = redis::Script::new(TOUCH)
+            .key(self.keys.session(id))
+            .arg(crate::jobs::now_ms())
+            .arg(millis(self.idle))
+            .arg(millis(self.lifetime))
+            .invoke_async(&mut self.redis.get().await?)
             .await?;
-        Ok(found.is_some())
+        Ok(live == 1)
+    }
+
+    /// True when the session is live, without renewing it: for checks that are not the
+    /// person's activity (an open event stream, /health).
+    pub async fn alive(&self, id: &str) -> Result<bool, redis::RedisError> {
+        self.redis.get().await?.exists(self.keys.session(id)).await
     }
 
     pub async fn end(&self, id: &str) -> Result<(), redis::RedisError> {
@@ -65,7 +123,29 @@ impl Sessions {
     }
 }
 
-/// Counts failed sign-ins per client address over [`ATTEMPT_WINDOW`].
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Takes one attempt for a client atomically: refused (with the window's remaining ms) when
+/// the client has used up its attempts, else counted. Checking and counting in one script is
+/// what keeps parallel attempts from all reading "not yet blocked" before any is counted.
+/// KEYS[1] attempts; ARGV max attempts, window (ms). Returns 0 (allowed) or the wait in ms.
+const ATTEMPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  local left = redis.call('PTTL', KEYS[1])
+  if left <= 0 then left = tonumber(ARGV[2]) end
+  return left
+end
+if redis.call('INCR', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Counts sign-in attempts per client address over [`ATTEMPT_WINDOW`]; a successful sign-in
+/// forgets them.
 #[derive(Clone)]
 pub struct SignInLimiter {
     redis: RedisPool,
@@ -82,34 +162,20 @@ impl SignInLimiter {
         }
     }
 
-    /// `Some(wait)` when `client` has used up its attempts: how long until it may try again.
-    pub async fn blocked(&self, client: &str) -> Result<Option<Duration>, redis::RedisError> {
-        let key = self.keys.login_attempts(client);
-        let mut conn = self.redis.get().await?;
-        let failed: Option<u64> = conn.get(&key).await?;
-        if failed.unwrap_or(0) < self.max_attempts {
-            return Ok(None);
-        }
-        let ttl: i64 = conn.ttl(&key).await?;
-        let wait = u64::try_from(ttl)
-            .unwrap_or(ATTEMPT_WINDOW.as_secs())
-            .max(1);
-        Ok(Some(Duration::from_secs(wait)))
+    /// Takes one attempt before the password is checked: `Some(wait)` when `client` has used
+    /// up its attempts (how long until it may try again), else `None` and the attempt is
+    /// counted (the window starts at the first).
+    pub async fn attempt(&self, client: &str) -> Result<Option<Duration>, redis::RedisError> {
+        let wait_ms: i64 = redis::Script::new(ATTEMPT)
+            .key(self.keys.login_attempts(client))
+            .arg(self.max_attempts)
+            .arg(millis(ATTEMPT_WINDOW))
+            .invoke_async(&mut self.redis.get().await?)
+            .await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64)))
     }
 
-    /// Counts a wrong password; the window starts at the first one.
-    pub async fn failed(&self, client: &str) -> Result<(), redis::RedisError> {
-        let key = self.keys.login_attempts(client);
-        let mut pipe = redis::pipe();
-        pipe.incr(&key, 1)
-            .ignore()
-            .expire(&key, ATTEMPT_WINDOW.as_secs() as i64)
-            .arg("NX")
-            .ignore();
-        pipe.query_async::<()>(&mut self.redis.get().await?).await
-    }
-
-    /// Forgets the failures after a successful sign-in.
+    /// Forgets the attempts after a successful sign-in.
     pub async fn succeeded(&self, client: &str) -> Result<(), redis::RedisError> {
         self.redis
             .get()

@@ -370,6 +370,13 @@ pub fn apply_patch(
     let mut next = d.clone();
     let mut changed = Vec::new();
     for (field, value) in patch {
+        if let serde_json::Value::String(s) = value {
+            // Before any parsing: an over-long value is refused, never trimmed or stored.
+            if let Err(p) = crate::limits::check(crate::limits::Scope::Record, field, s) {
+                problems.push(p);
+                continue;
+            }
+        }
         let text = match value {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => normalize::clean(Some(s.clone())),
@@ -462,6 +469,28 @@ mod tests {
 
     fn patch(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn an_edit_over_a_length_limit_changes_nothing() {
+        let mut d = Donation::new("scan.pdf");
+        d.memo = Some("as written".into());
+        let long = "m".repeat(1001);
+        let problems = apply_patch(
+            &mut d,
+            &patch(json!({"memo": long, "city": "Evanston"})),
+            &rules(),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "memo");
+        assert!(
+            problems[0].message.contains("1000"),
+            "{}",
+            problems[0].message
+        );
+        assert_eq!(d.memo.as_deref(), Some("as written"));
+        assert_eq!(d.contact.city, None);
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod filetype;
 pub mod intake;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod memory;
 pub mod normalize;
 pub mod pdf;

@@ -57,6 +57,9 @@ enum Command {
         /// The child's name in the queue, chosen by the supervisor.
         #[arg(long)]
         id: Option<String>,
+        /// The supervisor's pid: the child ends when it dies.
+        #[arg(long)]
+        parent: Option<u32>,
     },
 }
 
@@ -88,7 +91,21 @@ where
     rt.block_on(f(ws))
 }
 
-fn run_child(settings: PipelineSettings, id: Option<String>) -> anyhow::Result<ExitCode> {
+fn run_child(
+    settings: PipelineSettings,
+    id: Option<String>,
+    parent: Option<u32>,
+) -> anyhow::Result<ExitCode> {
+    // First thing: from here on, the supervisor's death (a kill -9 included) ends this child.
+    if let Some(p) = parent {
+        if !crate::child_signal::die_with_parent(p) {
+            tracing::warn!(
+                supervisor = p,
+                "the supervisor is gone; the child does not start"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let ws = worker_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -150,8 +167,8 @@ pub fn run() -> ExitCode {
         Some(Command::Qbo(cmd)) => {
             with_queue(|ws| async move { crate::qbo_cli::run(&ws, &cmd).await })
         }
-        Some(Command::Child { id }) => run_child(settings, id),
-        None if cli.no_supervise => run_child(settings, None),
+        Some(Command::Child { id, parent }) => run_child(settings, id, parent),
+        None if cli.no_supervise => run_child(settings, None, None),
         None => {
             with_queue(|ws| async move { crate::supervisor::run(ws.processes, ws.services).await })
         }

@@ -1,7 +1,8 @@
 //! The dyno's main process: it never exits because of a budget. It runs worker children (the
 //! same binary, `child` subcommand), starts a fresh one at once when a child leaves over its
 //! budget, backs off after crashes, and on SIGTERM/SIGINT passes the signal on and waits for its
-//! children to drain (within Heroku's 30 s) before exiting.
+//! children to drain (within Heroku's 30 s) before exiting. Killed outright, it takes its
+//! children with it: each asks for SIGTERM on its parent's death as it starts.
 //!
 //! On Heroku any exit of the dyno's command is a crash and repeated crashes are restarted only
 //! after long cool-offs (docs/RULES.md#crashes-and-restarts), hence recycling children rather
@@ -123,7 +124,11 @@ async fn supervise_slot(
             "{dyno}-{slot}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let mut child = match Command::new(&exe).args(["child", "--id", &id]).spawn() {
+        let parent = std::process::id().to_string();
+        let spawned = Command::new(&exe)
+            .args(["child", "--id", &id, "--parent", &parent])
+            .spawn();
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(slot, error = %e, "cannot start a worker child");

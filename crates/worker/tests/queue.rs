@@ -255,6 +255,62 @@ fn a_killed_child_s_job_is_completed_once_by_the_next_child() {
     assert!(sup.log().contains("worker child crashed"), "{}", sup.log());
 }
 
+/// A process's parent pid and state letter (`/proc/<pid>/stat`), `None` once it is gone.
+fn proc_stat(pid: i32) -> Option<(i32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may hold spaces: the fields after the last `)` are fixed.
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// Pids of the live children of `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| proc_stat(pid).is_some_and(|(ppid, s)| ppid == parent && s != 'Z'))
+        .collect()
+}
+
+#[test]
+fn worker_children_die_with_a_killed_supervisor() {
+    let env = Env::new();
+    let mut sup = env.supervisor(&[("WORKER_PROCESSES", "2")]);
+    let start = Instant::now();
+    let children = loop {
+        let c = children_of(sup.pid());
+        if c.len() == 2 {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "children: {c:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Let the children get past their start-up.
+    std::thread::sleep(Duration::from_secs(1));
+    signal(sup.pid(), libc::SIGKILL);
+    let _ = sup.child.wait();
+    let killed = Instant::now();
+    let alive = |pid: &i32| proc_stat(*pid).is_some_and(|(_, s)| s != 'Z');
+    while children.iter().any(alive) && killed.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let survivors: Vec<i32> = children.iter().copied().filter(alive).collect();
+    // Never leave one running, whatever the outcome.
+    for &pid in &survivors {
+        signal(pid, libc::SIGKILL);
+    }
+    assert!(
+        survivors.is_empty(),
+        "children {survivors:?} outlived their supervisor by 15 s"
+    );
+    println!(
+        "children gone {:.2} s after the supervisor's kill -9",
+        killed.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn a_child_over_budget_is_replaced_at_once_and_the_queue_moves_on() {
     let env = Env::new();

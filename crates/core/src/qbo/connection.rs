@@ -37,7 +37,7 @@ use crate::redis_conn::RedisPool;
 /// The only scope we ask for: the QuickBooks Accounting API.
 pub const SCOPE: &str = "com.intuit.quickbooks.accounting";
 /// How long a `state` waits for its callback.
-const STATE_TTL_SECS: u64 = 600;
+pub const STATE_TTL_SECS: u64 = 600;
 /// A refresh waiting on another process's gives up after this long.
 const REFRESH_WAIT: Duration = Duration::from_secs(20);
 
@@ -271,9 +271,9 @@ impl Connection {
             ))
     }
 
-    /// Intuit's authorization URL for this session; the `state` it carries is remembered for
-    /// 10 minutes, bound to a digest of the session id.
-    pub async fn authorize_url(&self, session_id: &str) -> Result<String, QboError> {
+    /// Intuit's authorization URL; the `state` it carries is remembered for 10 minutes, bound
+    /// to a digest of `binding` (a secret the browser that asked keeps: the web's OAuth cookie).
+    pub async fn authorize_url(&self, binding: &str) -> Result<String, QboError> {
         let client = self.oauth().await?;
         let (url, state) = client
             .authorize_url(CsrfToken::new_random)
@@ -283,18 +283,18 @@ impl Connection {
         let _: () = conn
             .set_ex(
                 self.inner.keys.qbo_oauth_state(state.secret()),
-                digest(session_id).to_vec(),
+                digest(binding).to_vec(),
                 STATE_TTL_SECS,
             )
             .await?;
         Ok(url.to_string())
     }
 
-    /// The callback: checks `state` against the session (one use only), trades the code for
+    /// The callback: checks `state` against `binding` (one use only), trades the code for
     /// tokens and stores them.
     pub async fn complete(
         &self,
-        session_id: &str,
+        binding: &str,
         state: Option<&str>,
         code: Option<&str>,
         realm_id: Option<&str>,
@@ -314,7 +314,7 @@ impl Connection {
             .arg(self.inner.keys.qbo_oauth_state(state))
             .query_async(&mut conn)
             .await?;
-        let expected = digest(session_id);
+        let expected = digest(binding);
         match bound {
             Some(b) if bool::from(b.as_slice().ct_eq(&expected)) => {}
             _ => return Err(QboError::BadState),

@@ -276,9 +276,10 @@ mod web_and_worker {
             d["errors"]
         );
 
-        // The workers' heartbeats show in /health.
+        // The workers' heartbeats show in /health (signed in: they are not public).
         let h: Value = c
             .get(stack.url("/health"))
+            .header("Cookie", &cookie)
             .send()
             .await
             .unwrap()

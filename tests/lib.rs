@@ -99,6 +99,8 @@ pub async fn connect(api: &Api<'_>) {
         .unwrap();
     assert_eq!(r.status().as_u16(), 302);
     let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    // The browser keeps the cookie that binds the OAuth state to it.
+    let cookies = with_set_cookies(&api.cookie, &r);
     for part in [
         "client_id=fake-client-id",
         "response_type=code",
@@ -117,10 +119,20 @@ pub async fn connect(api: &Api<'_>) {
         let r = api
             .c
             .get(api.stack.url(&format!("/qbo/callback?{query}")))
-            .header("Cookie", &api.cookie)
+            .header("Cookie", &cookies)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), expected, "callback");
     }
+}
+
+/// `cookie` plus the cookies `res` sets (name=value only), as one `Cookie` header.
+pub fn with_set_cookies(cookie: &str, res: &reqwest::Response) -> String {
+    let mut all = vec![cookie.to_string()];
+    for v in res.headers().get_all("set-cookie") {
+        let pair = v.to_str().unwrap().split(';').next().unwrap().to_string();
+        all.push(pair);
+    }
+    all.join("; ")
 }

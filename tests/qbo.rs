@@ -591,6 +591,120 @@ async fn token_rotation_one_refresher_and_reconnect_after_grace() {
     assert_eq!(status["connected"], true);
 }
 
+/// Intuit sends the browser back after the session ended (sign-out here, its lifetime in
+/// real life): Intuit's code and state wait through the sign-in, and the connection completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_survives_a_sign_in_in_between() {
+    let fake = fake(0);
+    let stack = Stack::start(qbo_options("qbo-callback", &fake));
+    let api = signed_in(&stack).await;
+    let r = api
+        .c
+        .get(stack.url("/qbo/connect"))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let browser = fom_e2e::with_set_cookies(&api.cookie, &r);
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    let r = api.c.get(&authorize).send().await.unwrap();
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = format!("/qbo/callback?{}", back.split_once('?').unwrap().1);
+    let (status, _) = api.post("/logout", None).await;
+    assert_eq!(status, 303);
+
+    // No session: off to sign in, with the whole callback (code and state) as `next`.
+    let r = api
+        .c
+        .get(stack.url(&callback))
+        .header("Cookie", &browser)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(login.starts_with("/login?next="), "{login}");
+    let next = reqwest::Url::parse(&format!("http://x{login}"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    assert_eq!(next, callback);
+    let page = api.c.get(stack.url(&login)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"next\""), "{html}");
+    let r = api
+        .c
+        .post(stack.url("/login"))
+        .header("Origin", stack.origin())
+        .form(&[("password", fom_testkit::web::PASSWORD), ("next", &next)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), callback);
+    let session = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let oauth = browser.split("; ").skip(1).collect::<Vec<_>>().join("; ");
+    let cookies = format!("{session}; {oauth}");
+    // Back at the callback, signed in: connected; the state is single-use.
+    for expected in [303, 400] {
+        let r = api
+            .c
+            .get(stack.url(&callback))
+            .header("Cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), expected, "callback");
+    }
+    let after = Api {
+        stack: &stack,
+        cookie: session,
+        c: client(),
+    };
+    let (_, status) = after.get("/api/qbo/status").await;
+    assert_eq!(status["connected"], true, "{status}");
+}
+
+/// The OAuth state belongs to the browser that asked for it: another signed-in browser cannot
+/// complete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth_state_is_bound_to_the_browser_that_asked() {
+    let fake = fake(0);
+    let stack = Stack::start(qbo_options("qbo-bound", &fake));
+    let api = signed_in(&stack).await;
+    let other = signed_in(&stack).await;
+    let r = api
+        .c
+        .get(stack.url("/qbo/connect"))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    let authorize = r.headers()["location"].to_str().unwrap().to_string();
+    let r = api.c.get(&authorize).send().await.unwrap();
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let callback = format!("/qbo/callback?{}", back.split_once('?').unwrap().1);
+    let r = other
+        .c
+        .get(stack.url(&callback))
+        .header("Cookie", &other.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (_, status) = api.get("/api/qbo/status").await;
+    assert_eq!(status["connected"], false, "{status}");
+}
+
 #[test]
 fn start_up_refuses_quickbooks_without_its_key() {
     for (pkg, args) in [("fom-web", vec![]), ("fom-worker", vec!["qbo", "status"])] {

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use fom_core::audit::AuditKind;
 use fom_core::deposits::{apply_patch, Deposit, FieldProblem};
@@ -14,14 +14,20 @@ use fom_core::jobs::{queue_of, JobRecord, JobState, Stage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Session;
 use crate::error_code::ErrorCode;
 use crate::http::ApiError;
+use crate::ids::{DepositId, FileId, JobId, RecordId};
 use crate::state::AppState;
+use crate::streams::{Full, StreamSlot};
 
 /// Polling interval of event streams (they read the same records a poll would).
 const STREAM_POLL: Duration = Duration::from_millis(500);
-/// A comment line at least this often keeps proxies (Heroku's router) from closing a stream.
+/// A comment line at least this often keeps proxies (Heroku's router) from closing a stream;
+/// the stream's session is checked at each.
 const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
+/// When a refused stream may try again.
+const STREAM_RETRY_AFTER_SECS: u64 = 30;
 
 #[derive(Deserialize, Default)]
 pub struct NewDeposit {
@@ -33,9 +39,13 @@ pub async fn create_deposit(
     state: web::Data<AppState>,
     body: Option<web::Json<NewDeposit>>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body
-        .and_then(|b| b.into_inner().name)
-        .map(|n| n.trim().chars().take(120).collect::<String>())
+    let name = body.and_then(|b| b.into_inner().name);
+    if let Some(n) = &name {
+        fom_core::limits::check(fom_core::limits::Scope::Deposit, "name", n.trim())
+            .map_err(|p| ApiError::invalid_fields(&[p]))?;
+    }
+    let name = name
+        .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| format!("Deposit of {}", chrono::Local::now().format("%m/%d/%Y")));
     let d = state.services.deposits.create(&name).await?;
@@ -222,7 +232,7 @@ pub async fn load(state: &AppState, id: &str) -> Result<Deposit, ApiError> {
 #[get("/api/deposits/{id}")]
 pub async fn get_deposit(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     Ok(json_no_store(
@@ -242,10 +252,11 @@ enum RecordEdit {
 pub async fn patch_record(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
     body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, record_id) = path.into_inner();
+    let record_id = record_id.uuid();
     let serde_json::Value::Object(fields) = body.into_inner() else {
         return Err(ApiError::bad_request(
             ErrorCode::BadBody,
@@ -258,7 +269,7 @@ pub async fn patch_record(
         .services
         .deposits
         .update(&id, |d| {
-            let Some(r) = d.records.iter_mut().find(|r| r.id.to_string() == record_id) else {
+            let Some(r) = d.records.iter_mut().find(|r| r.id == record_id) else {
                 return ControlFlow::Break(RecordEdit::Missing);
             };
             match apply_patch(r, &fields, &rules) {
@@ -270,16 +281,7 @@ pub async fn patch_record(
         .ok_or_else(|| ApiError::not_found("deposit"))?;
     match outcome {
         RecordEdit::Missing => Err(ApiError::not_found("record")),
-        RecordEdit::Invalid(problems) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidFields,
-            problems
-                .iter()
-                .map(|p| format!("{}: {}", p.field, p.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-        .with_details(problems)),
+        RecordEdit::Invalid(problems) => Err(ApiError::invalid_fields(&problems)),
         RecordEdit::Done(r) => {
             // Which fields changed, never their values (names, addresses, amounts of donors).
             let changed: Vec<&String> = fields.keys().collect();
@@ -297,7 +299,7 @@ pub async fn patch_record(
 pub async fn delete_deposit(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     let mut job_ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
@@ -336,14 +338,15 @@ pub async fn delete_deposit(
 pub async fn delete_record(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, record_id) = path.into_inner();
+    let record_uuid = record_id.uuid();
     let outcome = state
         .services
         .deposits
         .update(&id, |d| {
-            match d.records.iter().position(|r| r.id.to_string() == record_id) {
+            match d.records.iter().position(|r| r.id == record_uuid) {
                 Some(i) => ControlFlow::Continue(RecordEdit::Done(Box::new(d.records.remove(i)))),
                 None => ControlFlow::Break(RecordEdit::Missing),
             }
@@ -385,21 +388,56 @@ async fn progress(state: &AppState, id: &str) -> Result<Progress, ApiError> {
 #[get("/api/deposits/{id}/progress")]
 pub async fn get_progress(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(json_no_store(StatusCode::OK, &progress(&state, &id).await?))
 }
 
+/// Takes a place for an event stream of the request's session, or answers 429.
+fn stream_slot(req: &HttpRequest, state: &AppState) -> Result<StreamSlot, ApiError> {
+    let session = req
+        .extensions()
+        .get::<Session>()
+        .map(|s| s.id.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::SignInRequired,
+                "sign in first (POST /login)",
+            )
+        })?;
+    state.streams.take(&session).map_err(|full| {
+        let message = match full {
+            Full::Session => {
+                "this sign-in already follows as many deposits live as it may; \
+                              close another tab, or reload later"
+            }
+            Full::Server => "the server follows as many deposits live as it can; reload later",
+        };
+        tracing::warn!(?full, "event stream refused");
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyStreams,
+            message,
+        )
+        .with_retry_after(STREAM_RETRY_AFTER_SECS)
+    })
+}
+
 /// Server-sent events: `progress` whenever a file's state, stage or page changes, a comment
 /// every 15 s while nothing changes, and a final `done` event when every file is finished,
-/// after which the stream ends. An unknown deposit is 404 before any event.
+/// after which the stream ends. An unknown deposit is 404 before any event. Limited per
+/// session and per process (429 beyond); the session is re-checked at every heartbeat and a
+/// sign-out ends the stream with `signed_out`.
 #[get("/api/deposits/{id}/events")]
 pub async fn events(
+    req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
+    let slot = stream_slot(&req, &state)?;
     let first = progress(&state, &id).await?;
-    let id = id.into_inner();
+    let id = id.into_inner().to_string();
     struct S {
         state: web::Data<AppState>,
         id: String,
@@ -407,6 +445,8 @@ pub async fn events(
         pending: Option<Progress>,
         quiet_since: Instant,
         ended: bool,
+        /// Held for as long as the stream lives; dropping it gives the place back.
+        slot: StreamSlot,
     }
     let init = S {
         state,
@@ -415,6 +455,7 @@ pub async fn events(
         pending: Some(first),
         quiet_since: Instant::now(),
         ended: false,
+        slot,
     };
     let stream = futures_util::stream::unfold(init, |mut s| async move {
         if s.ended {
@@ -433,9 +474,22 @@ pub async fn events(
             }
             if s.quiet_since.elapsed() >= STREAM_HEARTBEAT {
                 s.quiet_since = Instant::now();
+                // Signed out elsewhere, or timed out: end. (Storage trouble is not a sign-out.)
+                let alive = s.state.sessions.alive(s.slot.session()).await;
+                if matches!(alive, Ok(false)) {
+                    s.ended = true;
+                    return Some((Ok(signed_out(&s.id)), s));
+                }
                 return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), s));
             }
-            tokio::time::sleep(STREAM_POLL).await;
+            let ended = s.slot.ended.clone();
+            tokio::select! {
+                () = tokio::time::sleep(STREAM_POLL) => {}
+                () = ended.cancelled() => {
+                    s.ended = true;
+                    return Some((Ok(signed_out(&s.id)), s));
+                }
+            }
             match progress(&s.state, &s.id).await {
                 Ok(p) => s.pending = Some(p),
                 Err(e) if e.status == StatusCode::NOT_FOUND => {
@@ -459,6 +513,14 @@ pub async fn events(
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .content_type("text/event-stream")
         .streaming(stream))
+}
+
+/// The last event of a stream whose session ended.
+fn signed_out(deposit_id: &str) -> Bytes {
+    sse(
+        "signed_out",
+        &serde_json::json!({ "deposit_id": deposit_id, "message": "signed out" }),
+    )
 }
 
 fn sse(event: &str, data: &impl Serialize) -> Bytes {
@@ -499,7 +561,7 @@ pub async fn list_jobs(
 #[get("/api/jobs/{id}")]
 pub async fn get_job(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<JobId>,
 ) -> Result<HttpResponse, ApiError> {
     let job: JobRecord = state
         .services
@@ -514,14 +576,14 @@ pub async fn get_job(
 #[post("/api/deposits/{id}/files/{file_id}/retry")]
 pub async fn retry_file(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, file_id) = path.into_inner();
     let d = load(&state, &id).await?;
     let file = d
         .files
         .iter()
-        .find(|f| f.id == file_id)
+        .find(|f| f.id == *file_id)
         .ok_or_else(|| ApiError::not_found("file"))?;
     if !state.services.jobs.reset_for_retry(&file.job_id).await? {
         return Err(ApiError::new(

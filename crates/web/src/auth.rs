@@ -1,6 +1,7 @@
 //! Sign-in for one organisation: one password (`APP_PASSWORD`), compared in constant time; a
 //! signed session cookie whose session lives in Redis (so sign-out and restarts behave, and
-//! every web dyno sees it); failed attempts limited per client address.
+//! every web dyno sees it) for at most `SESSION_MAX_HOURS`; attempts limited per client
+//! address, counted atomically before the password is checked.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
@@ -8,7 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{get, post, web, HttpMessage, HttpRequest, HttpResponse};
 use fom_core::audit::AuditKind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -23,7 +24,9 @@ pub const COOKIE: &str = "fom_session";
 
 /// The signed-in session of this request (put there by [`require_session`]).
 #[derive(Clone, Debug)]
-pub struct Session;
+pub struct Session {
+    pub id: String,
+}
 
 /// The client's address: Heroku's router appends the address it saw as the last
 /// `X-Forwarded-For` entry (earlier entries are whatever the client claimed).
@@ -61,7 +64,7 @@ pub async fn current_session(
     let Some(id) = signed_session_id(req, state) else {
         return Ok(None);
     };
-    Ok(state.sessions.touch(&id).await?.then_some(Session))
+    Ok(state.sessions.touch(&id).await?.then_some(Session { id }))
 }
 
 /// Every route behind it needs a session: API paths answer 401, pages redirect to sign-in.
@@ -75,11 +78,11 @@ pub async fn require_session(
             ErrorCode::Internal,
             "no state",
         );
-        return Ok(req.into_response(e.error_response()));
+        return Ok(req.error_response(e));
     };
     let session = match current_session(req.request(), &state).await {
         Ok(s) => s,
-        Err(e) => return Ok(req.into_response(e.error_response())),
+        Err(e) => return Ok(req.error_response(e)),
     };
     match session {
         Some(s) => {
@@ -92,16 +95,25 @@ pub async fn require_session(
                 ErrorCode::SignInRequired,
                 "sign in first (POST /login)",
             );
-            Ok(req.into_response(e.error_response()))
+            Ok(req.error_response(e))
         }
         None => {
-            let target = format!("/login?next={}", url_escape(req.path()));
-            let res = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, target))
-                .finish();
+            let res = to_sign_in(req.path());
             Ok(req.into_response(res))
         }
     }
+}
+
+/// A redirect to the sign-in page that comes back to `next` (a local path, query included)
+/// afterwards.
+pub fn to_sign_in(next: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((
+            header::LOCATION,
+            format!("/login?next={}", url_escape(next)),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 fn url_escape(path: &str) -> String {
@@ -115,12 +127,73 @@ fn url_escape(path: &str) -> String {
         .collect()
 }
 
-/// Only a local path may follow sign-in (no `//host` or `https://` open redirect).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
-        _ => "/".into(),
+/// Decodes `%XX` escapes (bytes that do not decode are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
     }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One form of `next` is a same-site path: a single leading `/`, then no `/` or `\` (which
+/// browsers read as another host), and nowhere a control character (a header split, or a TAB
+/// browsers drop), whitespace or backslash.
+fn local_path(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !n
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+}
+
+/// The path to go to after sign-in: `next` when it is a same-site path in every decoding
+/// (escapes are undone until nothing changes, so `%2F%2F` or `%2509` cannot smuggle a host or
+/// a TAB through), else `/`. The answer is written so a `Location` header can carry it.
+fn safe_next(next: Option<&str>) -> String {
+    let Some(n) = next else {
+        return "/".into();
+    };
+    let mut form = n.to_string();
+    for _ in 0..4 {
+        if !local_path(&form) {
+            return "/".into();
+        }
+        let decoded = percent_decode(&form);
+        if decoded == form {
+            // Letters outside ASCII are escaped: a header value holds visible ASCII only.
+            return n
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_graphic() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+        }
+        form = decoded;
+    }
+    // Still changing after four decodings: nobody means that.
+    "/".into()
+}
+
+/// What the sign-in form carries on: `next` only when it is a same-site path.
+fn form_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| safe_next(Some(n)) != "/")
 }
 
 fn password_matches(given: &str, expected: &str) -> bool {
@@ -146,7 +219,11 @@ pub async fn login_page(
             .insert_header((header::LOCATION, safe_next(q.next.as_deref())))
             .finish());
     }
-    Ok(pages::login(StatusCode::OK, None, q.next.as_deref()))
+    Ok(pages::login(
+        StatusCode::OK,
+        None,
+        form_next(q.next.as_deref()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -162,7 +239,8 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
     let client = client_addr(&req, state.cfg.trust_proxy);
-    if let Some(wait) = state.sign_in.blocked(&client).await? {
+    // The attempt is taken (checked and counted in one step) before the password is compared.
+    if let Some(wait) = state.sign_in.attempt(&client).await? {
         let wait = wait.as_secs();
         tracing::warn!("sign-in refused: too many failed attempts from one address");
         let details = serde_json::json!({"reason": "too many failed attempts"});
@@ -173,7 +251,7 @@ pub async fn login(
                 "Too many wrong passwords. Try again in {} minutes.",
                 wait.div_ceil(60)
             )),
-            form.next.as_deref(),
+            form_next(form.next.as_deref()),
         );
         if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
             page.headers_mut().insert(header::RETRY_AFTER, v);
@@ -181,19 +259,20 @@ pub async fn login(
         return Ok(page);
     }
     if !password_matches(&form.password, &state.cfg.app_password) {
-        state.sign_in.failed(&client).await?;
         tracing::warn!("sign-in failed: wrong password");
         let details = serde_json::json!({"reason": "wrong password"});
         crate::audit::record(&req, &state, AuditKind::SignInFailed, details).await;
         return Ok(pages::login(
             StatusCode::UNAUTHORIZED,
             Some("That password is not right."),
-            form.next.as_deref(),
+            form_next(form.next.as_deref()),
         ));
     }
     state.sign_in.succeeded(&client).await?;
     let id = state.sessions.create().await?;
-    let ttl = state.sessions.ttl().as_secs();
+    // The cookie lasts as long as the session can (its absolute lifetime): the idle timeout
+    // is the server's, renewed by every request, so an active treasurer keeps the session.
+    let lifetime = state.sessions.lifetime().as_secs();
     tracing::info!("signed in");
     let actor = fom_core::audit::Actor {
         session: Some(fom_core::audit::session_digest(&id)),
@@ -213,7 +292,7 @@ pub async fn login(
             .secure(!state.cfg.insecure_cookies)
             .same_site(SameSite::Lax)
             .max_age(actix_web::cookie::time::Duration::seconds(
-                i64::try_from(ttl).unwrap_or(i64::MAX),
+                i64::try_from(lifetime).unwrap_or(i64::MAX),
             ))
             .finish(),
     );
@@ -233,6 +312,9 @@ pub async fn logout(
     if let Some(id) = signed_session_id(&req, &state) {
         crate::audit::record(&req, &state, AuditKind::SignOut, serde_json::json!({})).await;
         state.sessions.end(&id).await?;
+        // This process's event streams of the session end now; other processes' at their
+        // next heartbeat.
+        state.streams.end_session(&id);
     }
     let mut gone = Cookie::build(COOKIE, "")
         .path("/")
@@ -254,10 +336,39 @@ mod tests {
     #[test]
     fn only_local_paths_follow_sign_in() {
         assert_eq!(safe_next(Some("/deposits/abc")), "/deposits/abc");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(
+            safe_next(Some("/qbo/callback?code=a%2Bb&state=s")),
+            "/qbo/callback?code=a%2Bb&state=s"
+        );
+        assert_eq!(safe_next(Some("/dépôts")), "/d%C3%A9p%C3%B4ts");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%2509/evil.example",
+            "/%252509/evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "/%5cevil.example",
+            "/\r\nSet-Cookie: a=b",
+            "/%0D%0ASet-Cookie:a=b",
+            "/a b",
+            "/\u{00a0}x",
+            "/%25252525252509",
+            "",
+            "evil.example",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%2Fb%zz%4"), "/a/b%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub struct Config {
     pub session_key: Key,
     /// Cookies without `Secure`, for plain-HTTP local use only.
     pub insecure_cookies: bool,
+    /// Idle timeout: a session without a request for this long ends (`SESSION_TTL_HOURS`).
     pub session_ttl: Duration,
+    /// Absolute lifetime: a session ends this long after sign-in however active
+    /// (`SESSION_MAX_HOURS`); the cookie's Max-Age.
+    pub session_max: Duration,
     pub login_max_attempts: u64,
     /// Take the client address from the last `X-Forwarded-For` entry (Heroku's router).
     pub trust_proxy: bool,
@@ -36,6 +40,13 @@ pub struct Config {
     pub upload_min_bytes_per_sec: u64,
     pub upload_rate_window: Duration,
     pub request_timeout: Duration,
+    /// Event streams one session may hold open (`EVENTS_MAX_PER_SESSION`).
+    pub events_max_per_session: usize,
+    /// Event streams this process holds open at most (`EVENTS_MAX`).
+    pub events_max: usize,
+    /// `HEALTH_TOKEN`: an `X-Health-Token` header with it shows /health's details without a
+    /// session (for a monitor). Unset: only a signed-in person sees them.
+    pub health_token: Option<String>,
     pub rules: Rules,
     pub monitor: Monitor,
 }
@@ -59,6 +70,8 @@ impl Config {
         let insecure_cookies = env.flag("INSECURE_COOKIES", false);
         let session_ttl =
             Duration::from_secs(env.number("SESSION_TTL_HOURS", 12u64, 1, 24 * 30) * 3600);
+        let session_max =
+            Duration::from_secs(env.number("SESSION_MAX_HOURS", 12u64, 1, 24 * 30) * 3600);
         let login_max_attempts = env.number("LOGIN_MAX_ATTEMPTS", 10u64, 1, 1000);
         let trust_proxy = env.flag("TRUST_PROXY", false);
         let max_upload_files = env.number("MAX_UPLOAD_FILES", 30usize, 1, 500);
@@ -69,6 +82,18 @@ impl Config {
             Duration::from_secs(env.number("UPLOAD_RATE_WINDOW_SECS", 30u64, 1, 600));
         let request_timeout =
             Duration::from_secs(env.number("REQUEST_TIMEOUT_SECS", 15u64, 1, 600));
+        let events_max_per_session = env.number("EVENTS_MAX_PER_SESSION", 4usize, 1, 100);
+        let events_max = env.number("EVENTS_MAX", 200usize, 1, 10_000);
+        let health_token = env.raw("HEALTH_TOKEN").filter(|t| !t.is_empty());
+        if health_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < 16)
+        {
+            env.problem(
+                "HEALTH_TOKEN",
+                "at least 16 characters (openssl rand -hex 16), or unset",
+            );
+        }
         let rules = Rules::from_env(env, chrono::Local::now().date_naive());
         let monitor = fom_core::runtime::memory_settings(env);
         Self {
@@ -80,6 +105,7 @@ impl Config {
             session_key,
             insecure_cookies,
             session_ttl,
+            session_max,
             login_max_attempts,
             trust_proxy,
             max_upload_files,
@@ -88,6 +114,9 @@ impl Config {
             upload_min_bytes_per_sec,
             upload_rate_window,
             request_timeout,
+            events_max_per_session,
+            events_max,
+            health_token,
             rules,
             monitor,
         }
@@ -165,5 +194,11 @@ mod tests {
             problems(&[("APP_PASSWORD", "long enough"), ("SESSION_SECRET", &good)]),
             ""
         );
+        let err = problems(&[
+            ("APP_PASSWORD", "long enough"),
+            ("SESSION_SECRET", &good),
+            ("HEALTH_TOKEN", "short"),
+        ]);
+        assert!(err.contains("HEALTH_TOKEN"), "{err}");
     }
 }

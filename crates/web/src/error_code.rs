@@ -7,7 +7,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// 404: the deposit, record, job, file or QuickBooks object asked for is gone or never was.
+    /// 404: the deposit, record, job, file or QuickBooks object asked for is gone or never was,
+    /// its id in the path is malformed, or nothing answers at the address.
     NotFound,
     /// 503 (or a rejected file): Redis or the upload store failed; the answer carries Retry-After.
     StorageUnavailable,
@@ -21,11 +22,20 @@ pub enum ErrorCode {
     Internal,
     /// 401: an API route was called without a valid session.
     SignInRequired,
-    /// 401: the QuickBooks connect page was opened without a signed session cookie.
-    Unauthenticated,
-    /// 400: a record edit's body is not a JSON object of fields.
+    /// 400: a body or query could not be read (malformed JSON, a form or query with bad
+    /// fields), or a record edit's body is not a JSON object of fields.
     BadBody,
-    /// 422: a record edit's fields failed validation (the message lists the problems).
+    /// 415: a body came with a content type the route does not take (JSON routes want
+    /// `application/json`, sign-in a form).
+    UnsupportedMediaType,
+    /// 413: a JSON or form body is over the route's size limit.
+    BodyTooLarge,
+    /// 429 with Retry-After: this session, or the server, has as many event streams open as
+    /// allowed (`EVENTS_MAX_PER_SESSION`, `EVENTS_MAX`).
+    TooManyStreams,
+    /// 422: fields failed validation or are over their length limit (record edits, a new
+    /// deposit's name, QuickBooks names); the message lists the problems and `details` holds
+    /// `[{field, message}]`.
     InvalidFields,
     /// 400: the jobs list's state filter is unknown, or the QuickBooks OAuth state did not match.
     BadState,
@@ -89,9 +99,11 @@ impl ErrorCode {
             Self::Timeout => "timeout",
             Self::Internal => "internal",
             Self::SignInRequired => "sign_in_required",
-            Self::Unauthenticated => "unauthenticated",
             Self::BadBody => "bad_body",
             Self::InvalidFields => "invalid_fields",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTooLarge => "body_too_large",
+            Self::TooManyStreams => "too_many_streams",
             Self::BadState => "bad_state",
             Self::NotRetryable => "not_retryable",
             Self::ReportFailed => "report_failed",
@@ -151,9 +163,11 @@ mod tests {
         Timeout => "timeout",
         Internal => "internal",
         SignInRequired => "sign_in_required",
-        Unauthenticated => "unauthenticated",
         BadBody => "bad_body",
         InvalidFields => "invalid_fields",
+        UnsupportedMediaType => "unsupported_media_type",
+        BodyTooLarge => "body_too_large",
+        TooManyStreams => "too_many_streams",
         BadState => "bad_state",
         NotRetryable => "not_retryable",
         ReportFailed => "report_failed",

@@ -1,12 +1,16 @@
-//! `GET /health`: this process's memory monitor (always live), Redis, the queue and the
-//! workers' heartbeats. It never calls QuickBooks or Gemini, answers even over the critical
-//! memory threshold, and reads Redis at most once a second however often it is asked.
+//! `GET /health`: for anyone, the status and this process's memory monitor (always live);
+//! for a signed-in person or a monitor with `HEALTH_TOKEN`, also the version, Redis, the queue
+//! and the workers' heartbeats (pids, RSS, job counts and Redis's error text are not for the
+//! public). It never calls QuickBooks or Gemini, answers even over the critical memory
+//! threshold, and reads Redis at most once a second however often it is asked.
 
 use std::time::{Duration, Instant};
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
 
@@ -17,10 +21,38 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 struct Health {
     /// ok, warning or critical (this process's memory), or degraded when Redis is unreachable.
     status: &'static str,
-    version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
     system: System,
-    #[serde(flatten)]
-    shared: serde_json::Value,
+    /// Redis, queue, workers: only for those allowed to see them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    shared: Option<serde_json::Value>,
+}
+
+/// The header a monitor sends `HEALTH_TOKEN` in.
+pub const TOKEN_HEADER: &str = "x-health-token";
+
+/// Whether this request may see the details: the right `X-Health-Token` (compared as digests
+/// in constant time), or a live session (checked without renewing it: a monitor's poll is no
+/// one's activity).
+async fn details_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    if let (Some(expected), Some(given)) = (
+        state.cfg.health_token.as_deref(),
+        req.headers().get(TOKEN_HEADER),
+    ) {
+        let a = Sha256::digest(given.as_bytes());
+        let b = Sha256::digest(expected.as_bytes());
+        if bool::from(a.ct_eq(&b)) {
+            return true;
+        }
+    }
+    match crate::auth::signed_session_id(req, state) {
+        Some(id) => matches!(
+            tokio::time::timeout(REDIS_TIMEOUT, state.sessions.alive(&id)).await,
+            Ok(Ok(true))
+        ),
+        None => false,
+    }
 }
 
 #[derive(Serialize)]
@@ -109,7 +141,7 @@ async fn workers(state: &AppState) -> Result<Vec<Worker>, fom_core::redis_conn::
 }
 
 #[get("/health")]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.cfg.monitor.snapshot();
     let cached = state.health_cache.lock().ok().and_then(|c| {
         c.as_ref()
@@ -145,14 +177,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let details = details_allowed(&req, &state).await;
     HttpResponse::build(code)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Health {
             status,
-            version: env!("CARGO_PKG_VERSION"),
+            version: details.then_some(env!("CARGO_PKG_VERSION")),
             system: System {
                 memory_monitor: snapshot,
             },
-            shared,
+            shared: details.then_some(shared),
         })
 }

@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP pieces: JSON errors people can act on, request ids and logs, security
-//! headers, cross-site request refusal and request time limits.
+//! Cross-cutting HTTP pieces: errors people can act on (JSON for the API, HTML pages for
+//! people, one handler for both), request ids and logs, security headers, cross-site request
+//! refusal and request time limits.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use fom_core::redis_conn::RedisError;
 use serde::Serialize;
 use tracing::Instrument;
@@ -16,8 +17,9 @@ use tracing::Instrument;
 use crate::error_code::ErrorCode;
 use crate::state::AppState;
 
-/// An error answer: `{"error": {"code", "message", "details"?}}`.
-#[derive(Debug)]
+/// An error answer: `{"error": {"code", "message", "details"?}}` on `/api/` paths, an HTML
+/// page elsewhere ([`error_pages`]).
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: ErrorCode,
@@ -57,6 +59,32 @@ impl ApiError {
     pub fn with_details(mut self, details: impl Serialize) -> Self {
         self.details = serde_json::to_value(details).ok();
         self
+    }
+
+    /// 422 naming each field and why (`details`: `[{field, message}]`).
+    pub fn invalid_fields(problems: &[fom_core::deposits::FieldProblem]) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidFields,
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .with_details(problems)
+    }
+
+    /// The same error as a page for a person (sign-in, the deposit pages, QuickBooks's
+    /// round trip).
+    pub fn page_response(&self) -> HttpResponse {
+        let mut res = crate::pages::error_page(self.status, &self.message);
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 
     /// Storage trouble: logged in full, answered without internals.
@@ -134,6 +162,133 @@ impl From<RedisError> for ApiError {
     fn from(e: RedisError) -> Self {
         Self::storage(e)
     }
+}
+
+/// An [`ApiError`] answered as a page.
+#[derive(Debug)]
+struct AsPage(ApiError);
+
+impl std::fmt::Display for AsPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for AsPage {
+    fn status_code(&self) -> StatusCode {
+        self.0.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.page_response()
+    }
+}
+
+/// True for paths whose errors are JSON: the API. Everything else is a page or a form a
+/// person sees.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// The one error handler: every error below it (handlers, extractors, the session check, the
+/// time limit) is an [`ApiError`]; on an API path it stays JSON, anywhere else it becomes a
+/// page, so a person never sees raw JSON, Redis down included.
+pub async fn error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if is_api(req.path()) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    match next.call(req).await {
+        Ok(res) => {
+            let page = res
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<ApiError>())
+                .map(|e| HttpResponse::from_error(AsPage(e.clone())));
+            Ok(match page {
+                Some(p) => res.into_response(p),
+                None => res.map_into_boxed_body(),
+            })
+        }
+        Err(e) => match e.as_error::<ApiError>() {
+            Some(api) => Err(AsPage(api.clone()).into()),
+            None => Err(e),
+        },
+    }
+}
+
+/// What answers an address no route takes.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "there is nothing at this address",
+    ))
+}
+
+/// A JSON body the route could not take.
+pub fn json_error(e: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match e {
+        E::ContentType => unsupported_media_type("send the body as JSON (application/json)"),
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => too_large(limit),
+        E::Deserialize(e) => ApiError::bad_request(
+            ErrorCode::BadBody,
+            format!("the body is not the JSON this request takes: {e}"),
+        ),
+        _ => ApiError::bad_request(ErrorCode::BadBody, "the request body could not be read"),
+    }
+    .into()
+}
+
+/// A form body (sign-in) the route could not take.
+pub fn form_error(e: actix_web::error::UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::UrlencodedError as E;
+    match e {
+        E::ContentType => unsupported_media_type("send the form as a web form would"),
+        E::Overflow { limit, .. } => too_large(limit),
+        _ => ApiError::bad_request(ErrorCode::BadBody, "the form could not be read"),
+    }
+    .into()
+}
+
+/// A query string the route could not take.
+pub fn query_error(e: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request(
+        ErrorCode::BadBody,
+        format!("the address's query could not be read: {e}"),
+    )
+    .into()
+}
+
+/// A path whose ids are malformed ([`crate::ids`]): 404, as for an unknown id, before any
+/// Redis key is built from it.
+pub fn path_error(e: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    let what = match e {
+        actix_web::error::PathError::Deserialize(e) => {
+            crate::ids::kind_in_message(&e.to_string()).map_or("page", |k| k.noun())
+        }
+        _ => "page",
+    };
+    ApiError::not_found(what).into()
+}
+
+fn unsupported_media_type(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        message,
+    )
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::BodyTooLarge,
+        format!("the request body is over {} KiB", limit / 1024),
+    )
 }
 
 /// This request's id, in its extensions (the audit log records it).
@@ -252,7 +407,7 @@ pub async fn same_site_only(
     if let Some(why) = cross_site_reason(req.request()) {
         tracing::warn!(path = %req.path(), why, "cross-site request refused");
         let e = ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CrossSite, why);
-        return Ok(req.into_response(e.error_response()));
+        return Ok(req.error_response(e));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }

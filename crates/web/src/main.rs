@@ -10,10 +10,12 @@ mod config;
 mod error_code;
 mod health;
 mod http;
+mod ids;
 mod pages;
 mod qbo;
 mod report;
 mod state;
+mod streams;
 mod upload;
 
 use std::time::Duration;
@@ -69,7 +71,6 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::retry_file)
             .service(upload::upload)
             .service(qbo::connect)
-            .service(qbo::callback)
             .service(qbo::qbo_status)
             .service(qbo::disconnect)
             .service(qbo::customers)
@@ -98,11 +99,23 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(audit::list);
         App::new()
             .app_data(app_state.clone())
-            .app_data(web::JsonConfig::default().limit(max_json))
-            .app_data(web::FormConfig::default().limit(16 * 1024))
+            // Extractor errors become our errors, so the one handler answers them.
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_json)
+                    .error_handler(http::json_error),
+            )
+            .app_data(
+                web::FormConfig::default()
+                    .limit(16 * 1024)
+                    .error_handler(http::form_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(http::query_error))
+            .app_data(web::PathConfig::default().error_handler(http::path_error))
             // Outermost last: the request log sees every answer, including refusals.
             .wrap(from_fn(http::time_limit))
             .wrap(from_fn(http::same_site_only))
+            .wrap(from_fn(http::error_pages))
             .wrap(http::security_headers(hsts))
             .wrap(Compress::default())
             .wrap(from_fn(http::request_log))
@@ -115,7 +128,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(pages::js_module)
             .service(pages::icon)
             .service(pages::favicon)
+            // Intuit's redirect: it handles a missing session itself (sign in, then back).
+            .service(qbo::callback)
             .service(protected)
+            .default_service(web::to(http::not_found))
     })
     .workers(workers)
     .shutdown_timeout(25)

@@ -119,6 +119,42 @@ fn top_bar() -> &'static str {
      <button type=\"submit\" class=\"secondary\">Sign out</button></form></header>"
 }
 
+/// An error as a page (the JSON API's errors stay JSON): what went wrong in the server's
+/// words, and the way back.
+pub fn error_page(status: StatusCode, message: &str) -> HttpResponse {
+    let title = match status.as_u16() {
+        404 => "Not found",
+        400 | 413 | 415 | 422 => "That request could not be used",
+        401 | 403 => "Not allowed",
+        429 => "Too many requests",
+        503 => "Please try again shortly",
+        _ => "Something went wrong",
+    };
+    message_page(status, title, message)
+}
+
+/// A page of one message (as a sentence) and the way back to the deposits.
+pub fn message_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let mut sentence: String = message.to_string();
+    if let Some(first) = sentence.get(..1) {
+        sentence.replace_range(..1, &first.to_uppercase());
+    }
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    page(
+        status,
+        title,
+        None,
+        &format!(
+            "<main class=\"narrow\"><h1>{}</h1><p>{}</p>\
+             <p><a href=\"/\">Back to deposits</a></p></main>",
+            esc(title),
+            esc(&sentence)
+        ),
+    )
+}
+
 /// The sign-in page, with an optional message (wrong password, too many attempts).
 pub fn login(status: StatusCode, message: Option<&str>, next: Option<&str>) -> HttpResponse {
     let alert = message.map_or_else(String::new, |m| {
@@ -263,7 +299,7 @@ pub async fn audit() -> HttpResponse {
 #[get("/deposits/{id}")]
 pub async fn deposit(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<crate::ids::DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(d) = state.services.deposits.get(&id).await? else {
         return Ok(page(

@@ -1,22 +1,28 @@
 //! QuickBooks routes: connect (OAuth), status, lookups and the per-record actions (match,
 //! create customer, accept an address, preview, send), plus "send all" as a worker job.
 
+use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use fom_core::audit::AuditKind;
 use fom_core::jobs::send_all as send_job;
+use fom_core::limits::{self, Scope};
 use fom_core::qbo::sync::{CreateOutcome, Qbo, SendDefaults};
 use fom_core::qbo::{ErrorKind, QboError};
 use serde::Deserialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::api::{json_no_store, load};
 use crate::audit;
-use crate::auth::signed_session_id;
 use crate::error_code::ErrorCode;
 use crate::http::ApiError;
+use crate::ids::{DepositId, RecordId};
 use crate::state::AppState;
+
+/// The cookie that binds an OAuth `state` to the browser that asked for it: a random secret
+/// whose digest the state is stored with. Not the session: the session may end while the
+/// person is at Intuit, and the callback must still complete after a new sign-in.
+const OAUTH_COOKIE: &str = "fom_oauth";
 
 impl From<QboError> for ApiError {
     fn from(e: QboError) -> Self {
@@ -59,52 +65,58 @@ fn qbo(state: &AppState) -> Result<&Qbo, ApiError> {
         .ok_or_else(|| QboError::NotConfigured.into())
 }
 
-fn record_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("record"))
-}
-
 fn ok(body: &impl serde::Serialize) -> HttpResponse {
     json_no_store(StatusCode::OK, body)
 }
 
-/// A small page for the browser's round trip through Intuit (never JSON to a person).
-fn page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-             <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main>\
-             <h1>{t}</h1><p>{m}</p><p><a href=\"/\">Back to deposits</a></p></main></body></html>",
-            t = esc(title),
-            m = esc(message)
+/// The OAuth cookie, signed like the session's; removed (`gone`) once the callback is done.
+fn oauth_cookie(state: &AppState, value: String, gone: bool) -> Option<Cookie<'static>> {
+    let mut c = Cookie::build(OAUTH_COOKIE, value)
+        .path("/qbo/callback")
+        .http_only(true)
+        .secure(!state.cfg.insecure_cookies)
+        // Lax: Intuit sends the browser back with a top-level GET, which carries it.
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            fom_core::qbo::connection::STATE_TTL_SECS as i64,
         ))
+        .finish();
+    if gone {
+        c.make_removal();
+        return Some(c);
+    }
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&state.cfg.session_key).add(c);
+    jar.delta().next().cloned()
 }
 
+/// The OAuth binding secret of this browser, when its cookie's signature holds.
+fn oauth_binding(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let cookie = req.cookie(OAUTH_COOKIE)?;
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie.into_owned());
+    let verified = jar.signed(&state.cfg.session_key).get(OAUTH_COOKIE)?;
+    Some(verified.value().to_string())
+}
+
+/// Sends the signed-in person to Intuit's consent page, remembering the `state` for this
+/// browser.
 #[get("/qbo/connect")]
-pub async fn connect(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn connect(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let q = qbo(&state)?;
-    let session = signed_session_id(&req, &state).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            "sign in first",
-        )
-    })?;
-    let url = q.client.connection().authorize_url(&session).await?;
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    let binding = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let url = q.client.connection().authorize_url(&binding).await?;
+    let mut res = HttpResponse::Found();
+    res.insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(c) = oauth_cookie(&state, binding, false) {
+        res.cookie(c);
+    }
+    Ok(res.finish())
 }
 
 #[derive(Deserialize)]
@@ -116,6 +128,10 @@ pub struct Callback {
     error: Option<String>,
 }
 
+/// Intuit's redirect back. Outside the session check: without a live session (it ended while
+/// the person was at Intuit) the whole callback, code and state, becomes the `next` of the
+/// sign-in page, so it completes after signing in. The state is then checked once (consumed
+/// either way) against this browser's OAuth cookie.
 #[get("/qbo/callback")]
 pub async fn callback(
     req: HttpRequest,
@@ -123,12 +139,19 @@ pub async fn callback(
     q: web::Query<Callback>,
 ) -> Result<HttpResponse, ApiError> {
     let qb = qbo(&state)?;
-    let session = signed_session_id(&req, &state).unwrap_or_default();
+    if crate::auth::current_session(&req, &state).await?.is_none() {
+        let back = req
+            .uri()
+            .path_and_query()
+            .map_or("/qbo/callback", |p| p.as_str());
+        return Ok(crate::auth::to_sign_in(back));
+    }
+    let binding = oauth_binding(&req, &state).unwrap_or_default();
     let done = qb
         .client
         .connection()
         .complete(
-            &session,
+            &binding,
             q.state.as_deref(),
             q.code.as_deref(),
             q.realm_id.as_deref(),
@@ -139,9 +162,12 @@ pub async fn callback(
         Ok(_) => {
             let details = json!({"realm_id": q.realm_id});
             audit::record(&req, &state, AuditKind::QboConnect, details).await;
-            Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/?qbo=connected"))
-                .finish())
+            let mut res = HttpResponse::SeeOther();
+            res.insert_header((header::LOCATION, "/?qbo=connected"));
+            if let Some(c) = oauth_cookie(&state, String::new(), true) {
+                res.cookie(c);
+            }
+            Ok(res.finish())
         }
         Err(e) => {
             tracing::warn!(kind = ?e.kind(), "qbo: connection not completed");
@@ -150,7 +176,7 @@ pub async fn callback(
                 ErrorKind::Internal => return Err(e.into()),
                 _ => StatusCode::BAD_GATEWAY,
             };
-            Ok(page(
+            Ok(crate::pages::message_page(
                 status,
                 "QuickBooks was not connected",
                 &e.user_message(),
@@ -194,9 +220,9 @@ pub async fn customers(
     state: web::Data<AppState>,
     s: web::Query<Search>,
 ) -> Result<HttpResponse, ApiError> {
-    let found = qbo(&state)?
-        .search_customers(s.q.as_deref().unwrap_or(""))
-        .await?;
+    let q = s.q.as_deref().unwrap_or("");
+    limits::check(Scope::Search, "q", q).map_err(|p| ApiError::invalid_fields(&[p]))?;
+    let found = qbo(&state)?.search_customers(q).await?;
     Ok(ok(&json!({ "customers": found })))
 }
 
@@ -223,11 +249,25 @@ pub struct NewName {
     income_account_id: Option<String>,
 }
 
+impl NewName {
+    fn check(&self) -> Result<(), ApiError> {
+        limits::check_all(
+            Scope::QboList,
+            [
+                ("name", Some(self.name.as_str())),
+                ("income_account_id", self.income_account_id.as_deref()),
+            ],
+        )
+        .map_err(|p| ApiError::invalid_fields(&p))
+    }
+}
+
 #[post("/api/qbo/items")]
 pub async fn create_item(
     state: web::Data<AppState>,
     body: web::Json<NewName>,
 ) -> Result<HttpResponse, ApiError> {
+    body.check()?;
     let item = qbo(&state)?
         .create_item(&body.name, body.income_account_id.as_deref())
         .await?;
@@ -239,6 +279,7 @@ pub async fn create_account(
     state: web::Data<AppState>,
     body: web::Json<NewName>,
 ) -> Result<HttpResponse, ApiError> {
+    body.check()?;
     let account = qbo(&state)?.create_account(&body.name).await?;
     Ok(json_no_store(StatusCode::CREATED, &account))
 }
@@ -248,6 +289,7 @@ pub async fn create_payment_method(
     state: web::Data<AppState>,
     body: web::Json<NewName>,
 ) -> Result<HttpResponse, ApiError> {
+    body.check()?;
     let method = qbo(&state)?.create_payment_method(&body.name).await?;
     Ok(json_no_store(StatusCode::CREATED, &method))
 }
@@ -262,13 +304,26 @@ pub async fn set_defaults(
     state: web::Data<AppState>,
     body: web::Json<SendDefaults>,
 ) -> Result<HttpResponse, ApiError> {
+    let d = &*body;
+    limits::check_all(
+        Scope::Defaults,
+        [
+            ("item_id", d.item_id.as_deref()),
+            ("item_name", d.item_name.as_deref()),
+            ("deposit_account_id", d.deposit_account_id.as_deref()),
+            ("deposit_account_name", d.deposit_account_name.as_deref()),
+            ("payment_method_id", d.payment_method_id.as_deref()),
+            ("payment_method_name", d.payment_method_name.as_deref()),
+        ],
+    )
+    .map_err(|p| ApiError::invalid_fields(&p))?;
     Ok(ok(&qbo(&state)?.set_defaults(&body).await?))
 }
 
 #[post("/api/deposits/{id}/match")]
 pub async fn match_deposit(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     load(&state, &id).await?;
     Ok(ok(&qbo(&state)?.match_deposit(&id, false).await?))
@@ -282,12 +337,14 @@ pub struct MatchBody {
 #[post("/api/deposits/{id}/records/{record_id}/match")]
 pub async fn match_record(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
     body: web::Json<MatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
+    limits::check(Scope::Customer, "customer_id", body.customer_id.trim())
+        .map_err(|p| ApiError::invalid_fields(&[p]))?;
     let r = qbo(&state)?
-        .manual_match(&id, &record_id(&rid)?, body.customer_id.trim())
+        .manual_match(&id, &rid.uuid(), body.customer_id.trim())
         .await?;
     Ok(ok(&r))
 }
@@ -295,10 +352,10 @@ pub async fn match_record(
 #[delete("/api/deposits/{id}/records/{record_id}/match")]
 pub async fn unmatch_record(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    Ok(ok(&qbo(&state)?.unmatch(&id, &record_id(&rid)?).await?))
+    Ok(ok(&qbo(&state)?.unmatch(&id, &rid.uuid()).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -310,13 +367,17 @@ pub struct CustomerBody {
 pub async fn create_customer(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
     body: Option<web::Json<CustomerBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
     let name = body.and_then(|b| b.into_inner().display_name);
+    if let Some(n) = &name {
+        limits::check(Scope::Customer, "display_name", n)
+            .map_err(|p| ApiError::invalid_fields(&[p]))?;
+    }
     let (outcome, record) = qbo(&state)?
-        .create_customer(&id, &record_id(&rid)?, name.as_deref())
+        .create_customer(&id, &rid.uuid(), name.as_deref())
         .await?;
     if let Some(customer) = record.as_ref().and_then(|r| r.qbo.customer_id.clone()) {
         if matches!(outcome, CreateOutcome::Created { .. }) {
@@ -345,10 +406,10 @@ pub async fn create_customer(
 pub async fn accept_address(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    let record = qbo(&state)?.accept_address(&id, &record_id(&rid)?).await?;
+    let record = qbo(&state)?.accept_address(&id, &rid.uuid()).await?;
     let details = json!({"deposit_id": id, "record_id": rid,
                          "customer_id": record.qbo.customer_id, "fields": ["address"]});
     audit::record(&req, &state, AuditKind::CustomerUpdated, details).await;
@@ -358,22 +419,20 @@ pub async fn accept_address(
 #[delete("/api/deposits/{id}/records/{record_id}/address")]
 pub async fn keep_address(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    Ok(ok(&qbo(&state)?
-        .keep_address(&id, &record_id(&rid)?)
-        .await?))
+    Ok(ok(&qbo(&state)?.keep_address(&id, &rid.uuid()).await?))
 }
 
 #[post("/api/deposits/{id}/records/{record_id}/contact")]
 pub async fn add_contact(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    let added = qbo(&state)?.add_contact(&id, &record_id(&rid)?).await?;
+    let added = qbo(&state)?.add_contact(&id, &rid.uuid()).await?;
     if !added.is_empty() {
         let details = json!({"deposit_id": id, "record_id": rid, "fields": added});
         audit::record(&req, &state, AuditKind::CustomerUpdated, details).await;
@@ -384,25 +443,23 @@ pub async fn add_contact(
 #[get("/api/deposits/{id}/records/{record_id}/preview")]
 pub async fn preview(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    Ok(ok(&qbo(&state)?.preview(&id, &record_id(&rid)?).await?))
+    Ok(ok(&qbo(&state)?.preview(&id, &rid.uuid()).await?))
 }
 
 #[post("/api/deposits/{id}/records/{record_id}/send")]
 pub async fn send_one(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DepositId, RecordId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
     let q = qbo(&state)?;
     let defaults = q.defaults().await?;
     let actor = audit::actor(&req, &state);
-    let result = q
-        .send_one(&id, &record_id(&rid)?, &defaults, &actor)
-        .await?;
+    let result = q.send_one(&id, &rid.uuid(), &defaults, &actor).await?;
     use fom_core::qbo::receipts::SendOutcome;
     let status = match result.outcome {
         SendOutcome::Sent => StatusCode::CREATED,
@@ -419,7 +476,7 @@ pub async fn send_one(
 pub async fn send_all(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let q = qbo(&state)?;
     let d = load(&state, &id).await?;
@@ -446,7 +503,7 @@ pub async fn send_all(
 #[get("/api/deposits/{id}/send")]
 pub async fn send_status(
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     let Some(job_id) = send_job::latest(&state.services, &d.id).await? else {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::api::{json_no_store, load};
 use crate::error_code::ErrorCode;
 use crate::http::ApiError;
+use crate::ids::DepositId;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -25,7 +26,7 @@ struct Report {
 pub async fn report(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     let details = serde_json::json!({"deposit_id": d.id, "format": "text"});
@@ -45,7 +46,7 @@ pub async fn report(
 pub async fn report_csv(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<DepositId>,
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     let details = serde_json::json!({"deposit_id": d.id, "format": "csv"});

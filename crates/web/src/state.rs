@@ -2,7 +2,7 @@
 //! worker's) and this process's sessions.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,6 +11,7 @@ use fom_core::sessions::{Sessions, SignInLimiter};
 use fom_queue::RedisUse;
 
 use crate::config::Config;
+use crate::streams::StreamSlots;
 
 pub struct AppState {
     pub cfg: Config,
@@ -18,6 +19,8 @@ pub struct AppState {
     pub services: Services,
     pub sessions: Sessions,
     pub sign_in: SignInLimiter,
+    /// Places for event streams, per session and in this process.
+    pub streams: Arc<StreamSlots>,
     /// /health's Redis, queue and worker figures, at most one second old: health checks
     /// under load must not each scan the job index.
     pub health_cache: Mutex<Option<(Instant, serde_json::Value)>>,
@@ -38,8 +41,14 @@ impl AppState {
             .services;
         let keys = services.keys.clone();
         Ok(Self {
-            sessions: Sessions::new(services.redis.clone(), keys.clone(), cfg.session_ttl),
+            sessions: Sessions::new(
+                services.redis.clone(),
+                keys.clone(),
+                cfg.session_ttl,
+                cfg.session_max,
+            ),
             sign_in: SignInLimiter::new(services.redis.clone(), keys, cfg.login_max_attempts),
+            streams: StreamSlots::new(cfg.events_max_per_session, cfg.events_max),
             services,
             cfg,
             health_cache: Mutex::new(None),

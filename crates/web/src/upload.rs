@@ -71,12 +71,14 @@ struct UploadAnswer {
 }
 
 /// A file name safe to show and store: the last path component, no control characters, no
+/// bidirectional controls (which make "invoice\u{202E}fdp.exe" read as "invoiceexe.pdf"), no
 /// leading dots, at most 200 characters. Stored files are named by id, never by this.
 pub fn sanitize_name(raw: &str, n: usize) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let bidi = |c: &char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !bidi(c))
         .collect::<String>()
         .trim()
         .trim_start_matches('.')
@@ -95,7 +97,7 @@ pub fn sanitize_name(raw: &str, n: usize) -> String {
 pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
-    id: web::Path<String>,
+    id: web::Path<crate::ids::DepositId>,
     body: web::Payload,
 ) -> HttpResponse {
     let cfg = &state.cfg;

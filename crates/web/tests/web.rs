@@ -86,7 +86,14 @@ fn csv(rows: usize) -> Vec<u8> {
 #[tokio::test]
 async fn health_reports_memory_redis_queue_and_workers() {
     let stack = Stack::start(Options::new("health"));
-    let res = client().get(stack.url("/health")).send().await.unwrap();
+    // The details are for a signed-in person (docs/SECURITY.md; security.rs tries the rest).
+    let cookie = stack.login(&client()).await;
+    let res = client()
+        .get(stack.url("/health"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert!(res.headers().contains_key("x-request-id"));
@@ -562,6 +569,7 @@ async fn uploads_that_would_fill_redis_get_507() {
     assert_eq!(status, 202, "a small file still fits: {v}");
     let h: Value = c
         .get(stack.url("/health"))
+        .header("Cookie", &cookie)
         .send()
         .await
         .unwrap()

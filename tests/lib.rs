@@ -88,8 +88,9 @@ pub async fn signed_in(stack: &Stack) -> Api<'_> {
     Api { stack, cookie, c }
 }
 
-/// The browser's trip: /qbo/connect -> Intuit's page -> /qbo/callback.
-pub async fn connect(api: &Api<'_>) {
+/// `/qbo/connect` and Intuit's consent page: the browser's cookies (session and the OAuth
+/// cookie that binds the state to it) and the callback path Intuit sends it back to.
+pub async fn consent(api: &Api<'_>) -> (String, String) {
     let r = api
         .c
         .get(api.stack.url("/qbo/connect"))
@@ -99,8 +100,7 @@ pub async fn connect(api: &Api<'_>) {
         .unwrap();
     assert_eq!(r.status().as_u16(), 302);
     let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    // The browser keeps the cookie that binds the OAuth state to it.
-    let cookies = with_set_cookies(&api.cookie, &r);
+    let browser = with_set_cookies(&api.cookie, &r);
     for part in [
         "client_id=fake-client-id",
         "response_type=code",
@@ -113,13 +113,19 @@ pub async fn connect(api: &Api<'_>) {
     let r = api.c.get(&authorize).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 302);
     let back = r.headers()["location"].to_str().unwrap().to_string();
-    let query = back.split_once('?').unwrap().1.to_string();
+    let callback = format!("/qbo/callback?{}", back.split_once('?').unwrap().1);
+    (browser, callback)
+}
+
+/// The browser's trip: /qbo/connect -> Intuit's page -> /qbo/callback.
+pub async fn connect(api: &Api<'_>) {
+    let (browser, callback) = consent(api).await;
     // The first callback connects; the state is single-use, so replaying it is refused.
     for expected in [303, 400] {
         let r = api
             .c
-            .get(api.stack.url(&format!("/qbo/callback?{query}")))
-            .header("Cookie", &cookies)
+            .get(api.stack.url(&callback))
+            .header("Cookie", &browser)
             .send()
             .await
             .unwrap();

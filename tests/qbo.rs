@@ -598,19 +598,7 @@ async fn the_callback_survives_a_sign_in_in_between() {
     let fake = fake(0);
     let stack = Stack::start(qbo_options("qbo-callback", &fake));
     let api = signed_in(&stack).await;
-    let r = api
-        .c
-        .get(stack.url("/qbo/connect"))
-        .header("Cookie", &api.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 302);
-    let browser = fom_e2e::with_set_cookies(&api.cookie, &r);
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    let r = api.c.get(&authorize).send().await.unwrap();
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    let callback = format!("/qbo/callback?{}", back.split_once('?').unwrap().1);
+    let (browser, callback) = fom_e2e::consent(&api).await;
     let (status, _) = api.post("/logout", None).await;
     assert_eq!(status, 303);
 
@@ -682,17 +670,7 @@ async fn the_oauth_state_is_bound_to_the_browser_that_asked() {
     let stack = Stack::start(qbo_options("qbo-bound", &fake));
     let api = signed_in(&stack).await;
     let other = signed_in(&stack).await;
-    let r = api
-        .c
-        .get(stack.url("/qbo/connect"))
-        .header("Cookie", &api.cookie)
-        .send()
-        .await
-        .unwrap();
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    let r = api.c.get(&authorize).send().await.unwrap();
-    let back = r.headers()["location"].to_str().unwrap().to_string();
-    let callback = format!("/qbo/callback?{}", back.split_once('?').unwrap().1);
+    let (_, callback) = fom_e2e::consent(&api).await;
     let r = other
         .c
         .get(stack.url(&callback))

@@ -20,6 +20,15 @@ fn redis(stack: &Stack) -> redis::Connection {
         .unwrap()
 }
 
+/// GET `path` with the session `cookie`.
+async fn get(stack: &Stack, c: &reqwest::Client, cookie: &str, path: &str) -> reqwest::Response {
+    c.get(stack.url(path))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn new_deposit(stack: &Stack, c: &reqwest::Client, cookie: &str) -> String {
     let res = c
         .post(stack.url("/api/deposits"))
@@ -147,12 +156,7 @@ async fn malformed_ids_are_404_before_any_redis_key_is_built() {
         format!("/api/deposits/{id}/records/{record}x/preview"),
     ];
     for path in &gets {
-        let res = c
-            .get(stack.url(path))
-            .header("Cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = get(&stack, &c, &cookie, path).await;
         assert_eq!(res.status().as_u16(), 404, "{path}");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["error"]["code"], "not_found", "{path}: {v}");
@@ -188,12 +192,7 @@ async fn malformed_ids_are_404_before_any_redis_key_is_built() {
         assert_eq!(res.status().as_u16(), 404, "{method} {path}");
     }
     // The page of a malformed deposit id is an HTML page, like any missing deposit.
-    let res = c
-        .get(stack.url(&format!("/deposits/{id}:send")))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&stack, &c, &cookie, &format!("/deposits/{id}:send")).await;
     assert_eq!(res.status().as_u16(), 404);
     assert!(res.headers()["content-type"]
         .to_str()
@@ -205,12 +204,7 @@ async fn malformed_ids_are_404_before_any_redis_key_is_built() {
         (format!("/api/jobs/{job}"), 404),
         (format!("/api/jobs/send-{job}"), 404),
     ] {
-        let res = c
-            .get(stack.url(&path))
-            .header("Cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let res = get(&stack, &c, &cookie, &path).await;
         assert_eq!(res.status().as_u16(), status, "{path}");
     }
 }
@@ -221,11 +215,7 @@ async fn open_events(
     cookie: &str,
     id: &str,
 ) -> reqwest::Response {
-    c.get(stack.url(&format!("/api/deposits/{id}/events")))
-        .header("Cookie", cookie)
-        .send()
-        .await
-        .unwrap()
+    get(stack, c, cookie, &format!("/api/deposits/{id}/events")).await
 }
 
 #[tokio::test]
@@ -534,22 +524,12 @@ async fn errors_are_json_for_the_api_and_pages_for_people() {
         assert_eq!(v["error"]["code"], code, "{v}");
         assert!(v["error"]["message"].as_str().unwrap().len() > 10, "{v}");
     }
-    let res = c
-        .get(stack.url("/api/no-such-thing"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&stack, &c, &cookie, "/api/no-such-thing").await;
     assert_eq!(res.status().as_u16(), 404);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"]["code"], "not_found");
     // Pages and forms answer pages.
-    let res = c
-        .get(stack.url("/no-such-page"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&stack, &c, &cookie, "/no-such-page").await;
     assert_eq!(res.status().as_u16(), 404);
     assert!(is_html(&res));
     let res = c
@@ -571,23 +551,13 @@ async fn with_redis_down_pages_answer_pages() {
     let c = client();
     let cookie = stack.login(&c).await;
     server.kill();
-    let res = c
-        .get(stack.url("/"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&stack, &c, &cookie, "/").await;
     assert_eq!(res.status().as_u16(), 503);
     assert!(is_html(&res));
     assert!(res.headers().contains_key("retry-after"));
     let html = res.text().await.unwrap();
     assert!(html.contains("storage"), "{html}");
-    let res = c
-        .get(stack.url("/api/deposits"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = get(&stack, &c, &cookie, "/api/deposits").await;
     assert_eq!(res.status().as_u16(), 503);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"]["code"], "storage_unavailable");

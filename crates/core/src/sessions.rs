@@ -82,31 +82,30 @@ impl SignInLimiter {
         }
     }
 
-    /// `Some(wait)` when `client` has used up its attempts: how long until it may try again.
-    pub async fn blocked(&self, client: &str) -> Result<Option<Duration>, redis::RedisError> {
-        let key = self.keys.login_attempts(client);
-        let mut conn = self.redis.get().await?;
-        let failed: Option<u64> = conn.get(&key).await?;
-        if failed.unwrap_or(0) < self.max_attempts {
-            return Ok(None);
-        }
-        let ttl: i64 = conn.ttl(&key).await?;
-        let wait = u64::try_from(ttl)
-            .unwrap_or(ATTEMPT_WINDOW.as_secs())
-            .max(1);
-        Ok(Some(Duration::from_secs(wait)))
-    }
-
-    /// Counts a wrong password; the window starts at the first one.
-    pub async fn failed(&self, client: &str) -> Result<(), redis::RedisError> {
-        let key = self.keys.login_attempts(client);
-        let mut pipe = redis::pipe();
-        pipe.incr(&key, 1)
-            .ignore()
-            .expire(&key, ATTEMPT_WINDOW.as_secs() as i64)
-            .arg("NX")
-            .ignore();
-        pipe.query_async::<()>(&mut self.redis.get().await?).await
+    /// Takes one sign-in attempt for `client`, counted before the password is checked, in one
+    /// script (count, start the window, compare): parallel attempts cannot all read "under the
+    /// limit" before any is counted. `Some(wait)` when the attempts are used up: how long until
+    /// it may try again. A successful sign-in clears the count ([`Self::succeeded`]).
+    pub async fn attempt(&self, client: &str) -> Result<Option<Duration>, redis::RedisError> {
+        const TAKE: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return ttl
+end
+return -1
+";
+        let wait: i64 = redis::Script::new(TAKE)
+            .key(self.keys.login_attempts(client))
+            .arg(self.max_attempts)
+            .arg(ATTEMPT_WINDOW.as_secs())
+            .invoke_async(&mut self.redis.get().await?)
+            .await?;
+        Ok(u64::try_from(wait)
+            .ok()
+            .map(|s| Duration::from_secs(s.max(1))))
     }
 
     /// Forgets the failures after a successful sign-in.

@@ -115,10 +115,22 @@ fn url_escape(path: &str) -> String {
         .collect()
 }
 
-/// Only a local path may follow sign-in (no `//host` or `https://` open redirect).
+/// Only a local path may follow sign-in: one leading `/`, and no control character, whitespace
+/// or backslash anywhere, since browsers drop tabs and newlines from a `Location` and read `\`
+/// as `/` (`/<TAB>/evil.example` would become `//evil.example`, another site). Anything else
+/// goes to `/`; a CR or LF can no longer reach the header either.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && !n
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -162,7 +174,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
     let client = client_addr(&req, state.cfg.trust_proxy);
-    if let Some(wait) = state.sign_in.blocked(&client).await? {
+    if let Some(wait) = state.sign_in.attempt(&client).await? {
         let wait = wait.as_secs();
         tracing::warn!("sign-in refused: too many failed attempts from one address");
         let details = serde_json::json!({"reason": "too many failed attempts"});
@@ -181,7 +193,6 @@ pub async fn login(
         return Ok(page);
     }
     if !password_matches(&form.password, &state.cfg.app_password) {
-        state.sign_in.failed(&client).await?;
         tracing::warn!("sign-in failed: wrong password");
         let details = serde_json::json!({"reason": "wrong password"});
         crate::audit::record(&req, &state, AuditKind::SignInFailed, details).await;
@@ -258,6 +269,18 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // What the attack run sent (%09 and %0d%0a decoded by the form parser).
+        for bad in [
+            "/\t/evil.example/phish",
+            "/\n/evil.example",
+            "/deposits\r\nSet-Cookie: x=1",
+            "/ /evil.example",
+            "/\u{2028}/evil.example",
+            "/\u{0}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/deposits/abc?x=1")), "/deposits/abc?x=1");
     }
 
     #[test]

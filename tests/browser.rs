@@ -108,3 +108,139 @@ async fn treasurer_flow_in_chromium() {
     assert_eq!(notes.len(), before, "a row was sent twice");
     drop(stack);
 }
+
+/// Redis's rejected connections and OOM errors (`INFO stats`, `INFO errorstats`).
+fn redis_refusals(url: &str) -> (u64, u64) {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut conn).unwrap();
+    let errors: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut conn)
+        .unwrap();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field(&stats, "rejected_connections:"),
+        field(&errors, "errorstat_OOM:count="),
+    )
+}
+
+/// Drops every photo of `photos` into a new deposit through the page (tests/browser/photos.mjs)
+/// of a fresh fom-web + fom-worker on `redis` with `env`; returns the script's summary.
+async fn drop_photos(
+    redis: &fom_testkit::web::PrivateRedis,
+    photos: &std::path::Path,
+    out_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let root = fom_testkit::repo_root();
+    // Photos are read by the model: the contract fake of Gemini.
+    let gemini = fom_testkit::gemini::FakeGemini::start(Default::default()).unwrap();
+    let mut options = fom_e2e::with_gemini(
+        fom_testkit::web::Options::new("photos")
+            .redis(&redis.url)
+            .with_worker()
+            .env("UPLOAD_STORE", "redis"),
+        &gemini,
+    );
+    for (k, v) in env {
+        options = options.env(k, v);
+    }
+    let stack = Stack::start(options);
+    let out = tokio::task::spawn_blocking({
+        let base = stack.url("");
+        let out_dir = out_dir.to_path_buf();
+        let photos = photos.to_path_buf();
+        move || {
+            Command::new("node")
+                .arg(root.join("tests/browser/photos.mjs"))
+                .current_dir(root.join("tests/browser"))
+                .env("BASE_URL", base.trim_end_matches('/'))
+                .env("APP_PASSWORD", PASSWORD)
+                .env("OUT_DIR", &out_dir)
+                .env("PHOTOS_DIR", &photos)
+                .env(
+                    "CHROMIUM",
+                    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                )
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the photos flow failed (screenshots in {}):\n{stdout}\n{stderr}",
+        out_dir.display()
+    );
+    drop(stack);
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("photos: "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_phone_photos_fit_a_25_mb_redis() {
+    ensure_browser();
+    let root = fom_testkit::repo_root();
+    let photos = tempfile::tempdir().unwrap();
+    fom_testkit::fixtures::write_phone_photos(photos.path(), 20).unwrap();
+    // Heroku Key-Value Store mini: 25 MB, noeviction, 20 clients.
+    let redis = fom_testkit::web::PrivateRedis::start(&[
+        "--maxmemory",
+        "25mb",
+        "--maxmemory-policy",
+        "noeviction",
+        "--maxclients",
+        "20",
+    ]);
+
+    // As deployed: every photo shrunk in the page before it travels.
+    let out = root.join("target/test-output/browser-photos");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = drop_photos(&redis, photos.path(), &out, &[]).await;
+    assert_eq!(summary["done"], 20, "{summary}");
+    let to: Vec<u64> = summary["to_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    assert_eq!(to.len(), 20, "every photo shrunk: {summary}");
+    assert!(to.iter().all(|b| *b < 1_500_000), "{summary}");
+    if summary["waiting_seen"] == true {
+        let shot = std::fs::metadata(out.join("waiting-for-room.png"));
+        assert!(shot.is_ok_and(|m| m.len() > 1000));
+    }
+
+    // Shrinking off (the photos are under the long side): 20 x 3 MB cannot fit at once, so
+    // the page waits for room by itself, and still every file ends done.
+    let out = root.join("target/test-output/browser-photos-unshrunk");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = drop_photos(
+        &redis,
+        photos.path(),
+        &out,
+        &[("PHOTO_MAX_PIXELS_LONG", "8000")],
+    )
+    .await;
+    assert_eq!(summary["done"], 20, "{summary}");
+    assert_eq!(summary["waiting_seen"], true, "{summary}");
+    let shot = std::fs::metadata(out.join("waiting-for-room.png"));
+    assert!(shot.is_ok_and(|m| m.len() > 1000));
+
+    // Redis never refused a client or a write.
+    assert_eq!(redis_refusals(&redis.url), (0, 0));
+}

@@ -82,6 +82,46 @@ impl Api<'_> {
     }
 }
 
+impl Api<'_> {
+    /// One file in one upload request: (status, Retry-After seconds, answer).
+    pub async fn upload(
+        &self,
+        deposit: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, Option<u64>, Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        );
+        let res = self
+            .c
+            .post(self.stack.url(&format!("/api/deposits/{deposit}/files")))
+            .header("Cookie", &self.cookie)
+            .header("Origin", self.stack.origin())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        (status, retry_after, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `opts` with photos and scans read by the model, through the contract fake of Gemini.
+pub fn with_gemini(opts: Options, fake: &fom_testkit::gemini::FakeGemini) -> Options {
+    opts.env("EXTRACTOR", "gemini")
+        .env("GEMINI_API_KEY", fom_testkit::gemini::DEFAULT_KEY)
+        .env("GEMINI_BASE_URL", &fake.base_url())
+        .env("GEMINI_RETRY_INITIAL_MS", "50")
+        .env("GEMINI_RPM", "0")
+}
+
 pub async fn signed_in(stack: &Stack) -> Api<'_> {
     let c = client();
     let cookie = stack.login(&c).await;

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use fom_core::keys::Keys;
 use fom_testkit::web::{Options, PrivateRedis, Stack};
 use redis::Commands;
-use reqwest::multipart::{Form, Part};
-use serde_json::Value;
 
 const RESTARTS: usize = 10;
 /// The bound: the worker fetches again within this long of a restart.
@@ -63,21 +61,9 @@ async fn ten_redis_restarts_lose_nothing_and_the_worker_fetches_again() {
     for i in 0..RESTARTS {
         redis.restart();
         let restarted = Instant::now();
-        let form = Form::new().part(
-            "files",
-            Part::bytes(gift_csv(i)).file_name(format!("gifts-{i}.csv")),
-        );
-        let res = api
-            .c
-            .post(stack.url(&format!("/api/deposits/{deposit}/files")))
-            .header("Cookie", &api.cookie)
-            .header("Origin", stack.origin())
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let answer: Value = res.json().await.unwrap_or(Value::Null);
+        let (status, _, answer) = api
+            .upload(&deposit, &format!("gifts-{i}.csv"), gift_csv(i))
+            .await;
         let mut conn = client.get_connection().unwrap();
         if answer["accepted"] == 1 {
             assert_eq!(status, 202, "round {i}: {answer}");

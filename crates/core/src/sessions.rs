@@ -127,23 +127,6 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Takes one attempt for a client atomically: refused (with the window's remaining ms) when
-/// the client has used up its attempts, else counted. Checking and counting in one script is
-/// what keeps parallel attempts from all reading "not yet blocked" before any is counted.
-/// KEYS[1] attempts; ARGV max attempts, window (ms). Returns 0 (allowed) or the wait in ms.
-const ATTEMPT: &str = r"
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n >= tonumber(ARGV[1]) then
-  local left = redis.call('PTTL', KEYS[1])
-  if left <= 0 then left = tonumber(ARGV[2]) end
-  return left
-end
-if redis.call('INCR', KEYS[1]) == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
 /// Counts sign-in attempts per client address over [`ATTEMPT_WINDOW`]; a successful sign-in
 /// forgets them.
 #[derive(Clone)]
@@ -162,20 +145,33 @@ impl SignInLimiter {
         }
     }
 
-    /// Takes one attempt before the password is checked: `Some(wait)` when `client` has used
-    /// up its attempts (how long until it may try again), else `None` and the attempt is
-    /// counted (the window starts at the first).
+    /// Takes one sign-in attempt for `client`, counted before the password is checked, in one
+    /// script (count, start the window, compare): parallel attempts cannot all read "under the
+    /// limit" before any is counted. `Some(wait)` when the attempts are used up: how long until
+    /// it may try again. A successful sign-in clears the count ([`Self::succeeded`]).
     pub async fn attempt(&self, client: &str) -> Result<Option<Duration>, redis::RedisError> {
-        let wait_ms: i64 = redis::Script::new(ATTEMPT)
+        const TAKE: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return ttl
+end
+return -1
+";
+        let wait: i64 = redis::Script::new(TAKE)
             .key(self.keys.login_attempts(client))
             .arg(self.max_attempts)
-            .arg(millis(ATTEMPT_WINDOW))
+            .arg(ATTEMPT_WINDOW.as_secs())
             .invoke_async(&mut self.redis.get().await?)
             .await?;
-        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64)))
+        Ok(u64::try_from(wait)
+            .ok()
+            .map(|s| Duration::from_secs(s.max(1))))
     }
 
-    /// Forgets the attempts after a successful sign-in.
+    /// Forgets the failures after a successful sign-in.
     pub async fn succeeded(&self, client: &str) -> Result<(), redis::RedisError> {
         self.redis
             .get()

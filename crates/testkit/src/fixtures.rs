@@ -290,3 +290,62 @@ pub fn write_image_bomb_pdf(
     w.finish(1, "")?;
     Ok(())
 }
+
+/// A phone photo of a check: `width` x `height` (12 Mpx as 4000 x 3000), a check-like drawing
+/// under paper grain and sensor noise (so it compresses as a real photo does, about 3 MB at
+/// quality 85), deterministic by `seed`; stored turned for EXIF `orientation` (1-8) so it shows
+/// upright once the orientation is applied.
+pub fn write_phone_photo(
+    path: &Path,
+    width: u16,
+    height: u16,
+    seed: u64,
+    orientation: u16,
+) -> io::Result<()> {
+    use fom_core::photo::synth::{check_pattern, stored_pixels, write_jpeg};
+    let (w, h) = (u32::from(width), u32::from(height));
+    let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
+    let paper = check_pattern(dw, dh);
+    let noisy = move |x: u32, y: u32| {
+        let base = paper(x, y);
+        // A cheap per-pixel hash: grain that differs from pixel to pixel and photo to photo.
+        let mut z = seed ^ (u64::from(x) << 32 | u64::from(y));
+        z = z.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z ^= z >> 29;
+        z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^= z >> 32;
+        let grain = (z & 0x1f) as i16 - 16;
+        base.map(|c| (i16::from(c) + grain).clamp(0, 255) as u8)
+    };
+    write_jpeg(
+        path,
+        width,
+        height,
+        85,
+        (orientation != 1).then_some(orientation),
+        stored_pixels(orientation, w, h, noisy),
+    )
+}
+
+/// `n` phone photos `check-01.jpg`... in `dir` (every third stored sideways with EXIF
+/// orientation 6), made from five distinct ones: making a 12 Mpx photo takes seconds in a debug
+/// build, and what the tests look at (size, pixels, names) does not need twenty different ones.
+pub fn write_phone_photos(dir: &Path, n: usize) -> io::Result<Vec<std::path::PathBuf>> {
+    const DISTINCT: usize = 5;
+    let mut paths = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = dir.join(format!("check-{:02}.jpg", i + 1));
+        if i < DISTINCT {
+            let (w, h, o) = if i % 3 == 2 {
+                (3000, 4000, 6)
+            } else {
+                (4000, 3000, 1)
+            };
+            write_phone_photo(&path, w, h, i as u64 + 1, o)?;
+        } else {
+            std::fs::copy(&paths[i % DISTINCT], &path)?;
+        }
+        paths.push(path);
+    }
+    Ok(paths)
+}

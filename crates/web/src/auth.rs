@@ -152,7 +152,8 @@ fn percent_decode(s: &str) -> String {
 /// browsers drop), whitespace or backslash.
 fn local_path(n: &str) -> bool {
     let mut chars = n.chars();
-    chars.next() == Some('/')
+    n.len() <= 2048
+        && chars.next() == Some('/')
         && !matches!(chars.next(), Some('/' | '\\'))
         && !n
             .chars()
@@ -363,6 +364,18 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/");
+        // What the attack run sent (%09 and %0d%0a decoded by the form parser).
+        for bad in [
+            "/\t/evil.example/phish",
+            "/\n/evil.example",
+            "/deposits\r\nSet-Cookie: x=1",
+            "/ /evil.example",
+            "/\u{2028}/evil.example",
+            "/\u{0}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/deposits/abc?x=1")), "/deposits/abc?x=1");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Config {
     /// Take the client address from the last `X-Forwarded-For` entry (Heroku's router).
     pub trust_proxy: bool,
     pub max_upload_files: usize,
+    /// `PHOTO_MAX_PIXELS_LONG`: the page shrinks JPEG and PNG photos to this long side before
+    /// sending them.
+    pub photo_max_long: u32,
     /// Parts (files and other fields) one upload may hold: ten times `MAX_UPLOAD_FILES`, so a
     /// person who picks too many files still gets a verdict for each.
     pub max_upload_parts: usize,
@@ -76,6 +79,9 @@ impl Config {
         let trust_proxy = env.flag("TRUST_PROXY", false);
         let max_upload_files = env.number("MAX_UPLOAD_FILES", 30usize, 1, 500);
         let max_upload_parts = max_upload_files * 10;
+        // A letter page at 200 DPI is 1,700 x 2,200: pages are rendered for reading at 150 DPI
+        // and a hand-held photo fills only part of its frame, so 2,200 keeps that detail.
+        let photo_max_long = env.number("PHOTO_MAX_PIXELS_LONG", 2200u32, 600, 8000);
         let max_upload_bytes = services.max_file_bytes * max_upload_files as u64 + MB;
         let upload_min_bytes_per_sec = env.number("UPLOAD_MIN_BYTES_PER_SEC", 1024u64, 1, 100 * MB);
         let upload_rate_window =
@@ -109,6 +115,7 @@ impl Config {
             login_max_attempts,
             trust_proxy,
             max_upload_files,
+            photo_max_long,
             max_upload_parts,
             max_upload_bytes,
             upload_min_bytes_per_sec,

@@ -28,6 +28,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("report.js", include_str!("../assets/js/report.js")),
     ("review.js", include_str!("../assets/js/review.js")),
     ("sending.js", include_str!("../assets/js/sending.js")),
+    ("shrink.js", include_str!("../assets/js/shrink.js")),
     ("state.js", include_str!("../assets/js/state.js")),
     ("upload.js", include_str!("../assets/js/upload.js")),
     ("validate.js", include_str!("../assets/js/validate.js")),
@@ -318,7 +319,7 @@ pub async fn deposit(
         &d.name,
         Some("deposit"),
         &format!(
-            "{top}<main id=\"deposit\" data-deposit-id=\"{id}\">\
+            "{top}<main id=\"deposit\" data-deposit-id=\"{id}\" data-photo-max-long=\"{photo}\">\
              <p class=\"crumbs\"><a href=\"/\">All deposits</a></p>\
              <h1 id=\"deposit-name\">{name}</h1>\
              <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
@@ -351,6 +352,7 @@ pub async fn deposit(
             top = top_bar(),
             id = esc(&d.id),
             name = esc(&d.name),
+            photo = state.cfg.photo_max_long,
         ),
     ))
 }

@@ -71,14 +71,13 @@ struct UploadAnswer {
 }
 
 /// A file name safe to show and store: the last path component, no control characters, no
-/// bidirectional controls (which make "invoice\u{202E}fdp.exe" read as "invoiceexe.pdf"), no
-/// leading dots, at most 200 characters. Stored files are named by id, never by this.
+/// bidirectional controls (U+202E would show `gpj.exe` as `exe.jpg`), no leading dots, at most
+/// 200 characters. Stored files are named by id, never by this.
 pub fn sanitize_name(raw: &str, n: usize) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let bidi = |c: &char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control() && !bidi(c))
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
         .collect::<String>()
         .trim()
         .trim_start_matches('.')
@@ -91,6 +90,11 @@ pub fn sanitize_name(raw: &str, n: usize) -> String {
     } else {
         cleaned
     }
+}
+
+/// Marks and embeddings that reorder how text is shown (Unicode's bidirectional controls).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[post("/api/deposits/{id}/files")]
@@ -608,5 +612,11 @@ mod tests {
         assert_eq!(sanitize_name("a\u{0}b\nc.csv", 1), "abc.csv");
         assert_eq!(sanitize_name(".hidden.pdf", 1), "hidden.pdf");
         assert_eq!(sanitize_name(&"x".repeat(500), 1).len(), 200);
+        // Shown as "checkexe.jpg" with the override; kept as what it is.
+        assert_eq!(sanitize_name("check\u{202E}gpj.exe", 1), "checkgpj.exe");
+        assert_eq!(
+            sanitize_name("\u{2066}scan\u{2069}\u{200F}.pdf", 1),
+            "scan.pdf"
+        );
     }
 }

@@ -1369,3 +1369,47 @@ async fn uploads_wait_for_room_while_files_ahead_are_read() {
     assert_eq!(d["files"].as_array().map(Vec::len), Some(accepted), "{d}");
     assert_eq!(oom_errors(&redis.url), 0);
 }
+
+#[tokio::test]
+async fn three_hundred_parallel_wrong_passwords_get_at_most_the_allowed_tries() {
+    let stack = Stack::start(Options::new("signin-race"));
+    let c = client();
+    let tries = (0..300).map(|_| {
+        c.post(stack.url("/login"))
+            .header("Origin", stack.origin())
+            .form(&[("password", "wrong password!")])
+            .send()
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    // LOGIN_MAX_ATTEMPTS is 10: each attempt is counted before the password is checked.
+    assert!(checked <= 10, "{checked} passwords were checked");
+    assert_eq!(checked + refused, 300, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn sign_in_never_redirects_off_site_or_fails_on_a_crafted_next() {
+    let stack = Stack::start(Options::new("signin-next"));
+    let c = client();
+    for next in [
+        "/\t/evil.example/phish",
+        "/\r\nSet-Cookie: stolen=1",
+        "//evil.example",
+        "/\\evil.example",
+    ] {
+        let res = c
+            .post(stack.url("/login"))
+            .header("Origin", stack.origin())
+            .form(&[("password", fom_testkit::web::PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303, "{next:?}");
+        assert_eq!(res.headers()["location"], "/", "{next:?}");
+    }
+}

@@ -1,11 +1,13 @@
-// Files of the deposit page: picking or dropping files, one upload request with a bar per
-// file, then each file's reading progress from the server's event stream, and retries.
+// Files of the deposit page: picking or dropping files, photos shrunk in the page, one upload
+// request per file (two at a time) with its own bar, waiting by itself when the server has no
+// room yet, then each file's reading progress from the server's event stream, and retries.
 
 import { $, clear, h, notice } from './dom.js';
 import { plural, sentence } from './format.js';
 import { api, errorText, toLogin } from './api.js';
 import { D } from './state.js';
 import { reloadDeposit, scheduleReload } from './deposit.js';
+import { shrinkPhoto } from './shrink.js';
 
 const STAGES = {
   download: 'Reading the file',
@@ -37,78 +39,179 @@ export function setupUpload() {
   });
 }
 
-/** Sends the files in one request; each file's bar follows its own bytes. */
+// Files go one request each, two at a time, so each has its own bar, verdict and retry. When
+// the server has no room for the next file yet (a small Redis upload store) it answers
+// `wait_for_room` with a Retry-After: the file waits in the list and is sent again by itself,
+// and the files behind it wait too rather than asking again and again.
+const PARALLEL = 2;
+const pending = [];
+/** Photos shrunk before sending, by file id: { note, ms, from, to }. */
+const shrunk = new Map();
+let sending = 0;
+let holdUntil = 0;
+let pumpTimer = null;
+let tickTimer = null;
+
+function photoMaxLong() {
+  const main = $('#deposit');
+  return Number((main && main.dataset.photoMaxLong) || 0);
+}
+
+function mb(bytes) {
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
 function uploadFiles(files) {
   const entries = files.map((file) => ({
-    key: `u${++D.uploadSeq}`, file, name: file.name, size: file.size, loaded: 0, state: 'uploading', error: '',
+    key: `u${++D.uploadSeq}`, file, name: file.name, size: file.size, loaded: 0, state: 'queued', error: '',
+    prepared: false, note: '', ahead: 0, retryAt: 0, shrinkMs: null,
   }));
   D.uploads.push(...entries);
+  pending.push(...entries);
   renderFiles();
-  const form = new FormData();
-  for (const e of entries) form.append('files', e.file, e.file.name);
-  const xhr = new XMLHttpRequest();
-  xhr.open('POST', `/api/deposits/${D.id}/files`);
-  xhr.setRequestHeader('Accept', 'application/json');
-  const totalBytes = entries.reduce((n, e) => n + e.size, 0) || 1;
-  xhr.upload.addEventListener('progress', (ev) => {
-    if (!ev.lengthComputable) return;
-    let sent = (ev.loaded / ev.total) * totalBytes;
-    for (const e of entries) {
-      e.loaded = Math.max(0, Math.min(e.size, sent));
-      sent -= e.size;
-    }
-    renderFiles();
-  });
-  const fail = (message) => {
-    for (const e of entries) {
-      e.state = 'failed';
-      e.error = message;
-    }
-    renderFiles();
-  };
-  xhr.addEventListener('error', () => fail('The upload was interrupted. Check the connection and try again.'));
-  xhr.addEventListener('load', () => {
-    if (xhr.status === 401) {
-      toLogin();
-      return;
-    }
-    let data = null;
-    try {
-      data = JSON.parse(xhr.responseText);
-    } catch {
-      data = null;
-    }
-    if (!data || !Array.isArray(data.files)) {
-      const msg = data && data.error && data.error.message;
-      fail(msg ? sentence(msg) : `The server answered ${xhr.status}; try again in a minute.`);
-      return;
-    }
-    data.files.forEach((v, i) => {
-      const e = entries[i];
-      if (!e) return;
-      if (v.accepted) {
-        e.state = 'accepted';
-        e.fileId = v.file_id;
-      } else {
-        e.state = 'failed';
-        e.error = sentence(v.error || 'The file was not accepted.');
-      }
+  pump();
+}
+
+function pump() {
+  if (pumpTimer) {
+    clearTimeout(pumpTimer);
+    pumpTimer = null;
+  }
+  const wait = holdUntil - Date.now();
+  if (wait > 0) {
+    if (pending.length) pumpTimer = setTimeout(pump, wait);
+    return;
+  }
+  while (sending < PARALLEL && pending.length) {
+    const e = pending.shift();
+    sending += 1;
+    sendOne(e).finally(() => {
+      sending -= 1;
+      pump();
     });
-    // Files after the last verdict were never read (the server stopped at a limit or a storage
-    // error); the last verdict says why.
-    const last = data.files[data.files.length - 1];
-    const why = last && !last.accepted && last.error ? sentence(last.error) : 'The file was not received; send it again.';
-    for (const e of entries.slice(data.files.length)) {
-      e.state = 'failed';
-      e.error = why;
+  }
+}
+
+/** While a file waits for room, its countdown is redrawn every second. */
+function tick() {
+  if (tickTimer) return;
+  tickTimer = setInterval(() => {
+    if (!D.uploads.some((u) => u.state === 'waiting')) {
+      clearInterval(tickTimer);
+      tickTimer = null;
     }
-    // Accepted files now live on the server; their bars follow the job from here.
-    D.uploads = D.uploads.filter((e) => e.state !== 'accepted');
+    renderFiles();
+  }, 1000);
+}
+
+async function sendOne(e) {
+  if (!e.prepared) {
+    e.state = 'shrinking';
+    renderFiles();
+    const shrunk = await shrinkPhoto(e.file, photoMaxLong());
+    if (shrunk) {
+      e.upload = shrunk.file;
+      e.shrinkMs = shrunk.ms;
+      e.note = `Shrunk from ${mb(shrunk.from)} to ${mb(shrunk.to)}`;
+    } else {
+      e.upload = e.file;
+    }
+    e.size = e.upload.size;
+    e.prepared = true;
+  }
+  e.state = 'uploading';
+  e.loaded = 0;
+  renderFiles();
+  const answer = await post(e);
+  if (answer.status === 401) {
+    toLogin();
+    return;
+  }
+  const data = answer.data;
+  const err = data && data.error;
+  if (answer.status === 503 && err && err.code === 'wait_for_room') {
+    const details = err.details || {};
+    const secs = answer.retryAfter || details.retry_after || 10;
+    e.state = 'waiting';
+    e.ahead = Number(details.ahead || 0);
+    e.retryAt = Date.now() + secs * 1000;
+    holdUntil = Math.max(holdUntil, e.retryAt);
+    pending.unshift(e);
+    tick();
+    renderFiles();
+    return;
+  }
+  const v = data && Array.isArray(data.files) ? data.files[0] : null;
+  if (v && v.accepted) {
+    e.state = 'accepted';
+    // The saved size stays on the file's row once the server lists it.
+    if (e.shrinkMs !== null && v.file_id) {
+      shrunk.set(v.file_id, { note: e.note, ms: e.shrinkMs, from: e.file.size, to: e.size });
+    }
+    D.uploads = D.uploads.filter((u) => u !== e);
     renderFiles();
     scheduleReload(0);
     watchProgress();
+    return;
+  }
+  e.state = 'failed';
+  if (answer.status === 0) {
+    e.error = 'The upload was interrupted. Check the connection and try again.';
+  } else if (v && v.error) {
+    e.error = sentence(v.error);
+  } else if (err && err.message) {
+    e.error = sentence(err.message);
+  } else {
+    e.error = `The server answered ${answer.status}; try again in a minute.`;
+  }
+  renderFiles();
+}
+
+/** One file in one request: resolves to { status, data, retryAfter } (status 0: no answer). */
+function post(e) {
+  return new Promise((resolve) => {
+    const form = new FormData();
+    form.append('files', e.upload, e.upload.name || e.name);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/deposits/${D.id}/files`);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.addEventListener('progress', (ev) => {
+      if (!ev.lengthComputable) return;
+      e.loaded = Math.min(e.size, (ev.loaded / ev.total) * e.size);
+      renderFiles();
+    });
+    xhr.addEventListener('error', () => resolve({ status: 0, data: null, retryAfter: 0 }));
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch {
+        data = null;
+      }
+      const retryAfter = Number(xhr.getResponseHeader('Retry-After')) || 0;
+      resolve({ status: xhr.status, data, retryAfter });
+    });
+    xhr.send(form);
   });
-  xhr.send(form);
+}
+
+function uploadStatus(u) {
+  switch (u.state) {
+    case 'queued':
+      return 'Waiting to send…';
+    case 'shrinking':
+      return 'Shrinking the photo…';
+    case 'waiting': {
+      const secs = Math.max(0, Math.ceil((u.retryAt - Date.now()) / 1000));
+      const ahead = u.ahead === 1 ? '1 file ahead is' : `${u.ahead} files ahead are`;
+      const why = u.ahead > 0 ? `Waiting for room: ${ahead} being read` : 'Waiting for room';
+      return `${why}; trying again in ${secs} s`;
+    }
+    case 'failed':
+      return 'Not uploaded';
+    default:
+      return `Uploading: ${Math.round((100 * u.loaded) / (u.size || 1))}%`;
+  }
 }
 
 export function watchProgress() {
@@ -180,10 +283,13 @@ export function renderFiles() {
     else if (f.state === 'running' && f.pages > 0) bar.value = Math.round((100 * Math.min(f.page, f.pages)) / f.pages);
     else if (f.state === 'queued') bar.value = 0;
     // (running without a page count: an indeterminate bar)
-    list.append(h('li', { class: `file ${failed ? 'failed' : f.state}`, 'data-testid': 'file-row', 'data-file-name': f.name, 'data-state': failed ? 'failed' : f.state },
+    const small = shrunk.get(f.id);
+    list.append(h('li', { class: `file ${failed ? 'failed' : f.state}`, 'data-testid': 'file-row', 'data-file-name': f.name, 'data-state': failed ? 'failed' : f.state,
+      'data-shrink-ms': small ? String(small.ms) : null, 'data-size': small ? String(small.to) : null, 'data-original-size': small ? String(small.from) : null },
       h('span', { class: 'file-name', text: f.name }),
       bar,
       h('span', { class: 'file-status', 'data-testid': 'file-status', text: fileStatus(f) }),
+      small ? h('span', { class: 'file-note', 'data-testid': 'file-note', text: small.note }) : null,
       failed ? h('span', { class: 'file-error', 'data-testid': 'file-error', role: 'alert', text: sentence(f.error || 'Reading this file failed.') }) : null,
       failed && f.state !== 'expired'
         ? h('button', { type: 'button', class: 'small', 'data-testid': 'file-retry', onclick: (ev) => retryFile(f, ev.currentTarget), text: 'Retry' })
@@ -191,14 +297,19 @@ export function renderFiles() {
     ));
   }
   for (const u of D.uploads) {
-    const bar = h('progress', { max: 100, value: u.state === 'failed' ? 100 : Math.round((100 * u.loaded) / (u.size || 1)), 'aria-label': `Upload of ${u.name}` });
-    list.append(h('li', { class: `file ${u.state}`, 'data-testid': 'file-row', 'data-file-name': u.name, 'data-state': u.state },
+    const done = u.state === 'failed' ? 100 : Math.round((100 * u.loaded) / (u.size || 1));
+    const bar = h('progress', { max: 100, 'aria-label': `Upload of ${u.name}` });
+    // Shrinking has no measure (an indeterminate bar); waiting files have sent nothing yet.
+    if (u.state !== 'shrinking') bar.value = u.state === 'uploading' || u.state === 'failed' ? done : 0;
+    list.append(h('li', { class: `file ${u.state}`, 'data-testid': 'file-row', 'data-file-name': u.name, 'data-state': u.state,
+      'data-shrink-ms': u.shrinkMs === null ? null : String(u.shrinkMs), 'data-size': String(u.size), 'data-original-size': String(u.file.size) },
       h('span', { class: 'file-name', text: u.name }),
       bar,
-      h('span', { class: 'file-status', 'data-testid': 'file-status', text: u.state === 'failed' ? 'Not uploaded' : `Uploading: ${Math.round((100 * u.loaded) / (u.size || 1))}%` }),
+      h('span', { class: 'file-status', 'data-testid': 'file-status', role: u.state === 'waiting' ? 'status' : null, text: uploadStatus(u) }),
+      u.note ? h('span', { class: 'file-note', 'data-testid': 'file-note', text: u.note }) : null,
       u.state === 'failed' ? h('span', { class: 'file-error', 'data-testid': 'file-error', role: 'alert', text: u.error }) : null,
       u.state === 'failed'
-        ? h('button', { type: 'button', class: 'small', 'data-testid': 'file-retry', onclick: () => { D.uploads = D.uploads.filter((x) => x !== u); uploadFiles([u.file]); }, text: 'Try again' })
+        ? h('button', { type: 'button', class: 'small', 'data-testid': 'file-retry', onclick: () => { u.state = 'queued'; u.error = ''; pending.push(u); renderFiles(); pump(); }, text: 'Try again' })
         : null,
     ));
   }

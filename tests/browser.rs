@@ -88,6 +88,7 @@ async fn treasurer_flow_in_chromium() {
         "deposit-before-send.png",
         "deposit-after-send.png",
         "deposit-failed-file.png",
+        "audit.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));
         assert!(

@@ -378,6 +378,34 @@ mod tests {
         assert_eq!(safe_next(Some("/deposits/abc?x=1")), "/deposits/abc?x=1");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
+        /// Whatever `next` holds, sign-in goes to a same-site path: one that stays one in
+        /// every decoding, written in visible ASCII only (a header value), of bounded length.
+        #[test]
+        fn any_next_leads_to_a_same_site_path(
+            next in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[/\\\\%0-9a-fA-F.:?=&\t\r\n \u{a0}\u{2028}é]{0,40}",
+                "/[a-z0-9/%]{0,30}",
+            ],
+        ) {
+            let to = safe_next(Some(&next));
+            proptest::prop_assert!(to.bytes().all(|b| b.is_ascii_graphic()), "{to:?}");
+            proptest::prop_assert!(to.len() <= 3 * 2048);
+            let mut form = to.clone();
+            for _ in 0..6 {
+                proptest::prop_assert!(local_path(&form), "{next:?} -> {to:?} -> {form:?}");
+                form = percent_decode(&form);
+            }
+            // A plain path goes through unchanged.
+            if local_path(&next) && !next.contains('%') && next.is_ascii() {
+                proptest::prop_assert_eq!(&to, &next);
+            }
+        }
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("/a%2Fb%zz%4"), "/a/b%zz%4");

@@ -72,7 +72,7 @@ impl Config {
         let session_key = session_key(env);
         let insecure_cookies = env.flag("INSECURE_COOKIES", false);
         let session_ttl =
-            Duration::from_secs(env.number("SESSION_TTL_HOURS", 12u64, 1, 24 * 30) * 3600);
+            Duration::from_secs(env.number("SESSION_TTL_HOURS", 2u64, 1, 24 * 30) * 3600);
         let session_max =
             Duration::from_secs(env.number("SESSION_MAX_HOURS", 12u64, 1, 24 * 30) * 3600);
         let login_max_attempts = env.number("LOGIN_MAX_ATTEMPTS", 10u64, 1, 1000);

@@ -79,12 +79,13 @@ pub fn sanitize_name(raw: &str, n: usize) -> String {
         .chars()
         .filter(|c| !c.is_control() && !is_bidi_control(*c))
         .collect::<String>()
-        .trim()
-        .trim_start_matches('.')
-        .trim()
+        // ". .x" must not come out as ".x": dots and spaces go together.
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
         .chars()
         .take(200)
-        .collect();
+        .collect::<String>()
+        .trim_end()
+        .to_string();
     if cleaned.is_empty() {
         format!("upload-{n}")
     } else {
@@ -618,5 +619,34 @@ mod tests {
             sanitize_name("\u{2066}scan\u{2069}\u{200F}.pdf", 1),
             "scan.pdf"
         );
+        assert_eq!(sanitize_name(". .x", 1), "x");
+        assert_eq!(
+            sanitize_name(&format!("{} b", "a".repeat(199)), 1),
+            "a".repeat(199)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever a browser or a script sends as a file name, what is kept is one short,
+        /// visible, non-hidden name, and cleaning it again changes nothing.
+        #[test]
+        fn any_name_cleans_to_one_short_visible_name(
+            raw in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[ ./\\\\a-z\u{202E}\u{2066}\t\n\u{0}]{0,300}",
+            ],
+            n in 1usize..1000,
+        ) {
+            let name = sanitize_name(&raw, n);
+            proptest::prop_assert!(!name.is_empty());
+            proptest::prop_assert!(name.chars().count() <= 200);
+            proptest::prop_assert!(!name.contains(['/', '\\']));
+            proptest::prop_assert!(!name.chars().any(|c| c.is_control() || is_bidi_control(c)));
+            proptest::prop_assert!(!name.starts_with('.'));
+            proptest::prop_assert_eq!(name.trim(), name.as_str());
+            proptest::prop_assert_eq!(sanitize_name(&name, n), name);
+        }
     }
 }

@@ -567,3 +567,92 @@ async fn bidi_controls_are_stripped_from_file_names() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["files"][0]["name"], "giftsvsc.exe.csv", "{v}");
 }
+
+/// Pieces of a multipart body: delimiters (right, wrong and closing), part headers with odd
+/// names and file names, file starts the sniffer knows, and arbitrary bytes.
+fn multipart_piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(b"--B\r\n".to_vec()),
+        Just(b"\r\n--B\r\n".to_vec()),
+        Just(b"\r\n--B--\r\n".to_vec()),
+        Just(b"--X\r\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"Content-Disposition: form-data; name=\"files\"; filename=\"a.csv\"\r\n".to_vec()),
+        Just(b"Content-Disposition: form-data; name=\"other\"\r\n".to_vec()),
+        Just(b"Content-Type: text/csv\r\n".to_vec()),
+        "[ -~\u{202E}\u{0}]{0,40}".prop_map(|name| format!(
+            "Content-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+        )
+        .into_bytes()),
+        Just(b"Date,Name,Amount\n11/01,Ann Lee,10.00\n".to_vec()),
+        Just(b"%PDF-1.4\n".to_vec()),
+        Just(vec![0xFF, 0xD8, 0xFF, 0xE0]),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ]
+}
+
+/// Any body, well-formed or not, gets an answer the page can show: never a 500, never a
+/// dropped connection, and at most one verdict per allowed part plus the reason reading
+/// stopped, each with a short name. The server answers afterwards.
+#[test]
+fn any_multipart_body_gets_bounded_verdicts() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Two files at once, so 20 parts: the part limit is reached by generated bodies.
+    let stack = Stack::start(Options::new("multiprop").env("MAX_UPLOAD_FILES", "2"));
+    let c = client();
+    let cookie = rt.block_on(stack.login(&c));
+    let id = rt.block_on(new_deposit(&stack, &c, &cookie));
+    let bodies = (
+        prop::collection::vec(multipart_piece(), 0..60),
+        prop_oneof![
+            Just("multipart/form-data; boundary=B".to_string()),
+            Just("multipart/form-data".to_string()),
+            Just("multipart/form-data; boundary=\"B\"".to_string()),
+            "[ -~]{0,30}",
+        ],
+    );
+    let mut runner = TestRunner::new(Config::with_cases(96));
+    let outcome = runner.run(&bodies, |(pieces, content_type)| {
+        let body = pieces.concat();
+        let (status, text) = rt.block_on(async {
+            let res = c
+                .post(stack.url(&format!("/api/deposits/{id}/files")))
+                .header("Cookie", &cookie)
+                .header("Origin", stack.origin())
+                .header("Content-Type", content_type.as_str())
+                .body(body)
+                .send()
+                .await
+                .expect("the server answers");
+            let status = res.status().as_u16();
+            (status, res.text().await.unwrap_or_default())
+        });
+        prop_assert!(
+            [202, 400, 408, 413, 415].contains(&status),
+            "status {status}: {text}"
+        );
+        let v: Value = serde_json::from_str(&text).expect("a JSON answer");
+        if let Some(files) = v["files"].as_array() {
+            prop_assert!(files.len() <= 21, "{} verdicts", files.len());
+            for f in files {
+                let name = f["name"].as_str().unwrap_or_default();
+                prop_assert!(name.chars().count() <= 200);
+                let hidden = name.chars().any(|c| c == '\u{202E}' || c.is_control());
+                prop_assert!(!hidden, "name {:?}", name);
+                prop_assert!(f["accepted"].is_boolean());
+            }
+        } else {
+            prop_assert!(v["error"]["code"].is_string(), "{text}");
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+    let health = rt.block_on(async { c.get(stack.url("/health")).send().await.unwrap() });
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -221,6 +221,11 @@ pub async fn run(
         crate::child_signal::wait().await;
         tracing::info!("worker: shutdown requested");
         on_signal.shut_down();
+        // The supervisor kills a child that has not drained by then; one whose supervisor is
+        // gone (the signal came from PR_SET_PDEATHSIG) must leave by itself all the same.
+        tokio::time::sleep(crate::supervisor::DRAIN).await;
+        tracing::error!("worker: did not drain in time after the shutdown request; leaving");
+        std::process::exit(1);
     });
     let documents = WorkerBuilder::new(worker_id.clone())
         .backend(queues.storage::<DocumentJob>())
@@ -241,12 +246,24 @@ pub async fn run(
     )
     .await;
     heartbeat.abort();
-    if lost {
-        hand_back_held(&runner).await;
-    }
-    deregister(&queues, &worker_id, &send_worker_id).await;
-    if let Err(e) = services.workers.remove(&worker_id).await {
-        tracing::warn!(error = %e, "worker: heartbeat not removed");
+    let clean_up = async {
+        if lost {
+            hand_back_held(&runner).await;
+        }
+        deregister(&queues, &worker_id, &send_worker_id).await;
+        if let Err(e) = services.workers.remove(&worker_id).await {
+            tracing::warn!(error = %e, "worker: heartbeat not removed");
+        }
+    };
+    // Heroku kills 30 s after SIGTERM, and a child whose supervisor died must not linger
+    // waiting for an absent Redis: what is left is handed back by the supervisor's releaser
+    // or another worker's orphan sweep.
+    if tokio::time::timeout(CLEAN_UP_WAIT, clean_up).await.is_err() {
+        tracing::warn!(
+            wait_s = CLEAN_UP_WAIT.as_secs(),
+            "worker: Redis did not answer while stopping; claimed jobs are handed back by the \
+             supervisor or another worker"
+        );
     }
     if lost {
         return Ok(EXIT_QUEUE);
@@ -331,6 +348,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// The longest a stopping child waits for Redis to hand back and deregister.
+const CLEAN_UP_WAIT: Duration = Duration::from_secs(20);
 
 /// After a lost queue: jobs still claimed go back to "queued" without counting a crash of
 /// their documents (the queue, not the document, stopped them). Waits for Redis as long as

@@ -31,7 +31,7 @@ pub const EXIT_BUDGET: i32 = 3;
 pub const EXIT_QUEUE: i32 = 5;
 
 /// How long children get to drain after SIGTERM before they are killed (Heroku allows 30 s).
-const DRAIN: Duration = Duration::from_secs(27);
+pub const DRAIN: Duration = Duration::from_secs(27);
 /// A child that ran this long before crashing resets the crash backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -8,6 +8,7 @@ export const D = {
   files: [],          // server file views
   uploads: [],        // local uploads: {key, file, name, size, loaded, state, error}
   es: null,           // EventSource while files are being read
+  watchRetry: 0,      // ms before asking for a refused event stream again
   lastRecords: -1,
   expanded: new Set(),
   reloadTimer: 0,

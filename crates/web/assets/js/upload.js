@@ -225,6 +225,7 @@ export function watchProgress() {
     } catch {
       return;
     }
+    D.watchRetry = 0;
     D.files = p.files;
     renderFiles();
     if (p.records !== D.lastRecords || p.finished) {
@@ -238,6 +239,22 @@ export function watchProgress() {
   es.addEventListener('gone', () => {
     stopWatching();
     notice('This deposit has expired or was removed.', 'error');
+  });
+  es.addEventListener('signed_out', () => {
+    stopWatching();
+    toLogin();
+  });
+  es.addEventListener('error', () => {
+    // A dropped connection is retried by the browser itself. A refused stream (429 when this
+    // session has too many open, 401 after sign-out) is closed for good: read the deposit now
+    // and then instead, and ask for a stream again, waiting longer each time.
+    if (es.readyState !== EventSource.CLOSED) return;
+    stopWatching();
+    D.watchRetry = Math.min((D.watchRetry || 1500) * 2, 30_000);
+    setTimeout(async () => {
+      await reloadDeposit(); // a 401 here leads to the sign-in page
+      if (D.deposit && D.deposit.processing) watchProgress();
+    }, D.watchRetry);
   });
 }
 

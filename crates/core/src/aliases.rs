@@ -125,6 +125,8 @@ impl Person {
         let mut parts = vec![self.first.clone()];
         parts.extend(self.middles.iter().cloned());
         parts.push(self.last_with_suffix());
+        // A one-word name has no surname: no trailing space ("Jane & A", not "Jane  & A ").
+        parts.retain(|p| !p.is_empty());
         parts.join(" ")
     }
 

@@ -45,11 +45,17 @@ pub struct Donation {
     pub issues: Vec<Issue>,
 }
 
+/// The name an anonymous gift without a donor's name is shown and matched under.
+pub const ANONYMOUS: &str = "Anonymous";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     HandwrittenCheck,
     PrintedCheck,
+    /// A check whose kind the source does not tell (a list of checks in a CSV file, or the
+    /// treasurer's choice in the review table).
+    Check,
     Online,
 }
 
@@ -57,7 +63,7 @@ impl PaymentMethod {
     pub fn is_check(self) -> bool {
         matches!(
             self,
-            PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck
+            PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck | PaymentMethod::Check
         )
     }
 }
@@ -69,6 +75,11 @@ pub struct Payer {
     pub aliases: Vec<String>,
     pub salutation: Option<String>,
     pub organization_name: Option<String>,
+    /// The gift was given anonymously (the platform says so, or withholds the donor's name).
+    /// A name may still be known to the organisation; without one the gift is the
+    /// "Anonymous" donor's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +252,11 @@ impl Donation {
             .organization_name
             .as_deref()
             .or_else(|| self.payer.aliases.first().map(String::as_str))
+            .or(if self.payer.anonymous {
+                Some(ANONYMOUS)
+            } else {
+                None
+            })
     }
 
     /// Every source this record was read from: its own, then each merged duplicate's.
@@ -320,13 +336,16 @@ pub fn parse_amount(raw: &str) -> Result<Decimal, ValueError> {
 pub fn parse_date(raw: &str) -> Result<NaiveDate, ValueError> {
     let s = raw.trim().trim_end_matches('.');
     // chrono's %Y takes "26" as the year 26: route two-digit years to %y (00-68 -> 2000s).
-    let two_digit_year = s.contains('/') && s.rsplit('/').next().is_some_and(|y| y.len() == 2);
+    let two_digit_year = s.contains('/')
+        && s.rsplit('/').next().is_some_and(|y| y.len() == 2)
+        && s.split('/').next().is_some_and(|m| m.len() <= 2);
     let formats: &[&str] = if two_digit_year {
         &["%m/%d/%y"]
     } else {
         &[
             "%m/%d/%Y",
             "%Y-%m-%d",
+            "%Y/%m/%d",
             "%m-%d-%Y",
             "%B %d, %Y",
             "%B %d %Y",

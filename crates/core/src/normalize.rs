@@ -282,11 +282,13 @@ fn validate(d: &mut Donation, rules: &Rules) {
 }
 
 /// Payment date by payment method: handwritten check -> postmark, else check date; printed
-/// check -> check date; online -> the transaction date as read. Never today by default.
+/// check, or a check of unknown kind -> check date; online -> the transaction date as read. Never today by default.
 pub fn apply_payment_date_rule(d: &mut Donation) {
     let derived = match d.payment_method {
         Some(PaymentMethod::HandwrittenCheck) | None => d.postmark_date.or(d.check_date),
         Some(PaymentMethod::PrintedCheck) => d.check_date,
+        // A check from a list: the check's date when read, else the date as listed.
+        Some(PaymentMethod::Check) => d.check_date,
         Some(PaymentMethod::Online) => None,
     };
     if let Some(date) = derived {

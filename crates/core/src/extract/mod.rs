@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod gemini;
+pub mod profiles;
 pub mod text;
 
 use std::sync::{Arc, Mutex};

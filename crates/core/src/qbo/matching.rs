@@ -983,6 +983,7 @@ mod tests {
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             salutation: None,
             organization_name: None,
+            anonymous: false,
         }
     }
 
@@ -991,6 +992,7 @@ mod tests {
             aliases: Vec::new(),
             salutation: None,
             organization_name: Some(name.to_string()),
+            anonymous: false,
         }
     }
 

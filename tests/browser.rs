@@ -29,6 +29,20 @@ async fn treasurer_flow_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let bad_pdf = tmp.path().join("damaged-scan.pdf");
     fom_testkit::fixtures::write_corrupt_pdf(&bad_pdf).unwrap();
+    // A layout no profile and no column name tells: its columns are chosen in the page.
+    let columns_csv = tmp.path().join("march-checks.csv");
+    std::fs::write(
+        &columns_csv,
+        "When,Who,How much,Num\n3/2/2026,Hannah Brooks,$40.00,2231\n\
+         3/3/2026,Luis Ortega,\"$1,200.00\",5120\n,Sum,\"$1,240.00\",\n",
+    )
+    .unwrap();
+    let columns_again = tmp.path().join("april-checks.csv");
+    std::fs::write(
+        &columns_again,
+        "When,Who,How much,Num\n4/6/2026,Priya Shah,$75.00,3310\n",
+    )
+    .unwrap();
 
     let fake = fake(0);
     for customer in [
@@ -65,6 +79,8 @@ async fn treasurer_flow_in_chromium() {
                 .env("OUT_DIR", &out_dir)
                 .env("EXAMPLES_DIR", root.join("examples"))
                 .env("BAD_PDF", &bad_pdf)
+                .env("COLUMNS_CSV", &columns_csv)
+                .env("COLUMNS_CSV_AGAIN", &columns_again)
                 .env(
                     "CHROMIUM",
                     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
@@ -89,6 +105,8 @@ async fn treasurer_flow_in_chromium() {
         "deposit-after-send.png",
         "deposit-failed-file.png",
         "audit.png",
+        "choose-columns.png",
+        "columns-remembered.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));
         assert!(

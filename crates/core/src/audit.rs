@@ -39,10 +39,12 @@ pub enum AuditKind {
     SendAllFinished,
     DepositDeleted,
     ReportDownloaded,
+    /// The treasurer chose which column of a CSV layout holds what.
+    ColumnsChosen,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 17] = [
+    pub const ALL: [AuditKind; 18] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -60,6 +62,7 @@ impl AuditKind {
         Self::SendAllFinished,
         Self::DepositDeleted,
         Self::ReportDownloaded,
+        Self::ColumnsChosen,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl AuditKind {
             Self::SendAllFinished => "send_all_finished",
             Self::DepositDeleted => "deposit_deleted",
             Self::ReportDownloaded => "report_downloaded",
+            Self::ColumnsChosen => "columns_chosen",
         }
     }
 

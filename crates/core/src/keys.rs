@@ -147,6 +147,12 @@ impl Keys {
     pub fn audit(&self) -> String {
         format!("{}:audit", self.prefix)
     }
+
+    /// HASH: the treasurer's column choices for CSV layouts, by header signature
+    /// (`imports::ColumnChoices`). No TTL: the next export of the same kind is read by them.
+    pub fn csv_columns(&self) -> String {
+        format!("{}:csv_columns", self.prefix)
+    }
 }
 
 impl Default for Keys {

@@ -35,6 +35,7 @@ pub mod deposits;
 pub mod donation;
 pub mod extract;
 pub mod filetype;
+pub mod imports;
 pub mod intake;
 pub mod jobs;
 pub mod keys;

@@ -47,14 +47,20 @@ impl PipelineSettings {
         }
     }
 
-    /// [`process_file`] with these settings.
+    /// [`process_file`] with these settings (and no saved CSV column choices).
     pub fn process(
         &self,
         path: &Path,
         name: &str,
         on_page: &mut dyn FnMut(Progress) -> ControlFlow<()>,
     ) -> FileOutcome {
-        process_file(path, name, self, &self.pdf, on_page)
+        let csv = self.csv_options();
+        process_file(path, name, self, &self.pdf, &csv, on_page)
+    }
+
+    /// How CSV files are read by default.
+    pub fn csv_options(&self) -> csv::ReadOptions {
+        csv::ReadOptions::new(self.max_records_per_file)
     }
 }
 
@@ -89,6 +95,13 @@ pub struct FileOutcome {
     /// The progress callback asked to stop before the end: the outcome is partial.
     #[serde(skip)]
     pub stopped: bool,
+    /// How a CSV file was read: its layout, gifts and skipped lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<csv::ReadSummary>,
+    /// The file's columns could not be told apart: the treasurer chooses them, then the job
+    /// runs again (the upload is kept).
+    #[serde(skip)]
+    pub needs_columns: bool,
     /// Model tokens spent on this file (Gemini only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
@@ -105,6 +118,8 @@ impl FileOutcome {
             error: Some(error.to_string()),
             refused: false,
             stopped: false,
+            csv: None,
+            needs_columns: false,
             usage: None,
         }
     }
@@ -117,17 +132,18 @@ impl FileOutcome {
     }
 }
 
-/// Processes one file into normalised records, with `settings` and the PDF settings `pdf` (a
-/// job's own: its quarantined pages). Never panics on bad input: every problem ends up in the
-/// outcome.
+/// Processes one file into normalised records, with `settings`, the PDF settings `pdf` (a
+/// job's own: its quarantined pages) and the CSV options `csv` (the saved column choices).
+/// Never panics on bad input: every problem ends up in the outcome.
 pub fn process_file(
     path: &Path,
     name: &str,
     settings: &PipelineSettings,
     pdf: &PdfConfig,
+    csv: &csv::ReadOptions,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
-    let mut outcome = read_file(path, name, settings, pdf, progress);
+    let mut outcome = read_file(path, name, settings, pdf, csv, progress);
     for record in &mut outcome.records {
         normalize(record, &settings.rules);
     }
@@ -139,6 +155,7 @@ fn read_file(
     name: &str,
     settings: &PipelineSettings,
     cfg: &PdfConfig,
+    csv_opts: &csv::ReadOptions,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> FileOutcome {
     let extractor = settings.extractor.as_ref();
@@ -150,16 +167,49 @@ fn read_file(
     monitor.log(&format!("start {} file", kind.as_str()));
     let outcome = match kind {
         FileKind::Pdf => process_pdf(path, name, cfg, extractor, monitor, progress),
-        FileKind::Csv => match csv::read_csv(path, name, settings.max_records_per_file) {
-            Ok(outcomes) => {
+        FileKind::Csv => match csv::read_export(path, name, csv_opts) {
+            Ok(read) => {
                 // One step for the whole file: there is no page boundary to stop at.
                 let _ = progress(Progress {
                     pages_done: 1,
                     page_count: 1,
                 });
-                collect(name, kind, 0, outcomes)
+                let mut out = collect(name, kind, 0, read.outcomes);
+                if out.records.is_empty() && out.errors.is_empty() {
+                    out.errors.push(ExtractError {
+                        file: name.to_string(),
+                        pages: Vec::new(),
+                        reason: format!("no gifts in this file: {}", read.summary.sentence()),
+                    });
+                }
+                out.csv = Some(read.summary);
+                out
             }
             Err(e @ csv::CsvError::TooManyRows { .. }) => FileOutcome::refused(name, Some(kind), e),
+            Err(csv::CsvError::NoAmountColumn(layout) | csv::CsvError::NoNameColumn(layout)) => {
+                let missing = if layout
+                    .roles
+                    .contains(&Some(crate::extract::profiles::Role::Amount))
+                {
+                    "which column holds the donor's name or a check number"
+                } else {
+                    "which column holds the amount"
+                };
+                let mut out = FileOutcome::failed(
+                    name,
+                    Some(kind),
+                    format!(
+                        "this file's columns were not recognised: choose {missing} (\"Choose \
+                         columns\"), and the file is read again"
+                    ),
+                );
+                out.needs_columns = true;
+                out.csv = Some(csv::ReadSummary {
+                    layout: Some(*layout),
+                    ..csv::ReadSummary::default()
+                });
+                out
+            }
             Err(e) => FileOutcome::failed(name, Some(kind), e),
         },
         FileKind::Jpeg | FileKind::Png => {
@@ -275,6 +325,8 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         error: None,
         refused: false,
         stopped: false,
+        csv: None,
+        needs_columns: false,
         usage: None,
     }
 }

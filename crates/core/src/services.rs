@@ -99,6 +99,8 @@ pub struct Services {
     pub store: UploadStore,
     pub workers: WorkerRegistry,
     pub audit: AuditLog,
+    /// The treasurer's column choices for CSV layouts.
+    pub columns: crate::imports::ColumnChoices,
     pub queue: Arc<dyn Enqueue>,
     /// QuickBooks, when set up.
     pub qbo: Option<Qbo>,
@@ -126,6 +128,7 @@ impl Services {
         });
         Ok(Self {
             workers: WorkerRegistry::new(redis.clone(), keys.clone()),
+            columns: crate::imports::ColumnChoices::new(redis.clone(), keys.clone()),
             audit,
             keys,
             redis,

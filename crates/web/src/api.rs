@@ -121,6 +121,20 @@ pub struct FileView {
     error: Option<String>,
     /// True in done, failed, dead and expired: nothing more will happen without a retry.
     finished: bool,
+    /// A CSV file: how it was read ("Read as: Stripe payments export"), what was skipped,
+    /// and its columns when the treasurer must or may choose them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csv: Option<CsvView>,
+}
+
+#[derive(Serialize, Clone, PartialEq)]
+pub struct CsvView {
+    #[serde(flatten)]
+    summary: fom_core::extract::csv::ReadSummary,
+    /// "12 gifts read; skipped: 1 refund, 1 totals line".
+    sentence: String,
+    /// The columns were not recognised: nothing is read until they are chosen.
+    needs_columns: bool,
 }
 
 #[derive(Serialize)]
@@ -150,6 +164,18 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
         .iter()
         .zip(jobs)
         .map(|(f, job)| {
+            let csv = job
+                .as_ref()
+                .and_then(|j| j.csv.clone())
+                .map(|summary| CsvView {
+                    sentence: summary.sentence(),
+                    needs_columns: summary.gifts == 0
+                        && summary.skipped.is_empty()
+                        && job
+                            .as_ref()
+                            .is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Dead)),
+                    summary,
+                });
             let (st, stage, page, pages, rss, error) = match job {
                 Some(j) => (
                     j.state.as_str().to_string(),
@@ -184,6 +210,7 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
                 pages,
                 rss_mb: rss,
                 error,
+                csv,
             }
         })
         .collect())
@@ -570,6 +597,109 @@ pub async fn get_job(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(json_no_store(StatusCode::OK, &job))
+}
+
+#[derive(Deserialize)]
+pub struct ColumnsBody {
+    /// Per column of the file's header, its role (`amount`, `date`, `name`, ...) or null.
+    roles: Vec<Option<String>>,
+}
+
+/// Saves which column of a CSV file's layout holds what, for this file and every later file
+/// with the same header; a file that failed for want of them is read again at once.
+#[post("/api/deposits/{id}/files/{file_id}/columns")]
+pub async fn choose_columns(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(DepositId, FileId)>,
+    body: web::Json<ColumnsBody>,
+) -> Result<HttpResponse, ApiError> {
+    use fom_core::extract::csv::Mapping;
+    use fom_core::extract::profiles::Role;
+    use fom_core::imports::ColumnsError;
+
+    let (id, file_id) = path.into_inner();
+    let d = load(&state, &id).await?;
+    let file = d
+        .files
+        .iter()
+        .find(|f| f.id == *file_id)
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let job = state
+        .services
+        .jobs
+        .get(&file.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let Some(layout) = job.csv.and_then(|c| c.layout) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotRetryable,
+            "this file has no columns to choose",
+        ));
+    };
+    let invalid = |m: String| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidFields,
+            m,
+        )
+    };
+    let mut roles = Vec::with_capacity(body.roles.len());
+    for r in &body.roles {
+        match r.as_deref() {
+            None | Some("") => roles.push(None),
+            Some(name) => roles
+                .push(Some(Role::parse(name).ok_or_else(|| {
+                    invalid(format!("{name:?} is not a kind of column"))
+                })?)),
+        }
+    }
+    let mapping = Mapping { roles };
+    match state
+        .services
+        .columns
+        .save(&layout.signature, layout.columns.len(), &mapping)
+        .await
+    {
+        Ok(()) => {}
+        Err(ColumnsError::Invalid(m)) => return Err(invalid(m)),
+        Err(e @ ColumnsError::Full) => return Err(invalid(e.to_string())),
+        Err(ColumnsError::Redis(e)) => return Err(e.into()),
+    }
+    let named: Vec<String> = layout
+        .columns
+        .iter()
+        .zip(&mapping.roles)
+        .filter_map(|(c, r)| r.map(|r| format!("{} = {c}", r.as_str())))
+        .collect();
+    let details = serde_json::json!({
+        "deposit_id": &*id, "file": file.name, "roles": named,
+    });
+    crate::audit::record(&req, &state, AuditKind::ColumnsChosen, details).await;
+    // A file that waited for its columns is read again now; a file already read keeps its
+    // rows, and the choice applies to the next file of this layout.
+    let reread = state.services.jobs.reset_for_retry(&file.job_id).await?;
+    if reread {
+        if let Err(e) = state
+            .services
+            .queue
+            .push_again(queue_of(&file.job_id), &file.job_id)
+            .await
+        {
+            tracing::error!(error = %e, "re-read not queued");
+            return Err(ApiError::storage(e));
+        }
+    }
+    let status = if reread {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_no_store(
+        status,
+        &serde_json::json!({ "saved": true, "reread": reread, "job_id": file.job_id }),
+    ))
 }
 
 /// Queues a failed or dead file's job again (the treasurer's retry button).

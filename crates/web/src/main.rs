@@ -69,6 +69,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::list_jobs)
             .service(api::get_job)
             .service(api::retry_file)
+            .service(api::choose_columns)
             .service(upload::upload)
             .service(qbo::connect)
             .service(qbo::qbo_status)

@@ -19,6 +19,7 @@ const ICON: &str = include_str!("../assets/icon.svg");
 pub(crate) const MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("../assets/js/api.js")),
     ("audit.js", include_str!("../assets/js/audit.js")),
+    ("columns.js", include_str!("../assets/js/columns.js")),
     ("deposit.js", include_str!("../assets/js/deposit.js")),
     ("dom.js", include_str!("../assets/js/dom.js")),
     ("donors.js", include_str!("../assets/js/donors.js")),
@@ -348,6 +349,7 @@ pub async fn deposit(
              Show the report</button></div>\
              </section>\
              <dialog id=\"donor-dialog\" aria-labelledby=\"donor-dialog-title\" data-testid=\"donor-dialog\"></dialog>\
+             <dialog id=\"columns-dialog\" class=\"wide\" aria-labelledby=\"columns-dialog-title\" data-testid=\"columns-dialog\"></dialog>\
              </main>",
             top = top_bar(),
             id = esc(&d.id),

@@ -423,7 +423,10 @@ fn find_header(path: &Path, opts: &ReadOptions) -> Result<(Layout, Columns, Befo
             chosen = Some((at, cols, "mapping".into(), "your column choices".into()));
             break;
         }
-        if by_alias.is_none() && norms.iter().any(|n| table.alias(n) == Some(Role::Amount)) {
+        if by_alias.is_none()
+            && looks_like_header(&cells)
+            && norms.iter().any(|n| table.alias(n) == Some(Role::Amount))
+        {
             by_alias = Some(at);
         }
     }
@@ -435,10 +438,10 @@ fn find_header(path: &Path, opts: &ReadOptions) -> Result<(Layout, Columns, Befo
             (at, cols, "columns".into(), "column names".into())
         }
         (None, None) => {
-            // The first row that is not a one-cell title line is the best guess of a header.
+            // The first row that looks like a header is the best guess of one.
             let Some(at) = seen
                 .iter()
-                .position(|(_, c)| c.iter().filter(|x| !x.is_empty()).count() > 1)
+                .position(|(_, c)| looks_like_header(c))
                 .or(if seen.is_empty() { None } else { Some(0) })
             else {
                 return Err(CsvError::NoHeader);
@@ -524,6 +527,16 @@ fn layout_of(
         roles,
         preview,
     }
+}
+
+/// A header names columns: two names or more, none of them an amount or a date (a totals
+/// line such as ",Sum,$1,240.00" is not one).
+fn looks_like_header(cells: &[String]) -> bool {
+    let named: Vec<&String> = cells.iter().filter(|c| !c.trim().is_empty()).collect();
+    named.len() >= 2
+        && named
+            .iter()
+            .all(|c| parse_money(c).is_err() && parse_row_date(c).is_none())
 }
 
 /// Per column, its role by name alone (the first column of a role wins).
@@ -1755,9 +1768,9 @@ ch_3Ab,2026-03-03 09:14:00,25.00,0.00,usd,Monthly gift,ann@example.org,ANN LEE,\
                 "the CSV file has no header row",
             ),
             (
-                "no header: the first row is taken for one",
+                "no row looks like a header",
                 b" , ,\n1,2,3\n",
-                "no amount column found; the columns are: 1, 2, 3",
+                "the CSV file has no header row",
             ),
             (
                 "no amount column",
@@ -1891,13 +1904,14 @@ ch_3Ab,2026-03-03 09:14:00,25.00,0.00,usd,Monthly gift,ann@example.org,ANN LEE,\
 
     #[test]
     fn saved_column_choices_read_a_header_no_name_tells() {
-        let csv = b"When,Who,How much,Ref\n3/2/2026,Ann Lee,40,77\n";
+        let csv = b"When,Who,How much,Ref\n3/2/2026,Ann Lee,40,77\n,Sum,$40.00,\n";
         let f = write(csv);
         let err = read_export(f.path(), "r.csv", &ReadOptions::new(100)).unwrap_err();
         let CsvError::NoAmountColumn(layout) = err else {
             panic!("needs columns")
         };
-        assert_eq!(layout.preview, [["3/2/2026", "Ann Lee", "40", "77"]]);
+        assert_eq!(layout.header_line, 1);
+        assert_eq!(layout.preview[0], ["3/2/2026", "Ann Lee", "40", "77"]);
         let mut opts = ReadOptions::new(100);
         opts.mappings.insert(
             layout.signature.clone(),
@@ -1919,6 +1933,8 @@ ch_3Ab,2026-03-03 09:14:00,25.00,0.00,usd,Monthly gift,ann@example.org,ANN LEE,\
         assert_eq!(r.payer.aliases, ["Ann Lee"]);
         assert_eq!(r.payment_ref.as_deref(), Some("77"));
         assert!(r.payment_method.is_some_and(|m| m.is_check()));
+        assert_eq!(read.outcomes.len(), 1);
+        assert_eq!(read.summary.skipped.get(&SkipReason::Totals), Some(&1));
     }
 
     #[test]

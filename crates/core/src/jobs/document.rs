@@ -56,6 +56,12 @@ impl Job for DocumentJob {
         let (tx, writer) = progress_writer(s.jobs.clone(), id.to_string(), Stage::Extract);
         let pipeline = ctx.pipeline.clone();
         let pdf = page_guard(ctx, id, &record.skip_pages);
+        // The treasurer's saved column choices, for a CSV layout no profile knows.
+        let mut csv_opts = ctx.pipeline.csv_options();
+        match s.columns.all().await {
+            Ok(m) => csv_opts.mappings = m,
+            Err(e) => tracing::warn!(error = %e, "saved column choices not read"),
+        }
         let stop = ctx.stop.clone();
         let critical_hit = ctx.memory_critical.clone();
         let test_hook = ctx.test_hook;
@@ -83,7 +89,7 @@ impl Job for DocumentJob {
                 }
                 ControlFlow::Continue(())
             };
-            process_file(&path, &name, &pipeline, &pdf, on_page)
+            process_file(&path, &name, &pipeline, &pdf, &csv_opts, on_page)
         })
         .await
         .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
@@ -104,7 +110,14 @@ impl Job for DocumentJob {
                 memory,
             });
         }
+        if let Some(summary) = &outcome.csv {
+            s.jobs.set_csv_summary(id, summary).await?;
+        }
         if let Some(e) = outcome.error {
+            if outcome.needs_columns {
+                // The upload stays: once the treasurer has chosen the columns, it is read again.
+                return Ok(JobEnd::Failed(e));
+            }
             if !outcome.refused {
                 return Ok(JobEnd::Dead(e));
             }

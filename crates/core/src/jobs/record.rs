@@ -119,6 +119,10 @@ pub struct JobRecord {
     pub started_at: Option<i64>,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// How a CSV file was read: by which profile, what was skipped, and the columns when
+    /// the treasurer must (or may) choose them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<crate::extract::csv::ReadSummary>,
 }
 
 impl JobRecord {
@@ -143,6 +147,7 @@ impl JobRecord {
             started_at: None,
             updated_at: now_ms,
             finished_at: None,
+            csv: None,
         }
     }
 
@@ -215,6 +220,7 @@ impl JobRecord {
             started_at: int(take("started_at")),
             updated_at: int(take("updated_at")).unwrap_or(0),
             finished_at: int(take("finished_at")),
+            csv: take("csv").and_then(|v| serde_json::from_str(&v).ok()),
         })
     }
 }
@@ -541,6 +547,22 @@ impl JobStore {
 
     /// An operator's retry: a failed or dead job becomes queued again with its crash count
     /// reset. Returns false for jobs in any other state.
+    /// Stores how the job's CSV file was read (shown on the file's row).
+    pub async fn set_csv_summary(
+        &self,
+        id: &str,
+        summary: &crate::extract::csv::ReadSummary,
+    ) -> Result<(), JobError> {
+        let json = serde_json::to_string(summary)?;
+        let _: () = self
+            .redis
+            .get()
+            .await?
+            .hset(self.keys.job(id), "csv", json)
+            .await?;
+        Ok(())
+    }
+
     pub async fn reset_for_retry(&self, id: &str) -> Result<bool, JobError> {
         let Some(job) = self.get(id).await? else {
             return Ok(false);

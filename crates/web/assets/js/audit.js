@@ -24,6 +24,7 @@ const KINDS = {
   send_all_finished: 'Send all finished',
   deposit_deleted: 'Deposit deleted',
   report_downloaded: 'Report downloaded',
+  columns_chosen: 'CSV columns chosen',
 };
 
 let next = null;
@@ -44,6 +45,7 @@ function describe(e) {
   const d = e.details || {};
   const parts = [];
   if (d.file) parts.push(d.file);
+  if (d.roles) parts.push(`columns: ${[].concat(d.roles).join(', ')}`);
   if (d.verdict) parts.push(d.verdict);
   if (d.fields) parts.push(`fields: ${[].concat(d.fields).join(', ')}`);
   if (d.amount) parts.push(money(d.amount));

@@ -8,6 +8,7 @@ import { api, errorText, toLogin } from './api.js';
 import { D } from './state.js';
 import { reloadDeposit, scheduleReload } from './deposit.js';
 import { shrinkPhoto } from './shrink.js';
+import { csvParts } from './columns.js';
 
 const STAGES = {
   download: 'Reading the file',
@@ -311,6 +312,7 @@ export function renderFiles() {
       failed && f.state !== 'expired'
         ? h('button', { type: 'button', class: 'small', 'data-testid': 'file-retry', onclick: (ev) => retryFile(f, ev.currentTarget), text: 'Retry' })
         : null,
+      csvParts(f),
     ));
   }
   for (const u of D.uploads) {

@@ -92,15 +92,7 @@ pub fn check(columns: usize, mapping: &Mapping) -> Result<(), ColumnsError> {
     if !has(Role::Amount) {
         return bad("choose the column that holds the amount");
     }
-    let who = [
-        Role::Name,
-        Role::FirstName,
-        Role::LastName,
-        Role::Organization,
-        Role::Reference,
-        Role::CheckNumber,
-    ];
-    if !who.into_iter().any(has) {
+    if !crate::extract::profiles::WHO_ROLES.into_iter().any(has) {
         return bad("choose a column with the donor's name, or a check number or reference");
     }
     for (i, role) in mapping.roles.iter().enumerate() {

@@ -619,12 +619,7 @@ pub async fn choose_columns(
     use fom_core::imports::ColumnsError;
 
     let (id, file_id) = path.into_inner();
-    let d = load(&state, &id).await?;
-    let file = d
-        .files
-        .iter()
-        .find(|f| f.id == *file_id)
-        .ok_or_else(|| ApiError::not_found("file"))?;
+    let file = deposit_file(&state, &id, &file_id).await?;
     let job = state
         .services
         .jobs
@@ -679,18 +674,7 @@ pub async fn choose_columns(
     crate::audit::record(&req, &state, AuditKind::ColumnsChosen, details).await;
     // A file that waited for its columns is read again now; a file already read keeps its
     // rows, and the choice applies to the next file of this layout.
-    let reread = state.services.jobs.reset_for_retry(&file.job_id).await?;
-    if reread {
-        if let Err(e) = state
-            .services
-            .queue
-            .push_again(queue_of(&file.job_id), &file.job_id)
-            .await
-        {
-            tracing::error!(error = %e, "re-read not queued");
-            return Err(ApiError::storage(e));
-        }
-    }
+    let reread = read_again(&state, &file.job_id).await?;
     let status = if reread {
         StatusCode::ACCEPTED
     } else {
@@ -702,6 +686,37 @@ pub async fn choose_columns(
     ))
 }
 
+/// A file of a deposit, by their ids.
+async fn deposit_file(
+    state: &AppState,
+    id: &str,
+    file_id: &str,
+) -> Result<fom_core::deposits::DepositFile, ApiError> {
+    load(state, id)
+        .await?
+        .files
+        .into_iter()
+        .find(|f| f.id == file_id)
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// Queues a failed or dead job again; false when it has not failed.
+async fn read_again(state: &AppState, job_id: &str) -> Result<bool, ApiError> {
+    if !state.services.jobs.reset_for_retry(job_id).await? {
+        return Ok(false);
+    }
+    if let Err(e) = state
+        .services
+        .queue
+        .push_again(queue_of(job_id), job_id)
+        .await
+    {
+        tracing::error!(error = %e, "file not queued again");
+        return Err(ApiError::storage(e));
+    }
+    Ok(true)
+}
+
 /// Queues a failed or dead file's job again (the treasurer's retry button).
 #[post("/api/deposits/{id}/files/{file_id}/retry")]
 pub async fn retry_file(
@@ -709,27 +724,13 @@ pub async fn retry_file(
     path: web::Path<(DepositId, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, file_id) = path.into_inner();
-    let d = load(&state, &id).await?;
-    let file = d
-        .files
-        .iter()
-        .find(|f| f.id == *file_id)
-        .ok_or_else(|| ApiError::not_found("file"))?;
-    if !state.services.jobs.reset_for_retry(&file.job_id).await? {
+    let file = deposit_file(&state, &id, &file_id).await?;
+    if !read_again(&state, &file.job_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::NotRetryable,
             "only a failed file can be retried",
         ));
-    }
-    if let Err(e) = state
-        .services
-        .queue
-        .push_again(queue_of(&file.job_id), &file.job_id)
-        .await
-    {
-        tracing::error!(error = %e, "retry not queued");
-        return Err(ApiError::storage(e));
     }
     let counts: HashMap<&str, &str> = HashMap::from([("job_id", file.job_id.as_str())]);
     Ok(json_no_store(StatusCode::ACCEPTED, &counts))

@@ -460,15 +460,7 @@ fn find_header(path: &Path, opts: &ReadOptions) -> Result<(Layout, Columns, Befo
             return Err(CsvError::NoAmountColumn(Box::new(layout)));
         }
     };
-    let who = [
-        Role::Name,
-        Role::FirstName,
-        Role::LastName,
-        Role::Organization,
-        Role::Reference,
-        Role::CheckNumber,
-    ];
-    if columns.profile.is_none() && !who.into_iter().any(|r| columns.has(r)) {
+    if columns.profile.is_none() && !profiles::WHO_ROLES.into_iter().any(|r| columns.has(r)) {
         let layout = layout_of(
             &seen[at],
             read_by,

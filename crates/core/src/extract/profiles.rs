@@ -38,6 +38,16 @@ pub enum Role {
     Captured,
 }
 
+/// Roles that tell one gift from another: a file needs one of them besides the amount.
+pub const WHO_ROLES: [Role; 6] = [
+    Role::Name,
+    Role::FirstName,
+    Role::LastName,
+    Role::Organization,
+    Role::Reference,
+    Role::CheckNumber,
+];
+
 impl Role {
     /// Every role, in the order the mapping step lists them.
     pub const ALL: [Role; 25] = [

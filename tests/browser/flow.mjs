@@ -413,9 +413,18 @@ async function flow() {
     if ((await fileRow(again).locator('[data-testid=file-read-as]').getAttribute('data-read-by')) !== 'mapping') {
       fail(`${again} was not read by the saved columns`);
     }
-    const check = (await row('Priya Shah').getAttribute('data-record-id')) || '';
-    if (!check) fail('no record id on the row');
+    // The check-number column made the row a check; the treasurer can change the method.
+    const body = rowBody('Priya Shah');
+    await body.locator('button.toggle').click();
+    const method = body.locator('[data-testid=field-payment_method]');
+    if ((await method.inputValue()) !== 'check') fail(`Priya Shah's payment method is "${await method.inputValue()}", not check`);
     await page.screenshot({ path: path.join(OUT, 'columns-remembered.png'), fullPage: true });
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/records/')),
+      method.selectOption('online'),
+    ]);
+    if (res.status() !== 200) fail(`changing the payment method answered ${res.status()}`);
+    if ((await res.json()).payment_method !== 'online') fail('the payment method was not saved');
   });
 
   await step('the activity page lists what was done, newest first, and filters by kind', async () => {
@@ -427,7 +436,7 @@ async function flow() {
       if (!kinds.has(k)) fail(`the activity page has no ${k} event (it shows: ${[...kinds].join(', ')})`);
     }
     const first = await page.locator('[data-testid=audit-row]').first().getAttribute('data-kind');
-    if (first !== 'upload') fail(`the newest event is ${first}, not the last upload`);
+    if (first !== 'record_edit') fail(`the newest event is ${first}, not the payment method changed last`);
     if (!kinds.has('columns_chosen')) fail('the activity page has no columns_chosen event');
     await page.screenshot({ path: path.join(OUT, 'audit.png'), fullPage: true });
     await page.locator('[data-testid=audit-kind]').selectOption('receipt_created');

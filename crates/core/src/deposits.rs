@@ -349,6 +349,7 @@ pub const EDITABLE_FIELDS: &[&str] = &[
     "postmark_date",
     "deposit_date",
     "deposit_method",
+    "payment_method",
     "memo",
     "address_line_1",
     "city",
@@ -438,6 +439,21 @@ fn set_field(d: &mut Donation, field: &str, v: Option<String>) -> Result<(), Str
         "postmark_date" => d.postmark_date = date(v)?,
         "deposit_date" => d.deposit_date = date(v)?,
         "deposit_method" => d.deposit_method = v,
+        "payment_method" => {
+            use crate::donation::PaymentMethod;
+            d.payment_method = match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => None,
+                Some("check" | "cheque") => Some(PaymentMethod::Check),
+                Some("handwritten_check") => Some(PaymentMethod::HandwrittenCheck),
+                Some("printed_check") => Some(PaymentMethod::PrintedCheck),
+                Some("online") => Some(PaymentMethod::Online),
+                Some(_) => {
+                    return Err(
+                        "must be check, handwritten_check, printed_check or online".to_string()
+                    )
+                }
+            };
+        }
         "memo" => d.memo = v,
         "address_line_1" => d.contact.address_line_1 = v,
         "city" => d.contact.city = v,
@@ -465,6 +481,30 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::new(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default())
+    }
+
+    #[test]
+    fn the_payment_method_can_be_chosen() {
+        use crate::donation::PaymentMethod;
+        let mut d = Donation::new("gifts.csv");
+        d.payment_method = Some(PaymentMethod::Online);
+        let changed = apply_patch(&mut d, &patch(json!({"payment_method": "check"})), &rules());
+        assert_eq!(changed.unwrap(), ["payment_method"]);
+        assert_eq!(d.payment_method, Some(PaymentMethod::Check));
+        let bad = apply_patch(
+            &mut d,
+            &patch(json!({"payment_method": "bitcoin"})),
+            &rules(),
+        );
+        assert!(bad.is_err());
+        assert_eq!(d.payment_method, Some(PaymentMethod::Check));
+        apply_patch(
+            &mut d,
+            &patch(json!({"payment_method": "online"})),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(d.payment_method, Some(PaymentMethod::Online));
     }
 
     fn patch(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {

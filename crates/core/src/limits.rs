@@ -50,6 +50,7 @@ pub const LIMITS: &[(Scope, &str, usize)] = &[
     (Scope::Record, "postmark_date", 32),
     (Scope::Record, "deposit_date", 32),
     (Scope::Record, "deposit_method", 50),
+    (Scope::Record, "payment_method", 32),
     (Scope::Record, "memo", 1000),
     (Scope::Record, "address_line_1", 200),
     (Scope::Record, "city", 100),

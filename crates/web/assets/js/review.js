@@ -116,7 +116,7 @@ function fieldValue(r, field) {
 const FIELD_LABELS = {
   name: 'Donor name', organization_name: 'Organization', salutation: 'Salutation', payment_ref: 'Check number or reference',
   amount: 'Amount', payment_date: 'Date', check_date: 'Check date', postmark_date: 'Postmark date',
-  deposit_date: 'Deposit date', deposit_method: 'Deposit method', memo: 'Memo', address_line_1: 'Address',
+  deposit_date: 'Deposit date', deposit_method: 'Deposit method', payment_method: 'Payment method', memo: 'Memo', address_line_1: 'Address',
   city: 'City', state: 'State', zip: 'ZIP', email: 'Email', phone: 'Phone',
 };
 
@@ -354,9 +354,36 @@ function refreshRowParts(tb, r) {
         m.fields && m.fields.length ? ` — took ${m.fields.join(', ')}` : '',
         m.merged_at ? ` (${new Date(m.merged_at).toLocaleString('en-US')})` : '')))));
   }
-  if (r.payment_method) {
-    extra.append(h('p', { class: 'muted', text: `Payment: ${{ handwritten_check: 'handwritten check', printed_check: 'printed check', online: 'online' }[r.payment_method] || r.payment_method}` }));
-  }
+  extra.append(methodChooser(tb, r));
+}
+
+const METHODS = [
+  ['check', 'Check'],
+  ['handwritten_check', 'Check (handwritten)'],
+  ['printed_check', 'Check (printed)'],
+  ['online', 'Online'],
+];
+
+/** The payment method: a check gets QuickBooks' check payment method when sent. */
+function methodChooser(tb, r) {
+  const id = `method-${r.id}`;
+  const sel = h('select', { id, 'data-testid': 'field-payment_method' },
+    r.payment_method ? null : h('option', { value: '', text: '(not known)' }),
+    METHODS.map(([value, label]) => h('option', { value, text: label })));
+  sel.value = r.payment_method || '';
+  sel.addEventListener('change', async () => {
+    setSaveState(tb, 'saving', 'Saving…');
+    try {
+      const rec = await api('PATCH', `/api/deposits/${D.id}/records/${r.id}`, { payment_method: sel.value || null });
+      replaceRecord(rec);
+      if (tb.isConnected) refreshRowParts(tb, rec);
+      setSaveState(tb, 'saved', 'Saved payment method.');
+    } catch (e) {
+      sel.value = r.payment_method || '';
+      setSaveState(tb, 'error', errorText(e));
+    }
+  });
+  return h('div', { class: 'field inline' }, h('label', { for: id, text: 'Payment method' }), sel);
 }
 
 function openDetails(tb, id) {

@@ -163,3 +163,61 @@ fn pending_payments_are_kept_with_a_warning_when_asked() {
         .skipped
         .contains_key(&fom_core::extract::profiles::SkipReason::Pending));
 }
+
+/// A long text PDF that is not a deposit report (a thesis: numbered headings, paragraphs,
+/// page numbers) gives no rows and one message naming its pages, not a row per heading.
+#[test]
+fn a_long_document_that_is_no_deposit_gives_one_message_and_no_rows() {
+    use fom_core::extract::text::TextExtractor;
+    use fom_core::extract::Extractor;
+    use fom_core::pdf::{PdfConfig, PdfPages};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("thesis.pdf");
+    let pages: Vec<Vec<String>> = (1..=117)
+        .map(|p| {
+            let mut lines = vec![format!(
+                "{}. Chapter {p}: Community food systems",
+                p % 12 + 1
+            )];
+            lines.push(format!(
+                "{}.{} Background and method",
+                p % 12 + 1,
+                p % 5 + 1
+            ));
+            lines.push("Food pantries in rural counties serve households whose".into());
+            lines.push("incomes fall below the poverty line, as Smith (2019) shows.".into());
+            lines.push("Riverbend County, WI 53703".into());
+            lines.push(format!("{p}"));
+            lines
+        })
+        .collect();
+    fom_core::pdf::synth::write_text_pdf(&path, &pages).unwrap();
+    let mut doc = TextExtractor.begin("thesis.pdf");
+    let mut out = Vec::new();
+    for page in PdfPages::open(&path, &PdfConfig::default()).unwrap() {
+        out.extend(doc.push(&page.unwrap()));
+    }
+    out.extend(doc.finish());
+    let records = out
+        .iter()
+        .filter(|o| matches!(o, Outcome::Record(_)))
+        .count();
+    assert_eq!(records, 0);
+    let errors: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Error(e) => Some(e),
+            Outcome::Record(_) => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].pages.len(), 117);
+    assert!(
+        errors[0].reason.starts_with(
+            "no donations found on pages 1-117: the offline reader reads FoM deposit reports"
+        ),
+        "{}",
+        errors[0].reason
+    );
+}

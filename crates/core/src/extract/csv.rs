@@ -892,11 +892,13 @@ fn is_yes(cell: &str) -> bool {
     )
 }
 
+fn is_totals_word(cell: &str) -> bool {
+    let c = cell.trim().trim_end_matches(':').to_lowercase();
+    TOTALS_WORDS.contains(&c.as_str()) || c.starts_with("total ") || c.starts_with("totals ")
+}
+
 fn looks_like_totals(cells: &[String]) -> bool {
-    cells.iter().any(|c| {
-        let c = c.trim().trim_end_matches(':').to_lowercase();
-        TOTALS_WORDS.contains(&c.as_str()) || c.starts_with("total ") || c.starts_with("totals ")
-    })
+    cells.iter().any(|c| is_totals_word(c))
 }
 
 /// Sorts a data row: a gift, or a line skipped for a reason.
@@ -905,7 +907,10 @@ fn classify(columns: &Columns, cells: &[String], opts: &ReadOptions) -> Verdict 
         return Verdict::Skip(SkipReason::Blank);
     }
     let get = |role| columns.get(role, cells);
-    let names_a_gift = get(Role::Reference).is_some() || get(Role::CheckNumber).is_some();
+    // "Total" in the reference or check-number column names no gift either.
+    let names_a_gift = [Role::Reference, Role::CheckNumber]
+        .into_iter()
+        .any(|r| get(r).is_some_and(|c| !is_totals_word(c)));
     let dated = get(Role::Date).and_then(parse_row_date).is_some();
     if !names_a_gift && !dated && looks_like_totals(cells) {
         return Verdict::Skip(SkipReason::Totals);

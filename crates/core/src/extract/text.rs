@@ -84,7 +84,18 @@ struct TextDocument {
     sum: Decimal,
     entries: usize,
     pages_without_text: Vec<u32>,
+    /// Pages with a text layer: named in the one message when none of them holds an entry.
+    pages_with_text: Vec<u32>,
+    /// Numbered blocks with neither an amount nor a check number (headings of a document
+    /// that is not a deposit report): left out, and named when the file does hold entries.
+    left_out: Vec<(u32, String)>,
+    left_out_count: usize,
+    /// Records given out so far (entries and check-list lines).
+    gifts: usize,
 }
+
+/// Left-out blocks named one by one; the rest are counted.
+const MAX_NAMED_LEFT_OUT: usize = 20;
 
 impl TextDocument {
     fn new(file: &str) -> Self {
@@ -96,12 +107,34 @@ impl TextDocument {
             sum: Decimal::ZERO,
             entries: 0,
             pages_without_text: Vec::new(),
+            pages_with_text: Vec::new(),
+            left_out: Vec::new(),
+            left_out_count: 0,
+            gifts: 0,
         }
     }
 
     fn close_entry(&mut self, out: &mut Vec<Outcome>) {
         if let Some(entry) = self.current.take() {
             let mut r = entry.record;
+            // A numbered line without an amount or a check number is not a gift: a heading
+            // ("1. Introduction") of a document that is not a deposit report.
+            if r.amount.is_none() && r.payment_ref.is_none() && !r.has_issue("amount_unreadable") {
+                self.left_out_count += 1;
+                if self.left_out.len() < MAX_NAMED_LEFT_OUT {
+                    let page = r.provenance.pages.first().copied().unwrap_or(0);
+                    let name: String = r
+                        .payer
+                        .aliases
+                        .first()
+                        .map_or("", |a| a)
+                        .chars()
+                        .take(60)
+                        .collect();
+                    self.left_out.push((page, name));
+                }
+                return;
+            }
             if r.deposit_date.is_none() {
                 r.deposit_date = self.deposit_date;
             }
@@ -109,6 +142,7 @@ impl TextDocument {
                 self.sum += a;
             }
             self.entries += 1;
+            self.gifts += 1;
             out.push(Outcome::Record(Box::new(r)));
         }
     }
@@ -155,6 +189,7 @@ impl TextDocument {
         if let Some(c) = p.check_list.captures(line) {
             let mut r = check_list_record(&self.file, page, &c);
             r.deposit_date = self.deposit_date;
+            self.gifts += 1;
             out.push(Outcome::Record(Box::new(r)));
         }
     }
@@ -286,6 +321,7 @@ impl DocumentExtraction for TextDocument {
             self.pages_without_text.push(page.number);
             return out;
         }
+        self.pages_with_text.push(page.number);
         for line in page.text.lines() {
             self.line(page.number, line, &mut out);
         }
@@ -310,6 +346,47 @@ impl DocumentExtraction for TextDocument {
                 }
                 tracing::warn!(file = %self.file, "deposit report total does not match its entries");
             }
+        }
+        if self.gifts == 0 && !self.pages_with_text.is_empty() {
+            // Text, but nothing that reads as a deposit: one message, not a row per heading.
+            let pages = std::mem::take(&mut self.pages_with_text);
+            let where_ = ExtractError {
+                file: self.file.clone(),
+                pages: pages.clone(),
+                reason: String::new(),
+            }
+            .pages_label();
+            out.push(Outcome::Error(ExtractError {
+                file: self.file.clone(),
+                pages,
+                reason: format!(
+                    "no donations found on {where_}: the offline reader reads FoM deposit \
+                     reports and check lists; scans and photos need Gemini (GEMINI_API_KEY)"
+                ),
+            }));
+        } else if self.left_out_count > 0 {
+            let named: Vec<String> = self
+                .left_out
+                .iter()
+                .map(|(p, n)| format!("page {p}: \"{n}\""))
+                .collect();
+            let more = self.left_out_count - self.left_out.len();
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let mut pages: Vec<u32> = self.left_out.iter().map(|(p, _)| *p).collect();
+            pages.dedup();
+            out.push(Outcome::Error(ExtractError {
+                file: self.file.clone(),
+                pages,
+                reason: format!(
+                    "numbered lines with neither an amount nor a check number were left out: \
+                     {}{tail}; check them against the paper",
+                    named.join(", ")
+                ),
+            }));
         }
         if !self.pages_without_text.is_empty() {
             out.push(Outcome::Error(ExtractError {

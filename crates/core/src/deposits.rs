@@ -104,6 +104,22 @@ redis.call('EXPIRE', KEYS[1], ttl)
 return 1
 ";
 
+/// Sets a field of an existing deposit's hash (never creates one without its document).
+const SET_IF_EXISTS: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// The treasurer's choices for how a deposit's files are read, kept beside its document (a
+/// job reads them without loading the deposit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositOptions {
+    /// Pending payments in CSV exports become rows with a warning instead of skipped lines.
+    #[serde(default)]
+    pub keep_pending: bool,
+}
+
 /// Attempts before a contended update gives up (each re-reads the deposit).
 const CAS_ATTEMPTS: usize = 50;
 
@@ -160,6 +176,31 @@ impl DepositStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<Deposit>, DepositError> {
         Ok(self.load(id).await?.map(|(_, d)| d))
+    }
+
+    /// The deposit's reading options (defaults when none were set or it is gone).
+    pub async fn options(&self, id: &str) -> Result<DepositOptions, DepositError> {
+        let raw: Option<String> = self
+            .redis
+            .get()
+            .await?
+            .hget(self.keys.deposit(id), "opts")
+            .await?;
+        Ok(raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default())
+    }
+
+    /// Sets the deposit's reading options; false when the deposit does not exist.
+    pub async fn set_options(&self, id: &str, opts: &DepositOptions) -> Result<bool, DepositError> {
+        let json = serde_json::to_string(opts).map_err(DepositError::Encode)?;
+        let set: i32 = redis::Script::new(SET_IF_EXISTS)
+            .key(self.keys.deposit(id))
+            .arg("opts")
+            .arg(json)
+            .invoke_async(&mut self.redis.get().await?)
+            .await?;
+        Ok(set == 1)
     }
 
     /// Removes a deposit, its place in the list and its send pointer; false when it was not

@@ -151,6 +151,8 @@ pub struct DepositView {
     total: Decimal,
     /// True while any file is still queued or running.
     processing: bool,
+    /// How the deposit's files are read (the treasurer's choices).
+    options: fom_core::deposits::DepositOptions,
 }
 
 fn is_finished(state: &str) -> bool {
@@ -218,6 +220,7 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
 
 async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiError> {
     let files = file_views(state, &d).await?;
+    let options = state.services.deposits.options(&d.id).await?;
     let mut errors = d.errors;
     for f in &files {
         if let (Some(e), true) = (&f.error, f.finished) {
@@ -238,6 +241,7 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
         files,
         records: d.records,
         errors,
+        options,
     })
 }
 
@@ -597,6 +601,23 @@ pub async fn get_job(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(json_no_store(StatusCode::OK, &job))
+}
+
+/// Sets how the deposit's next files are read: `{"keep_pending": true}` makes pending
+/// payments in CSV exports rows with a warning instead of skipped lines.
+#[post("/api/deposits/{id}/options")]
+pub async fn set_options(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<DepositId>,
+    body: web::Json<fom_core::deposits::DepositOptions>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.services.deposits.set_options(&id, &body).await? {
+        return Err(ApiError::not_found("deposit"));
+    }
+    let details = serde_json::json!({ "deposit_id": &*id, "fields": ["keep_pending"] });
+    crate::audit::record(&req, &state, AuditKind::RecordEdit, details).await;
+    Ok(json_no_store(StatusCode::OK, &*body))
 }
 
 #[derive(Deserialize)]

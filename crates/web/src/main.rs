@@ -70,6 +70,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::get_job)
             .service(api::retry_file)
             .service(api::choose_columns)
+            .service(api::set_options)
             .service(upload::upload)
             .service(qbo::connect)
             .service(qbo::qbo_status)

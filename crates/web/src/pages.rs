@@ -332,6 +332,9 @@ pub async fn deposit(
               accept=\".pdf,.csv,.jpg,.jpeg,.png,application/pdf,text/csv,image/jpeg,image/png\" class=\"visually-hidden\">\
              <label for=\"file-input\" class=\"button\">Choose files…</label>\
              </div>\
+             <p class=\"option\"><input type=\"checkbox\" id=\"keep-pending\" data-testid=\"keep-pending\">\
+              <label for=\"keep-pending\">Also read pending payments from CSV exports (each marked \
+              for a check before sending)</label></p>\
              <ul id=\"files\" class=\"files\" data-testid=\"file-list\" aria-live=\"polite\"></ul>\
              </section>\
              <section aria-labelledby=\"records-title\" class=\"panel\">\

@@ -1031,7 +1031,9 @@ pub fn parse_money(cell: &str) -> Result<Decimal, ValueError> {
     if s.is_empty() {
         return Err(bad());
     }
-    let value = parse_amount(s).map_err(|_| bad())?;
+    let mut value = parse_amount(s).map_err(|_| bad())?;
+    // Cents, as the books write them: "25" is 25.00.
+    value.rescale(2);
     Ok(if negative { -value } else { value })
 }
 

@@ -62,6 +62,9 @@ impl Job for DocumentJob {
             Ok(m) => csv_opts.mappings = m,
             Err(e) => tracing::warn!(error = %e, "saved column choices not read"),
         }
+        if !record.deposit_id.is_empty() {
+            csv_opts.keep_pending = s.deposits.options(&record.deposit_id).await?.keep_pending;
+        }
         let stop = ctx.stop.clone();
         let critical_hit = ctx.memory_critical.clone();
         let test_hook = ctx.test_hook;

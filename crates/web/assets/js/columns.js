@@ -62,6 +62,11 @@ export function csvParts(f) {
     parts.push(h('span', { class: 'file-note', 'data-testid': 'file-read-as', 'data-read-by': c.layout.read_by },
       `Read as: ${c.layout.label} · ${c.sentence}`));
   }
+  const pending = (c.skipped || {}).pending || 0;
+  if (pending && !(D.deposit && D.deposit.options && D.deposit.options.keep_pending)) {
+    parts.push(h('span', { class: 'file-note', 'data-testid': 'file-pending-note' },
+      `${pending === 1 ? '1 pending payment was' : `${pending} pending payments were`} skipped: tick “Also read pending payments” and upload the file again to add ${pending === 1 ? 'it' : 'them'} (rows already read are not doubled).`));
+  }
   const listed = (c.skipped_lines || []).filter((s) => s.reason !== 'blank');
   if (listed.length) {
     parts.push(h('details', { class: 'file-skips', 'data-testid': 'file-skips' },

@@ -30,6 +30,8 @@ export async function reloadDeposit() {
     const d = await api('GET', `/api/deposits/${D.id}`);
     D.deposit = d;
     D.files = d.files;
+    const pendingBox = $('#keep-pending');
+    if (pendingBox && d.options) pendingBox.checked = !!d.options.keep_pending;
     D.lastRecords = d.records.length;
     renderFiles();
     renderRecords();

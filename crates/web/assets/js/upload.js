@@ -22,6 +22,18 @@ const STAGES = {
 export function setupUpload() {
   const input = $('#file-input');
   const zone = $('#dropzone');
+  const pendingBox = $('#keep-pending');
+  pendingBox.addEventListener('change', async () => {
+    try {
+      await api('POST', `/api/deposits/${D.id}/options`, { keep_pending: pendingBox.checked });
+      notice(pendingBox.checked
+        ? 'Pending payments in the next CSV files are read, each marked for a check.'
+        : 'Pending payments in the next CSV files are skipped.', 'info');
+    } catch (e) {
+      pendingBox.checked = !pendingBox.checked;
+      notice(errorText(e), 'error');
+    }
+  });
   input.addEventListener('change', () => {
     const files = Array.from(input.files || []);
     input.value = '';

@@ -107,11 +107,20 @@ async fn every_export_is_read_as_its_platform_by_the_real_worker() {
         )
         .await;
     assert_eq!(status, 200, "{v}");
-    upload(&api, id, "paypal_activity.csv").await;
+    let d = settled(&api, id).await;
+    let file_id = d["files"][0]["id"].as_str().unwrap().to_string();
+    let (status, v) = api
+        .post(&format!("/api/deposits/{id}/files/{file_id}/reread"), None)
+        .await;
+    assert_eq!(status, 202, "{v}");
     let d = settled(&api, id).await;
     assert_eq!(d["options"]["keep_pending"], true);
     let records = d["records"].as_array().unwrap();
-    assert_eq!(records.len(), 6, "the five gifts once, and the pending one");
+    assert_eq!(
+        records.len(),
+        6,
+        "the five gifts, read again, and the pending one"
+    );
     let pending: Vec<&Value> = records
         .iter()
         .filter(|r| {
@@ -124,4 +133,38 @@ async fn every_export_is_read_as_its_platform_by_the_real_worker() {
         .collect();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0]["amount"], "100.00");
+}
+
+/// A sheet read by column names, its columns corrected in the page: the file is read again by
+/// the choice and its rows are replaced, not added to.
+#[tokio::test]
+async fn corrected_columns_read_a_file_again_in_place() {
+    let stack = Stack::start(Options::new("imports-again").with_worker());
+    let api = signed_in(&stack).await;
+    let id = new_deposit(&api, "Checks").await;
+    upload(&api, &id, "hand_typed.csv").await;
+    let d = settled(&api, &id).await;
+    assert_eq!(d["files"][0]["csv"]["layout"]["read_by"], "columns");
+    assert_eq!(d["records"].as_array().unwrap().len(), 5);
+    assert!(d["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["memo"] == "Building fund"));
+    let file_id = d["files"][0]["id"].as_str().unwrap().to_string();
+    // Date, Name, Check #, Amount, Memo: the memo column is not wanted after all.
+    let roles = json!({"roles": ["date", "name", "check_number", "amount", null]});
+    let (status, v) = api
+        .post(
+            &format!("/api/deposits/{id}/files/{file_id}/columns"),
+            Some(roles),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["reread"], true);
+    let d = settled(&api, &id).await;
+    let records = d["records"].as_array().unwrap();
+    assert_eq!(records.len(), 5, "replaced, not added: {records:?}");
+    assert!(records.iter().all(|r| r["memo"].is_null()), "{records:?}");
+    assert_eq!(d["files"][0]["csv"]["layout"]["read_by"], "mapping");
 }

@@ -40,6 +40,10 @@ pub struct Deposit {
     pub merged_jobs: Vec<String>,
 }
 
+/// A file's rows cannot be replaced: one of them has a sales receipt in QuickBooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadySent;
+
 /// One uploaded file and the job that reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepositFile {
@@ -307,10 +311,41 @@ impl DepositStore {
                 }
                 d.merged_jobs.push(job_id.to_string());
                 d.errors.extend(errors.iter().cloned());
-                ControlFlow::Continue(merge_into(&mut d.records, records.to_vec()))
+                let mut incoming = records.to_vec();
+                for r in &mut incoming {
+                    r.provenance.job = Some(job_id.to_string());
+                }
+                ControlFlow::Continue(merge_into(&mut d.records, incoming))
             },
             true,
         )
+        .await
+    }
+
+    /// Takes a job's rows out of its deposit so its file can be read again: the rows it added
+    /// (a row it only folded into another file's row stays, as that row's history), its page
+    /// errors and its place among the merged jobs. `Ok(None)`: no such deposit;
+    /// `Err(Sent)` when one of its rows is in QuickBooks already (nothing changes).
+    pub async fn forget_job(
+        &self,
+        deposit_id: &str,
+        job_id: &str,
+        file_name: &str,
+    ) -> Result<Option<Result<usize, AlreadySent>>, DepositError> {
+        self.update(deposit_id, |d| {
+            let own = |r: &Donation| r.provenance.job.as_deref() == Some(job_id);
+            if d.records
+                .iter()
+                .any(|r| own(r) && r.qbo.sales_receipt_id.is_some())
+            {
+                return ControlFlow::Break(Err(AlreadySent));
+            }
+            let before = d.records.len();
+            d.records.retain(|r| !own(r));
+            d.errors.retain(|e| e.file != file_name);
+            d.merged_jobs.retain(|j| j != job_id);
+            ControlFlow::Continue(Ok(before - d.records.len()))
+        })
         .await
     }
 

@@ -119,6 +119,10 @@ pub struct Source {
     pub line: Option<u64>,
     #[serde(default)]
     pub kind: SourceKind,
+    /// The job that read it (set when merged into a deposit), so a file read again replaces
+    /// its own rows.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub job: Option<String>,
 }
 
 /// Donor match status, in the order a merge prefers them (never downgraded).

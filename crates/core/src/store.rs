@@ -364,13 +364,37 @@ impl UploadStore {
         }
     }
 
+    /// Whether an upload is stored whole (it can be read again).
+    pub async fn exists(&self, id: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Redis { redis, keys } => {
+                let complete: Option<String> =
+                    redis.get().await?.hget(keys.upload(id), "complete").await?;
+                Ok(complete.as_deref() == Some("1"))
+            }
+            Backend::Dir { root } => Ok(tokio::fs::try_exists(root.join(id)).await?),
+            Backend::S3 { s3, prefix } => match s3.head(&object_path(prefix, id)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
     /// A job is done with its upload: deleted now, or kept for the retention period and then
     /// deleted by a later [`UploadStore::sweep`].
     pub async fn release(&self, id: &str) -> Result<(), StoreError> {
+        self.release_after(id, Duration::ZERO).await
+    }
+
+    /// [`UploadStore::release`], keeping the upload at least `keep` (a file the treasurer may
+    /// want read again); kept uploads still go early when an upload needs the room.
+    pub async fn release_after(&self, id: &str, keep: Duration) -> Result<(), StoreError> {
+        let retention = self.retention.max(keep);
         match &self.schedule {
-            Some((redis, keys)) if !self.retention.is_zero() => {
+            Some((redis, keys)) if !retention.is_zero() => {
                 let when = chrono::Utc::now().timestamp()
-                    + i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+                    + i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
                 let _: () = redis
                     .get()
                     .await?

@@ -218,3 +218,61 @@ async fn without_a_memory_limit_a_large_merge_is_not_checked() {
     assert_eq!(merged_big(&store, &d.id, "job", 100).await, 100);
     cleanup(&keys).await;
 }
+
+/// A file read again takes its own rows out first: the rows its job added, its errors and
+/// its merge mark go; another file's rows stay; a row already in QuickBooks stops it.
+#[tokio::test]
+async fn a_file_read_again_replaces_only_its_own_rows() {
+    let keys = keys();
+    let store = DepositStore::new(shared().await, keys.clone());
+    let d = store.create("Deposit").await.unwrap();
+    let err = ExtractError {
+        file: "a.csv".into(),
+        pages: Vec::new(),
+        reason: "no gifts".into(),
+    };
+    store
+        .merge_job(&d.id, "job-a", &[gift("a1", 100), gift("a2", 200)], &[err])
+        .await
+        .unwrap();
+    store
+        .merge_job(&d.id, "job-b", &[gift("b1", 300), gift("a1", 100)], &[])
+        .await
+        .unwrap();
+    let removed = store.forget_job(&d.id, "job-a", "a.csv").await.unwrap();
+    assert_eq!(removed, Some(Ok(2)));
+    let after = store.get(&d.id).await.unwrap().unwrap();
+    let refs: Vec<&str> = after
+        .records
+        .iter()
+        .filter_map(|r| r.payment_ref.as_deref())
+        .collect();
+    // b's own row stays; b's copy of a1 had folded into a's row, so it went with it.
+    assert_eq!(refs, ["b1"]);
+    assert!(after.errors.is_empty());
+    assert_eq!(after.merged_jobs, ["job-b"]);
+    // Merging job-a again (the re-read) adds its rows anew.
+    let m = store
+        .merge_job(&d.id, "job-a", &[gift("a1", 100)], &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.added, 1);
+
+    // A sent row keeps its file's rows as they are.
+    store
+        .update(&d.id, |d| {
+            for r in &mut d.records {
+                if r.payment_ref.as_deref() == Some("b1") {
+                    r.qbo.sales_receipt_id = Some("77".into());
+                }
+            }
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    let refused = store.forget_job(&d.id, "job-b", "b.csv").await.unwrap();
+    assert_eq!(refused, Some(Err(fom_core::deposits::AlreadySent)));
+    assert_eq!(store.get(&d.id).await.unwrap().unwrap().records.len(), 2);
+    cleanup(&keys).await;
+}

@@ -647,7 +647,7 @@ pub async fn choose_columns(
         .get(&file.job_id)
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    let Some(layout) = job.csv.and_then(|c| c.layout) else {
+    let Some(layout) = job.csv.clone().and_then(|c| c.layout) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             ErrorCode::NotRetryable,
@@ -693,9 +693,9 @@ pub async fn choose_columns(
         "deposit_id": &*id, "file": file.name, "roles": named,
     });
     crate::audit::record(&req, &state, AuditKind::ColumnsChosen, details).await;
-    // A file that waited for its columns is read again now; a file already read keeps its
-    // rows, and the choice applies to the next file of this layout.
-    let reread = read_again(&state, &file.job_id).await?;
+    // A file that waited for its columns is read again now; a file already read is read again
+    // with them, its rows replaced, while its upload is kept and none of its rows is sent.
+    let (reread, why) = read_file_again(&state, &id, &file, &job).await?;
     let status = if reread {
         StatusCode::ACCEPTED
     } else {
@@ -703,8 +703,96 @@ pub async fn choose_columns(
     };
     Ok(json_no_store(
         status,
-        &serde_json::json!({ "saved": true, "reread": reread, "job_id": file.job_id }),
+        &serde_json::json!({
+            "saved": true, "reread": reread, "why": why, "job_id": file.job_id,
+        }),
     ))
+}
+
+/// Reads a file again with the deposit's current options and saved columns (after "Also read
+/// pending payments" was ticked, say): its rows are replaced.
+#[post("/api/deposits/{id}/files/{file_id}/reread")]
+pub async fn reread_file(
+    state: web::Data<AppState>,
+    path: web::Path<(DepositId, FileId)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, file_id) = path.into_inner();
+    let file = deposit_file(&state, &id, &file_id).await?;
+    let job = state
+        .services
+        .jobs
+        .get(&file.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    let (reread, why) = read_file_again(&state, &id, &file, &job).await?;
+    if !reread {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::NotRetryable,
+            why.unwrap_or("the file is being read right now"),
+        ));
+    }
+    Ok(json_no_store(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "reread": true, "job_id": file.job_id }),
+    ))
+}
+
+/// Reads a file again, whether it was read (its rows replaced) or failed: whether it was
+/// queued, and why not.
+async fn read_file_again(
+    state: &AppState,
+    deposit_id: &str,
+    file: &fom_core::deposits::DepositFile,
+    job: &JobRecord,
+) -> Result<(bool, Option<&'static str>), ApiError> {
+    if job.state == JobState::Done {
+        read_done_again(state, deposit_id, file, &job.file_id).await
+    } else {
+        Ok((read_again(state, &file.job_id).await?, None))
+    }
+}
+
+/// Reads a file that was read already again: its rows leave the deposit and its job runs
+/// anew. Not when its upload is gone or a row of it is in QuickBooks (then why not).
+async fn read_done_again(
+    state: &AppState,
+    deposit_id: &str,
+    file: &fom_core::deposits::DepositFile,
+    upload_id: &str,
+) -> Result<(bool, Option<&'static str>), ApiError> {
+    if !state
+        .services
+        .store
+        .exists(upload_id)
+        .await
+        .map_err(ApiError::storage)?
+    {
+        return Ok((
+            false,
+            Some("this file is no longer kept; upload it again to read it with these columns"),
+        ));
+    }
+    match state
+        .services
+        .deposits
+        .forget_job(deposit_id, &file.job_id, &file.name)
+        .await?
+    {
+        None => return Err(ApiError::not_found("deposit")),
+        Some(Err(fom_core::deposits::AlreadySent)) => {
+            return Ok((
+                false,
+                Some("a row of this file is in QuickBooks already, so its rows stay as read"),
+            ))
+        }
+        Some(Ok(_)) => {}
+    }
+    if !state.services.jobs.reset_for_reread(&file.job_id).await? {
+        return Ok((false, Some("the file is being read right now")));
+    }
+    push_again(state, &file.job_id).await?;
+    Ok((true, None))
 }
 
 /// A file of a deposit, by their ids.
@@ -726,16 +814,21 @@ async fn read_again(state: &AppState, job_id: &str) -> Result<bool, ApiError> {
     if !state.services.jobs.reset_for_retry(job_id).await? {
         return Ok(false);
     }
-    if let Err(e) = state
+    push_again(state, job_id).await?;
+    Ok(true)
+}
+
+/// Puts a job whose record says queued back on its queue.
+async fn push_again(state: &AppState, job_id: &str) -> Result<(), ApiError> {
+    state
         .services
         .queue
         .push_again(queue_of(job_id), job_id)
         .await
-    {
-        tracing::error!(error = %e, "file not queued again");
-        return Err(ApiError::storage(e));
-    }
-    Ok(true)
+        .map_err(|e| {
+            tracing::error!(error = %e, "file not queued again");
+            ApiError::storage(e)
+        })
 }
 
 /// Queues a failed or dead file's job again (the treasurer's retry button).

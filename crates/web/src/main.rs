@@ -71,6 +71,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(api::retry_file)
             .service(api::choose_columns)
             .service(api::set_options)
+            .service(api::reread_file)
             .service(upload::upload)
             .service(qbo::connect)
             .service(qbo::qbo_status)

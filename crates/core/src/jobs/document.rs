@@ -18,6 +18,9 @@ use crate::pipeline::{process_file, FileOutcome};
 use crate::qbo::sync::Qbo;
 use crate::queue::QueueName;
 
+/// How long a CSV the treasurer may want read again is kept after it was read.
+pub const REREAD_KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The document job kind.
 pub struct DocumentJob;
 
@@ -180,8 +183,23 @@ impl Job for DocumentJob {
         if !s.jobs.finish(id, &ctx.worker, &result).await? {
             tracing::warn!("job finished elsewhere; this result was not stored");
         }
-        // The upload is no longer needed once its records are stored (or after the retention).
-        release_upload(s, &record.file_id).await;
+        // The upload is no longer needed once its records are stored (or after the retention),
+        // unless the treasurer may want it read again: a CSV read by column names or chosen
+        // columns (the columns can be corrected), or one whose pending payments were skipped.
+        let keep = outcome.csv.as_ref().is_some_and(|c| {
+            c.skipped
+                .contains_key(&crate::extract::profiles::SkipReason::Pending)
+                || c.layout
+                    .as_ref()
+                    .is_some_and(|l| l.read_by == "columns" || l.read_by == "mapping")
+        });
+        if keep {
+            if let Err(e) = s.store.release_after(&record.file_id, REREAD_KEEP).await {
+                tracing::warn!(error = %e, "uploaded file not released");
+            }
+        } else {
+            release_upload(s, &record.file_id).await;
+        }
         Ok(JobEnd::Done)
     }
 }

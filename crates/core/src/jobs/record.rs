@@ -564,10 +564,22 @@ impl JobStore {
     }
 
     pub async fn reset_for_retry(&self, id: &str) -> Result<bool, JobError> {
+        self.reset(id, false).await
+    }
+
+    /// Queues a finished job again (its file read anew), or a failed one as
+    /// [`JobStore::reset_for_retry`] does; false while it is queued or running.
+    pub async fn reset_for_reread(&self, id: &str) -> Result<bool, JobError> {
+        self.reset(id, true).await
+    }
+
+    async fn reset(&self, id: &str, done_too: bool) -> Result<bool, JobError> {
         let Some(job) = self.get(id).await? else {
             return Ok(false);
         };
-        if !matches!(job.state, JobState::Failed | JobState::Dead) {
+        let again = matches!(job.state, JobState::Failed | JobState::Dead)
+            || (done_too && job.state == JobState::Done);
+        if !again {
             return Ok(false);
         }
         let fields = [

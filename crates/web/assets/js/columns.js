@@ -63,9 +63,13 @@ export function csvParts(f) {
       `Read as: ${c.layout.label} · ${c.sentence}`));
   }
   const pending = (c.skipped || {}).pending || 0;
-  if (pending && !(D.deposit && D.deposit.options && D.deposit.options.keep_pending)) {
+  if (pending && f.state === 'done') {
+    const keep = !!(D.deposit && D.deposit.options && D.deposit.options.keep_pending);
     parts.push(h('span', { class: 'file-note', 'data-testid': 'file-pending-note' },
-      `${pending === 1 ? '1 pending payment was' : `${pending} pending payments were`} skipped: tick “Also read pending payments” and upload the file again to add ${pending === 1 ? 'it' : 'them'} (rows already read are not doubled).`));
+      `${pending === 1 ? '1 pending payment was' : `${pending} pending payments were`} skipped.`,
+      keep
+        ? [' ', h('button', { type: 'button', class: 'small secondary', 'data-testid': 'file-reread', onclick: (ev) => readAgain(f, ev.currentTarget), text: 'Read the file again with them' })]
+        : ' Tick “Also read pending payments” to read them too.'));
   }
   const listed = (c.skipped_lines || []).filter((s) => s.reason !== 'blank');
   if (listed.length) {
@@ -81,6 +85,19 @@ export function csvParts(f) {
       onclick: () => openChooser(f), text: c.needs_columns ? 'Choose columns' : 'Check columns' }));
   }
   return parts;
+}
+
+async function readAgain(f, button) {
+  button.disabled = true;
+  try {
+    await api('POST', `/api/deposits/${D.id}/files/${encodeURIComponent(f.id)}/reread`);
+    notice(`Reading ${f.name} again; its rows are replaced.`, 'info');
+    await reloadDeposit();
+    watchProgress();
+  } catch (e) {
+    button.disabled = false;
+    notice(errorText(e), 'error');
+  }
 }
 
 function openChooser(f) {
@@ -110,7 +127,9 @@ function openChooser(f) {
       const res = await api('POST', `/api/deposits/${D.id}/files/${encodeURIComponent(f.id)}/columns`,
         { roles: selects.map((s) => s.value || null) });
       dlg.close();
-      notice(res.reread ? `Reading ${f.name} with these columns.` : 'Saved: the next file with these columns will be read this way.', 'info');
+      notice(res.reread
+        ? `Reading ${f.name} with these columns.`
+        : `Saved: the next file with these columns will be read this way${res.why ? `; ${res.why}` : ''}.`, 'info');
       await reloadDeposit();
       if (res.reread) watchProgress();
     } catch (e) {

@@ -25,9 +25,11 @@ export function setupUpload() {
   const pendingBox = $('#keep-pending');
   pendingBox.addEventListener('change', async () => {
     try {
-      await api('POST', `/api/deposits/${D.id}/options`, { keep_pending: pendingBox.checked });
+      const options = await api('POST', `/api/deposits/${D.id}/options`, { keep_pending: pendingBox.checked });
+      if (D.deposit) D.deposit.options = options;
+      renderFiles();
       notice(pendingBox.checked
-        ? 'Pending payments in the next CSV files are read, each marked for a check.'
+        ? 'Pending payments in CSV files are read from now on, each marked for a check.'
         : 'Pending payments in the next CSV files are skipped.', 'info');
     } catch (e) {
       pendingBox.checked = !pendingBox.checked;

@@ -640,13 +640,7 @@ pub async fn choose_columns(
     use fom_core::imports::ColumnsError;
 
     let (id, file_id) = path.into_inner();
-    let file = deposit_file(&state, &id, &file_id).await?;
-    let job = state
-        .services
-        .jobs
-        .get(&file.job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let (file, job) = file_and_job(&state, &id, &file_id).await?;
     let Some(layout) = job.csv.clone().and_then(|c| c.layout) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -717,13 +711,7 @@ pub async fn reread_file(
     path: web::Path<(DepositId, FileId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, file_id) = path.into_inner();
-    let file = deposit_file(&state, &id, &file_id).await?;
-    let job = state
-        .services
-        .jobs
-        .get(&file.job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
+    let (file, job) = file_and_job(&state, &id, &file_id).await?;
     let (reread, why) = read_file_again(&state, &id, &file, &job).await?;
     if !reread {
         return Err(ApiError::new(
@@ -807,6 +795,22 @@ async fn deposit_file(
         .into_iter()
         .find(|f| f.id == file_id)
         .ok_or_else(|| ApiError::not_found("file"))
+}
+
+/// A file of a deposit and its job record.
+async fn file_and_job(
+    state: &AppState,
+    id: &str,
+    file_id: &str,
+) -> Result<(fom_core::deposits::DepositFile, JobRecord), ApiError> {
+    let file = deposit_file(state, id, file_id).await?;
+    let job = state
+        .services
+        .jobs
+        .get(&file.job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok((file, job))
 }
 
 /// Queues a failed or dead job again; false when it has not failed.

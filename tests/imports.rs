@@ -93,6 +93,20 @@ async fn every_export_is_read_as_its_platform_by_the_real_worker() {
         amounts.sort();
         want_amounts.sort();
         assert_eq!(amounts, want_amounts, "{file}");
+        // A gift given without a name is the "Anonymous" donor's, ready to match.
+        let nameless = want["gifts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| {
+                g["anonymous"] == true && g["name"].is_null() && g["organization"].is_null()
+            })
+            .count();
+        let anonymous = records
+            .iter()
+            .filter(|r| r["payer"]["anonymous"] == true && r["payer"]["aliases"][0] == "Anonymous")
+            .count();
+        assert_eq!(anonymous, nameless, "{file}");
     }
 
     // Pending payments on request: the PayPal export again, into the same deposit.

@@ -177,6 +177,11 @@ fn normalize_names(d: &mut Donation) {
         .filter_map(|a| clean(Some(a)))
         .map(|a| proper_case(&a))
         .collect();
+    // An anonymous gift without a name is the "Anonymous" donor's (a QuickBooks customer many
+    // organisations keep for them), not a row missing its name.
+    if names.is_empty() && d.payer.anonymous && d.payer.organization_name.is_none() {
+        names.push(crate::donation::ANONYMOUS.to_string());
+    }
     // "Mr. & Mrs. John Smith": the salutation is not part of the name.
     if let Some(first) = names.first_mut() {
         if let Some((salutation, rest)) = split_salutation(first) {

@@ -113,7 +113,8 @@ impl GeminiConfig {
     }
 }
 
-/// One payment as the model returns it. Its JSON schema is sent as the response schema.
+/// One payment as the model returns it; its JSON schema is sent as the response schema.
+/// Fields are written in the order listed: what is seen before what is concluded.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 pub struct WireRecord {
     /// 1-based page numbers (from the "Page N of FILE" headers) the payment was read from.
@@ -123,12 +124,12 @@ pub struct WireRecord {
     pub payment_method: Option<WireMethod>,
     /// Check number or payment id exactly as written, leading zeros kept.
     pub payment_ref: Option<String>,
-    /// The amount to record, a plain decimal such as "125.00".
-    pub amount: Option<String>,
     /// The amount in the figures box.
     pub amount_figures: Option<String>,
     /// The written-out (legal) amount, converted to digits.
     pub amount_words_value: Option<String>,
+    /// The amount to record, a plain decimal such as "125.00".
+    pub amount: Option<String>,
     /// MM/DD/YYYY as written on the check.
     pub check_date: Option<String>,
     /// MM/DD/YYYY from the envelope's postmark.
@@ -151,7 +152,73 @@ pub struct WireRecord {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub memo: Option<String>,
+    /// Fields present on the paper but not legible (null then means "could not read", not
+    /// "not there").
+    #[serde(default)]
+    pub unreadable: Vec<WireField>,
+    /// How sure the reading of the fields that matter most is.
+    pub confidence: Option<WireConfidence>,
 }
+
+/// A field the model can call illegible.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WireField {
+    Amount,
+    PaymentRef,
+    PayerName,
+    CheckDate,
+    PostmarkDate,
+    Address,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WireLevel {
+    High,
+    Medium,
+    Low,
+}
+
+/// Confidence per field: high (clear print or writing), medium (read with some doubt), low
+/// (a guess worth checking against the paper).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
+pub struct WireConfidence {
+    pub amount: Option<WireLevel>,
+    pub payment_ref: Option<WireLevel>,
+    pub payer_name: Option<WireLevel>,
+    pub dates: Option<WireLevel>,
+}
+
+/// The order the model writes a record's properties in (Gemini's `propertyOrdering`): what it
+/// sees (pages, the kind of paper, the check number, the figures and the words) before what it
+/// concludes (the amount), and the name as written before its other forms. A test checks it
+/// names every property of [`WireRecord`] once.
+pub const PROPERTY_ORDER: &[&str] = &[
+    "pages",
+    "source_kind",
+    "payment_method",
+    "payment_ref",
+    "amount_figures",
+    "amount_words_value",
+    "amount",
+    "check_date",
+    "postmark_date",
+    "deposit_date",
+    "payer_name",
+    "aliases",
+    "salutation",
+    "organization_name",
+    "address_line_1",
+    "city",
+    "state",
+    "zip",
+    "email",
+    "phone",
+    "memo",
+    "unreadable",
+    "confidence",
+];
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -188,6 +255,12 @@ pub fn response_schema() -> Value {
                 .into_generator();
             let mut v = generator.into_root_schema_for::<WireAnswer>().to_value();
             strip_keys(&mut v, &["$schema", "title", "default"]);
+            // JSON objects have no order (and serde_json sorts keys): without this the model
+            // would write "amount" before the figures and words it is read from.
+            if let Some(record) = v.pointer_mut("/properties/records/items") {
+                record["propertyOrdering"] = json!(PROPERTY_ORDER);
+            }
+            v["propertyOrdering"] = json!(["records"]);
             v
         })
         .clone()
@@ -856,49 +929,106 @@ fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
     d.contact.email = w.email;
     d.contact.phone = w.phone;
     d.memo = w.memo;
+    flag_legibility(&mut d, &w.unreadable, w.confidence.unwrap_or_default());
     d
 }
 
-/// Figures versus words: the written (legal) amount wins when both are readable and differ,
-/// and the difference is flagged for the treasurer.
-fn set_amount(
+/// Illegible fields and low confidence become warnings on the field concerned, so the review
+/// table points the treasurer at them. An illegible postmark is named: the date rule then
+/// falls back to the check date.
+fn flag_legibility(d: &mut Donation, unreadable: &[WireField], confidence: WireConfidence) {
+    for f in unreadable {
+        let (code, field, what) = match f {
+            WireField::Amount => ("amount_illegible", "amount", "the amount"),
+            WireField::PaymentRef => ("payment_ref_illegible", "payment_ref", "the check number"),
+            WireField::PayerName => ("name_illegible", "payer", "the donor's name"),
+            WireField::CheckDate => ("check_date_illegible", "check_date", "the check's date"),
+            WireField::PostmarkDate => ("postmark_illegible", "postmark_date", "the postmark"),
+            WireField::Address => ("address_illegible", "address", "the address"),
+        };
+        let message = if *f == WireField::PostmarkDate {
+            match d.check_date {
+                Some(c) => format!(
+                    "the postmark is there but cannot be read; the check's date {} is used",
+                    c.format("%m/%d/%Y")
+                ),
+                None => "the postmark is there but cannot be read, and the check has no \
+                         readable date; enter the gift date"
+                    .to_string(),
+            }
+        } else {
+            format!("{what} is on the paper but could not be read; check it against the paper")
+        };
+        // An illegible amount with no amount at all is already a blocking issue.
+        if *f == WireField::Amount && d.amount.is_none() {
+            continue;
+        }
+        d.issue(IssueLevel::Warning, code, field, message);
+    }
+    for (level, field, what) in [
+        (confidence.amount, "amount", "the amount"),
+        (confidence.payment_ref, "payment_ref", "the check number"),
+        (confidence.payer_name, "payer", "the donor's name"),
+        (confidence.dates, "payment_date", "the dates"),
+    ] {
+        if level == Some(WireLevel::Low)
+            && !d.issues.iter().any(|i| i.field.as_deref() == Some(field))
+        {
+            d.issue(
+                IssueLevel::Warning,
+                "low_confidence",
+                field,
+                format!("{what} was hard to read; check it against the paper"),
+            );
+        }
+    }
+}
+
+/// The amount is decided here, from what the model read, not taken from its conclusion:
+///
+/// | figures | words | amount used | issue |
+/// |---|---|---|---|
+/// | read | read, equal | that value | none (the model's `amount` is ignored) |
+/// | read | read, different | the words (the legal amount) | warning `amount_figures_words_differ` |
+/// | read | absent or unreadable | the figures | none |
+/// | absent or unreadable | read | the words | none |
+/// | absent or unreadable | absent or unreadable | the model's `amount` when it reads | none |
+/// | nothing reads | | none | error `amount_unreadable` (an absent amount is `amount_missing` later) |
+pub fn set_amount(
     d: &mut Donation,
     amount: Option<String>,
     figures: Option<String>,
     words: Option<String>,
 ) {
-    let parse = |v: &Option<String>| v.as_deref().map(parse_amount);
-    let (a, f, w) = (parse(&amount), parse(&figures), parse(&words));
-    if let (Some(Ok(f)), Some(Ok(w))) = (&f, &w) {
-        if f != w {
+    let read = |v: &Option<String>| v.as_deref().and_then(|s| parse_amount(s).ok());
+    let (a, f, w) = (read(&amount), read(&figures), read(&words));
+    d.amount = match (f, w) {
+        (Some(f), Some(w)) if f != w => {
             d.issue(
                 IssueLevel::Warning,
                 "amount_figures_words_differ",
                 "amount",
                 format!("the figures say ${f} but the written amount says ${w}; the written amount is used"),
             );
-            d.amount = Some(*w);
-            return;
+            Some(w)
         }
-    }
-    for (value, raw) in [(a, &amount), (w, &words), (f, &figures)] {
-        match value {
-            Some(Ok(v)) => {
-                d.amount = Some(v);
-                return;
-            }
-            Some(Err(_)) => {
-                d.issue(
-                    IssueLevel::Error,
-                    "amount_unreadable",
-                    "amount",
-                    format!(
-                        "the amount {:?} could not be read; enter it",
-                        raw.as_deref().unwrap_or_default()
-                    ),
-                );
-            }
-            None => {}
+        (Some(v), _) | (None, Some(v)) => Some(v),
+        (None, None) => a,
+    };
+    if d.amount.is_none() {
+        // Something was written but nothing reads: the treasurer must enter it.
+        let seen: Vec<&str> = [&figures, &words, &amount]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        if let Some(first) = seen.first() {
+            d.issue(
+                IssueLevel::Error,
+                "amount_unreadable",
+                "amount",
+                format!("the amount {first:?} could not be read; enter it"),
+            );
         }
     }
 }
@@ -941,6 +1071,120 @@ mod tests {
         let text = s.to_string();
         assert!(!text.contains("$ref"), "sub-schemas are inlined: {text}");
         assert!(text.contains("deposit_list"));
+    }
+
+    #[test]
+    fn the_model_writes_the_evidence_before_the_answer() {
+        let s = response_schema();
+        let rec = &s["properties"]["records"]["items"];
+        let order: Vec<&str> = rec["propertyOrdering"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        // Every property once, and nothing else.
+        let mut props: Vec<&str> = rec["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut sorted = order.clone();
+        props.sort_unstable();
+        sorted.sort_unstable();
+        assert_eq!(sorted, props);
+        let at = |name: &str| order.iter().position(|p| *p == name).unwrap();
+        assert!(at("amount_figures") < at("amount") && at("amount_words_value") < at("amount"));
+        assert!(at("payment_ref") < at("amount"));
+        assert!(at("payer_name") < at("aliases"));
+        assert_eq!(s["propertyOrdering"], json!(["records"]));
+    }
+
+    fn amount_of(amount: Option<&str>, figures: Option<&str>, words: Option<&str>) -> Donation {
+        let mut d = Donation::new("scan.pdf");
+        let own = |v: Option<&str>| v.map(str::to_string);
+        set_amount(&mut d, own(amount), own(figures), own(words));
+        d
+    }
+
+    #[test]
+    fn the_amount_is_decided_from_the_figures_and_the_words() {
+        let dec = |s: &str| Some(s.parse::<rust_decimal::Decimal>().unwrap());
+        // Figures and words agree: that value, whatever the model concluded.
+        let d = amount_of(Some("1500.00"), Some("150.00"), Some("150.00"));
+        assert_eq!(d.amount, dec("150.00"));
+        assert!(d.issues.is_empty(), "{:?}", d.issues);
+        // They differ: the written (legal) amount, with a warning.
+        let d = amount_of(Some("150.00"), Some("150.00"), Some("105.00"));
+        assert_eq!(d.amount, dec("105.00"));
+        assert!(d.has_issue("amount_figures_words_differ"));
+        // One unreadable: the other, and no unreadable issue (a fallback that reads clears it).
+        let d = amount_of(Some("illegible"), Some("??"), Some("75.00"));
+        assert_eq!(d.amount, dec("75.00"));
+        assert!(d.issues.is_empty(), "{:?}", d.issues);
+        let d = amount_of(None, Some("75.00"), Some("seventy-five-ish"));
+        assert_eq!(d.amount, dec("75.00"));
+        assert!(d.issues.is_empty(), "{:?}", d.issues);
+        // Both unreadable: the model's amount when it reads...
+        let d = amount_of(Some("20.00"), Some("2?.00"), None);
+        assert_eq!(d.amount, dec("20.00"));
+        assert!(d.issues.is_empty(), "{:?}", d.issues);
+        // ...else no amount, one blocking issue.
+        let d = amount_of(Some("lots"), Some("2?.00"), Some(""));
+        assert_eq!(d.amount, None);
+        assert_eq!(
+            d.issues
+                .iter()
+                .filter(|i| i.code == "amount_unreadable")
+                .count(),
+            1
+        );
+        // Nothing written at all: no issue here (validation names it missing).
+        let d = amount_of(None, None, None);
+        assert!(d.amount.is_none() && d.issues.is_empty());
+    }
+
+    #[test]
+    fn illegible_fields_and_low_confidence_point_at_the_field() {
+        let w = WireRecord {
+            pages: vec![1],
+            amount_figures: Some("40.00".into()),
+            check_date: Some("03/02/2026".into()),
+            unreadable: vec![WireField::PostmarkDate, WireField::PaymentRef],
+            confidence: Some(WireConfidence {
+                payer_name: Some(WireLevel::Low),
+                amount: Some(WireLevel::High),
+                ..WireConfidence::default()
+            }),
+            payer_name: Some("J. Smtih".into()),
+            ..WireRecord::default()
+        };
+        let d = to_donation("photo.jpg", &[1], w);
+        let find = |code: &str| d.issues.iter().find(|i| i.code == code).cloned();
+        let postmark = find("postmark_illegible").unwrap();
+        assert_eq!(postmark.field.as_deref(), Some("postmark_date"));
+        assert!(
+            postmark.message.contains("03/02/2026 is used"),
+            "{}",
+            postmark.message
+        );
+        assert_eq!(
+            find("payment_ref_illegible").unwrap().field.as_deref(),
+            Some("payment_ref")
+        );
+        assert_eq!(
+            find("low_confidence").unwrap().field.as_deref(),
+            Some("payer")
+        );
+        assert_eq!(
+            d.issues
+                .iter()
+                .filter(|i| i.code == "low_confidence")
+                .count(),
+            1
+        );
+        assert_eq!(d.amount, Some(rust_decimal::Decimal::new(4000, 2)));
     }
 
     #[test]

@@ -193,13 +193,12 @@ impl Job for DocumentJob {
                     .as_ref()
                     .is_some_and(|l| l.read_by == "columns" || l.read_by == "mapping")
         });
-        if keep {
-            if let Err(e) = s.store.release_after(&record.file_id, REREAD_KEEP).await {
-                tracing::warn!(error = %e, "uploaded file not released");
-            }
+        let keep = if keep {
+            REREAD_KEEP
         } else {
-            release_upload(s, &record.file_id).await;
-        }
+            std::time::Duration::ZERO
+        };
+        release_upload_after(s, &record.file_id, keep).await;
         Ok(JobEnd::Done)
     }
 }
@@ -207,7 +206,16 @@ impl Job for DocumentJob {
 /// Lets the upload go (deleted now, or after `UPLOAD_RETENTION_HOURS`) and sweeps the kept
 /// ones that are due; a failure here never fails the job.
 async fn release_upload(s: &crate::services::Services, file_id: &str) {
-    if let Err(e) = s.store.release(file_id).await {
+    release_upload_after(s, file_id, std::time::Duration::ZERO).await;
+}
+
+/// [`release_upload`], keeping the upload at least `keep`.
+async fn release_upload_after(
+    s: &crate::services::Services,
+    file_id: &str,
+    keep: std::time::Duration,
+) {
+    if let Err(e) = s.store.release_after(file_id, keep).await {
         tracing::warn!(error = %e, "uploaded file not released");
     }
     if let Err(e) = s.store.sweep().await {

@@ -4,7 +4,8 @@
 //! Key = (payment reference compared without leading zeros, amount). Online gifts carry their
 //! processor's id, so two $25 gifts stay two records. A record without a reference or amount
 //! has no key and is never merged (nor dropped). Merging a later upload into an existing deposit
-//! uses [`merge_into`] too: existing records keep their ids.
+//! uses [`merge_into`] too: existing records keep their ids. After each merge, envelopes read
+//! without their checks are joined to the check their payer fits ([`link_envelopes`]).
 
 use std::collections::HashMap;
 
@@ -54,8 +55,174 @@ pub fn merge_into(existing: &mut Vec<Donation>, incoming: Vec<Donation>) -> Merg
             summary.added += 1;
         }
     }
+    link_envelopes(&mut kept);
+    fill_deposit_date(&mut kept);
     *existing = kept;
     summary
+}
+
+/// A name's words, lower case, without punctuation: "O'Brien, J." -> ["obrien", "j"].
+fn words(name: &str) -> Vec<String> {
+    name.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// How well an envelope's payer fits a check's: 100 the same name, 80 the same surname and
+/// first initial, 50 the same surname; an organisation's name counts as a name. Plus 20 when
+/// the ZIP codes agree.
+fn envelope_fit(envelope: &Donation, check: &Donation) -> u32 {
+    let names = |d: &Donation| -> Vec<Vec<String>> {
+        d.payer
+            .aliases
+            .iter()
+            .chain(d.payer.organization_name.iter())
+            .map(|n| words(n))
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (e, c) = (names(envelope), names(check));
+    let mut best = 0;
+    for a in &e {
+        for b in &c {
+            let score = if a == b {
+                100
+            } else {
+                // "Smith, John" is John Smith: compare as sets of words, then by surname.
+                let (mut sa, mut sb) = (a.clone(), b.clone());
+                sa.sort();
+                sb.sort();
+                if sa == sb {
+                    100
+                } else {
+                    let surname = |w: &Vec<String>| w.iter().max_by_key(|x| x.len()).cloned();
+                    let first = |w: &Vec<String>| w.first().and_then(|x| x.chars().next());
+                    match (surname(a), surname(b)) {
+                        (Some(x), Some(y)) if x == y && x.len() > 1 => {
+                            if first(a) == first(b) {
+                                80
+                            } else {
+                                50
+                            }
+                        }
+                        _ => 0,
+                    }
+                }
+            };
+            best = best.max(score);
+        }
+    }
+    let zip = |d: &Donation| {
+        d.contact
+            .zip
+            .as_deref()
+            .map(|z| z.chars().take(5).collect::<String>())
+    };
+    if best > 0 && zip(envelope).is_some() && zip(envelope) == zip(check) {
+        best += 20;
+    }
+    best
+}
+
+/// An envelope read without its check (they were in different requests: each photo is its
+/// own file) has no amount and no check number, so no duplicate key. It is folded into the
+/// check whose payer fits it best, bringing its postmark, return address and contact details;
+/// the handwritten check's gift date then follows the postmark. An envelope no check fits
+/// (or two fit equally) stays a row, with a warning saying so.
+pub fn link_envelopes(records: &mut Vec<Donation>) {
+    let is_loose_envelope = |d: &Donation| {
+        d.provenance.kind == SourceKind::Envelope
+            && d.amount.is_none()
+            && d.payment_ref.is_none()
+            && d.qbo.sales_receipt_id.is_none()
+    };
+    let has_envelope = |d: &Donation| d.sources().any(|s| s.kind == SourceKind::Envelope);
+    let mut i = 0;
+    while i < records.len() {
+        if !is_loose_envelope(&records[i]) {
+            i += 1;
+            continue;
+        }
+        let envelope = &records[i];
+        let mut scored: Vec<(u32, usize)> = records
+            .iter()
+            .enumerate()
+            .filter(|(j, c)| {
+                *j != i
+                    && (c.amount.is_some() || c.payment_ref.is_some())
+                    && !has_envelope(c)
+                    && c.qbo.sales_receipt_id.is_none()
+            })
+            .map(|(j, c)| (envelope_fit(envelope, c), j))
+            .filter(|(score, _)| *score >= 70)
+            .collect();
+        scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let unique = match scored.as_slice() {
+            [] => None,
+            [(_, j)] => Some(*j),
+            [(a, j), (b, _), ..] if a > b => Some(*j),
+            _ => None,
+        };
+        match unique {
+            Some(j) => {
+                let mut envelope = records.remove(i);
+                envelope.issues.retain(|x| x.code != "envelope_unlinked");
+                let j = if j > i { j - 1 } else { j };
+                let check = &mut records[j];
+                merge(check, envelope);
+                crate::normalize::apply_payment_date_rule(check);
+                // Start again: the list changed under the index.
+                i = 0;
+            }
+            None => {
+                let d = &mut records[i];
+                if !d.has_issue("envelope_unlinked") {
+                    let why = if scored.is_empty() {
+                        "no check in this deposit fits this envelope's name"
+                    } else {
+                        "more than one check fits this envelope's name"
+                    };
+                    d.issue(
+                        crate::donation::IssueLevel::Warning,
+                        "envelope_unlinked",
+                        "payer",
+                        format!(
+                            "an envelope on its own: {why}; if its check is here, copy the \
+                             postmark and address to it and delete this row"
+                        ),
+                    );
+                }
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The deposit list's (or slip's) date is the deposit's: records that lack a deposit date
+/// take the one most of the deposit's lists carry.
+pub fn fill_deposit_date(records: &mut [Donation]) {
+    let mut counts: HashMap<chrono::NaiveDate, usize> = HashMap::new();
+    for d in records.iter() {
+        if let Some(date) = d.deposit_date {
+            if d.sources().any(|s| s.kind == SourceKind::DepositList) {
+                *counts.entry(date).or_default() += 1;
+            }
+        }
+    }
+    let Some((&date, _)) = counts.iter().max_by_key(|(d, n)| (**n, **d)) else {
+        return;
+    };
+    for d in records.iter_mut() {
+        if d.deposit_date.is_none() {
+            d.deposit_date = Some(date);
+        }
+    }
 }
 
 /// Adds `d` to `records` or merges it into its duplicate; true when merged.
@@ -100,7 +267,10 @@ pub fn merge(base: &mut Donation, other: Donation) {
             base.payment_ref.clone_from(&other.payment_ref);
             take("payment_ref");
         }
-    } else if fuller(&mut base.payment_ref, &other.payment_ref) {
+    } else if (!base_from_list || base.payment_ref.is_none())
+        && fuller(&mut base.payment_ref, &other.payment_ref)
+    {
+        // (A check number from the list stays, even when a photo writes it longer: "0315".)
         take("payment_ref");
     }
     macro_rules! fill {
@@ -309,6 +479,148 @@ mod tests {
 
     fn total(records: &[Donation]) -> Decimal {
         records.iter().filter_map(|d| d.amount).sum()
+    }
+
+    fn day(m: u32, d: u32) -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
+    /// A check photo: number, amount, name, the check's date.
+    fn check(file: &str, no: &str, amount: &str, name: &str, date: u32) -> Donation {
+        let mut d = gift(no, amount);
+        d.provenance.file = file.into();
+        d.provenance.kind = SourceKind::Check;
+        d.payer.aliases = vec![name.into()];
+        d.check_date = Some(day(3, date));
+        d.payment_date = d.check_date;
+        d.contact.address_line_1 = Some("1 Old Rd".into());
+        d
+    }
+
+    /// An envelope photo: a name as written on the return address, a postmark, an address.
+    fn envelope(file: &str, name: &str, postmark: u32, street: &str, zip: &str) -> Donation {
+        let mut d = Donation::new(file);
+        d.provenance.kind = SourceKind::Envelope;
+        d.payer.aliases = vec![name.into()];
+        d.postmark_date = Some(day(2, postmark));
+        d.contact.address_line_1 = Some(street.into());
+        d.contact.zip = Some(zip.into());
+        d
+    }
+
+    /// A line of the handwritten deposit list: the check number and amount, the deposit date.
+    fn list_line(no: &str, amount: &str, name: &str) -> Donation {
+        let mut d = gift(no, amount);
+        d.provenance.file = "list.jpg".into();
+        d.provenance.kind = SourceKind::DepositList;
+        d.payer.aliases = vec![name.into()];
+        d.deposit_date = Some(day(3, 10));
+        d
+    }
+
+    #[test]
+    fn checks_envelopes_and_the_list_make_one_row_per_check_in_any_order() {
+        let checks = [
+            check("c1.jpg", "1041", "40.00", "Hannah Brooks", 2),
+            check("c2.jpg", "0315", "1200.00", "Luis Ortega", 3),
+            check("c3.jpg", "5120", "25.00", "Mary O'Brien", 4),
+        ];
+        let envelopes = [
+            envelope("e1.jpg", "Hannah Brooks", 27, "18 Birch Lane", "53703"),
+            envelope("e2.jpg", "Ortega, Luis", 26, "400 Harbor Blvd", "04101"),
+            envelope("e3.jpg", "M. O'Brien", 25, "12 Elm St", "02108"),
+        ];
+        let list = [
+            list_line("1041", "40.00", "Brooks"),
+            list_line("315", "1200.00", "Ortega"),
+            list_line("5120", "25.00", "O'Brien"),
+        ];
+        // Each photo is its own job: every order of arrival gives the same three rows.
+        let batches: Vec<Vec<Donation>> = checks
+            .iter()
+            .chain(&envelopes)
+            .chain(&list)
+            .map(|d| vec![d.clone()])
+            .collect();
+        for order in [
+            (0..batches.len()).collect::<Vec<_>>(),
+            (0..batches.len()).rev().collect(),
+            vec![3, 6, 0, 4, 7, 1, 5, 8, 2],
+        ] {
+            let mut deposit = Vec::new();
+            for &b in &order {
+                merge_into(&mut deposit, batches[b].clone());
+            }
+            assert_eq!(deposit.len(), 3, "{order:?}: {deposit:#?}");
+            for (no, postmark, street) in [
+                ("1041", 27, "18 Birch Lane"),
+                ("0315", 26, "400 Harbor Blvd"),
+                ("5120", 25, "12 Elm St"),
+            ] {
+                let d = deposit
+                    .iter()
+                    .find(|d| {
+                        d.payment_ref
+                            .as_deref()
+                            .map(crate::normalize::payment_ref_key)
+                            == Some(crate::normalize::payment_ref_key(no))
+                    })
+                    .unwrap_or_else(|| panic!("{no} in {order:?}"));
+                assert!(d.amount.is_some(), "{no}: no missing-amount row");
+                assert_eq!(d.postmark_date, Some(day(2, postmark)), "{no} {order:?}");
+                // A handwritten check's gift date is the postmark.
+                assert_eq!(d.payment_date, Some(day(2, postmark)), "{no} {order:?}");
+                assert_eq!(d.contact.address_line_1.as_deref(), Some(street), "{no}");
+                assert_eq!(d.deposit_date, Some(day(3, 10)), "{no}");
+                assert!(!d.has_issue("envelope_unlinked"), "{no}: {:?}", d.issues);
+            }
+            // The list's check number is authoritative ("315", not the photo's "0315").
+            assert!(deposit
+                .iter()
+                .any(|d| d.payment_ref.as_deref() == Some("315")));
+        }
+    }
+
+    #[test]
+    fn an_envelope_no_check_fits_stays_with_a_warning() {
+        let mut deposit = vec![check("c1.jpg", "1041", "40.00", "Hannah Brooks", 2)];
+        merge_into(
+            &mut deposit,
+            vec![envelope("e9.jpg", "Peter Quill", 20, "1 Star Rd", "10001")],
+        );
+        assert_eq!(deposit.len(), 2);
+        assert!(deposit[1].has_issue("envelope_unlinked"));
+        // Two checks of the same family, an envelope with the surname only: no guess.
+        let mut deposit = vec![
+            check("c1.jpg", "1", "10.00", "Ann Lee", 2),
+            check("c2.jpg", "2", "20.00", "Bob Lee", 2),
+        ];
+        merge_into(
+            &mut deposit,
+            vec![envelope("e.jpg", "Lee", 20, "1 Rd", "1")],
+        );
+        assert_eq!(deposit.len(), 3);
+        // Its check arriving later takes it in.
+        let mut deposit = vec![envelope(
+            "e1.jpg",
+            "Hannah Brooks",
+            27,
+            "18 Birch Lane",
+            "53703",
+        )];
+        merge_into(&mut deposit, Vec::new());
+        assert!(deposit[0].has_issue("envelope_unlinked"));
+        merge_into(
+            &mut deposit,
+            vec![check("c1.jpg", "1041", "40.00", "Hannah Brooks", 2)],
+        );
+        assert_eq!(deposit.len(), 1);
+        assert!(
+            !deposit[0].has_issue("envelope_unlinked"),
+            "{:?}",
+            deposit[0].issues
+        );
+        assert_eq!(deposit[0].postmark_date, Some(day(2, 27)));
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! | `maxtokens` | requests with more than one page: `MAX_TOKENS` and the JSON cut in half |
 //! | `malformed` | text that is not JSON |
 //! | `empty` | `{"records": []}` |
+//!
+//! [`FakeOptions::answers`] scripts the records themselves, by document name.
 
 use std::collections::HashMap;
 use std::io;
@@ -69,6 +71,9 @@ pub struct FakeOptions {
     /// Keep every inline image received, decoded, for [`FakeGemini::images`] (off by default:
     /// long runs would hold them all).
     pub keep_images: bool,
+    /// Scripted answers: a page whose document name contains the key is answered with these
+    /// records (each given that page's number), instead of [`default_record`].
+    pub answers: Vec<(String, Vec<Value>)>,
 }
 
 impl Default for FakeOptions {
@@ -80,6 +85,7 @@ impl Default for FakeOptions {
             max_inline_pdf_bytes: 50 * 1024 * 1024,
             latency: Duration::ZERO,
             keep_images: false,
+            answers: Vec::new(),
         }
     }
 }
@@ -416,7 +422,7 @@ async fn generate_content(
     if !opts.latency.is_zero() {
         actix_web::rt::time::sleep(opts.latency).await;
     }
-    let answer = answer(&model, &info);
+    let answer = answer(&model, &info, &opts.answers);
     HttpResponse::Ok()
         .content_type("application/json; charset=UTF-8")
         .body(answer.to_string())
@@ -1064,7 +1070,7 @@ fn response_id() -> String {
         .collect()
 }
 
-fn answer(model: &str, info: &RequestInfo) -> Value {
+fn answer(model: &str, info: &RequestInfo, scripted: &[(String, Vec<Value>)]) -> Value {
     let text_tokens = info.text_chars / 4;
     let prompt_tokens = TOKENS_PER_IMAGE * (info.images + info.documents) + text_tokens;
     let mut prompt_details = vec![json!({"modality": "TEXT", "tokenCount": text_tokens})];
@@ -1095,7 +1101,19 @@ fn answer(model: &str, info: &RequestInfo) -> Value {
     } else {
         info.headers
             .iter()
-            .map(|(page, _)| default_record(*page))
+            .flat_map(|(page, name)| {
+                match scripted.iter().find(|(key, _)| name.contains(key.as_str())) {
+                    Some((_, records)) => records
+                        .iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            r["pages"] = json!([page]);
+                            r
+                        })
+                        .collect(),
+                    None => vec![default_record(*page)],
+                }
+            })
             .collect()
     };
     let json_text = json!({ "records": records }).to_string();

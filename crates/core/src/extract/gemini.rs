@@ -952,8 +952,8 @@ fn flag_legibility(d: &mut Donation, unreadable: &[WireField], confidence: WireC
                     "the postmark is there but cannot be read; the check's date {} is used",
                     c.format("%m/%d/%Y")
                 ),
-                None => "the postmark is there but cannot be read, and the check has no \
-                         readable date; enter the gift date"
+                None => "the postmark is there but cannot be read; the gift date is the \
+                         check's date"
                     .to_string(),
             }
         } else {

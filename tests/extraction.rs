@@ -97,8 +97,14 @@ async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
             ],
         ),
     ];
+    // The list's total is written wrong ($1,240.00 for $1,265.00 of checks): the deposit says so.
+    let totals = vec![(
+        "deposit-list".to_string(),
+        vec![json!({"source_kind": "deposit_list", "count": 3, "total": "1240.00"})],
+    )];
     let gemini = FakeGemini::start(FakeOptions {
         answers,
+        totals,
         ..FakeOptions::default()
     })
     .unwrap();
@@ -170,6 +176,14 @@ async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
         .find(|i| i["code"] == "postmark_illegible")
         .unwrap_or_else(|| panic!("{mary}"));
     assert_eq!(warning["field"], "postmark_date");
+    let warnings = d["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["code"], "total_differs");
+    assert_eq!(
+        warnings[0]["message"],
+        "the deposit list says $1,240.00; the rows add up to $1,265.00: look for a missing, \
+         extra or misread row"
+    );
     // Seven files, seven requests: each photo was read on its own.
     assert_eq!(gemini.request_count(), 7);
 }

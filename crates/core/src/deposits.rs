@@ -38,6 +38,78 @@ pub struct Deposit {
     /// Jobs whose results are already in `records` (a re-delivered job merges once).
     #[serde(default)]
     pub merged_jobs: Vec<String>,
+    /// Totals its lists, slips and reports state, to compare with its rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stated_totals: Vec<crate::extract::StatedTotal>,
+}
+
+/// A difference between what the deposit's papers state and what its rows add up to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DepositWarning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Deposit {
+    /// The totals and counts its papers state, compared with its rows: a deposit list's or
+    /// slip's with the check rows (online gifts are not on them), a printed report's with the
+    /// rows read from it. "the deposit list says $1,240.00; the rows add up to $1,265.00".
+    pub fn warnings(&self) -> Vec<DepositWarning> {
+        use crate::donation::PaymentMethod;
+        use crate::extract::StatedTotal;
+        let mut out = Vec::new();
+        let checks =
+            |_: &StatedTotal, r: &Donation| r.payment_method != Some(PaymentMethod::Online);
+        let from_file = |t: &StatedTotal, r: &Donation| r.sources().any(|s| s.file == t.file);
+        type Covers = fn(&StatedTotal, &Donation) -> bool;
+        let groups: [(&str, &str, Covers); 2] = [
+            ("deposit_list", "the deposit list", checks),
+            ("report", "the deposit report", from_file),
+        ];
+        for (kind, what, covers) in groups {
+            let stated: Vec<&StatedTotal> = self
+                .stated_totals
+                .iter()
+                .filter(|t| t.kind == kind || (kind == "deposit_list" && t.kind == "deposit_slip"))
+                .collect();
+            if stated.is_empty() {
+                continue;
+            }
+            let rows: Vec<&Donation> = self
+                .records
+                .iter()
+                .filter(|r| stated.iter().any(|t| covers(t, r)))
+                .collect();
+            if stated.iter().any(|t| t.amount.is_some()) {
+                let said: rust_decimal::Decimal = stated.iter().filter_map(|t| t.amount).sum();
+                let sum: rust_decimal::Decimal = rows.iter().filter_map(|r| r.amount).sum();
+                if said != sum {
+                    out.push(DepositWarning {
+                        code: "total_differs",
+                        message: format!(
+                            "{what} says ${}; the rows add up to ${}: look for a missing, \
+                             extra or misread row",
+                            crate::donation::format_amount(said),
+                            crate::donation::format_amount(sum)
+                        ),
+                    });
+                }
+            }
+            if stated.iter().any(|t| t.count.is_some()) {
+                let said: u32 = stated.iter().filter_map(|t| t.count).sum();
+                if said as usize != rows.len() {
+                    out.push(DepositWarning {
+                        code: "count_differs",
+                        message: format!(
+                            "{what} lists {said} items; there are {} rows",
+                            rows.len()
+                        ),
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A file's rows cannot be replaced: one of them has a sales receipt in QuickBooks.
@@ -169,6 +241,7 @@ impl DepositStore {
             records: Vec::new(),
             errors: Vec::new(),
             merged_jobs: Vec::new(),
+            stated_totals: Vec::new(),
         };
         let written = self.write(&deposit, "").await?;
         if written != 1 {
@@ -303,6 +376,19 @@ impl DepositStore {
         records: &[Donation],
         errors: &[ExtractError],
     ) -> Result<Option<MergeSummary>, DepositError> {
+        self.merge_job_stating(deposit_id, job_id, records, errors, &[])
+            .await
+    }
+
+    /// [`DepositStore::merge_job`], with the totals the job's papers state.
+    pub async fn merge_job_stating(
+        &self,
+        deposit_id: &str,
+        job_id: &str,
+        records: &[Donation],
+        errors: &[ExtractError],
+        totals: &[crate::extract::StatedTotal],
+    ) -> Result<Option<MergeSummary>, DepositError> {
         self.update_checked(
             deposit_id,
             |d| {
@@ -311,6 +397,7 @@ impl DepositStore {
                 }
                 d.merged_jobs.push(job_id.to_string());
                 d.errors.extend(errors.iter().cloned());
+                d.stated_totals.extend(totals.iter().cloned());
                 let mut incoming = records.to_vec();
                 for r in &mut incoming {
                     r.provenance.job = Some(job_id.to_string());
@@ -343,6 +430,7 @@ impl DepositStore {
             let before = d.records.len();
             d.records.retain(|r| !own(r));
             d.errors.retain(|e| e.file != file_name);
+            d.stated_totals.retain(|t| t.file != file_name);
             d.merged_jobs.retain(|j| j != job_id);
             ControlFlow::Continue(Ok(before - d.records.len()))
         })
@@ -557,6 +645,57 @@ mod tests {
 
     fn rules() -> Rules {
         Rules::new(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default())
+    }
+
+    #[test]
+    fn stated_totals_are_compared_with_the_rows_they_cover() {
+        use crate::donation::PaymentMethod;
+        use crate::extract::StatedTotal;
+        let row = |file: &str, cents: i64, method: PaymentMethod| {
+            let mut d = Donation::new(file);
+            d.amount = Some(rust_decimal::Decimal::new(cents, 2));
+            d.payment_method = Some(method);
+            d
+        };
+        let total = |file: &str, kind: &str, cents: Option<i64>, count: Option<u32>| StatedTotal {
+            file: file.into(),
+            pages: vec![1],
+            kind: kind.into(),
+            amount: cents.map(|c| rust_decimal::Decimal::new(c, 2)),
+            count,
+        };
+        let mut d = Deposit {
+            id: "d".into(),
+            name: "d".into(),
+            created_at: 0,
+            updated_at: 0,
+            files: Vec::new(),
+            records: vec![
+                row("c1.jpg", 4000, PaymentMethod::HandwrittenCheck),
+                row("c2.jpg", 120_000, PaymentMethod::PrintedCheck),
+                // Online gifts are not on a deposit list.
+                row("gifts.csv", 2500, PaymentMethod::Online),
+            ],
+            errors: Vec::new(),
+            merged_jobs: Vec::new(),
+            stated_totals: vec![total("list.jpg", "deposit_list", Some(124_000), Some(2))],
+        };
+        assert!(d.warnings().is_empty(), "{:?}", d.warnings());
+        d.stated_totals = vec![total("list.jpg", "deposit_list", Some(125_000), Some(3))];
+        let w = d.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0].message,
+            "the deposit list says $1,250.00; the rows add up to $1,240.00: look for a missing, \
+             extra or misread row"
+        );
+        assert_eq!(
+            w[1].message,
+            "the deposit list lists 3 items; there are 2 rows"
+        );
+        // A printed report's total covers the rows read from it, online ones too.
+        d.stated_totals = vec![total("gifts.csv", "report", Some(2500), None)];
+        assert!(d.warnings().is_empty(), "{:?}", d.warnings());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct FileOutcome {
     /// runs again (the upload is kept).
     #[serde(skip)]
     pub needs_columns: bool,
+    /// Totals the file states (deposit lists, slips, reports).
+    #[serde(skip)]
+    pub totals: Vec<crate::extract::StatedTotal>,
     /// Model tokens spent on this file (Gemini only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
@@ -120,6 +123,7 @@ impl FileOutcome {
             stopped: false,
             csv: None,
             needs_columns: false,
+            totals: Vec::new(),
             usage: None,
         }
     }
@@ -310,10 +314,12 @@ fn process_pdf(
 fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> FileOutcome {
     let mut records = Vec::new();
     let mut errors = Vec::new();
+    let mut totals = Vec::new();
     for o in outcomes {
         match o {
             Outcome::Record(r) => records.push(*r),
             Outcome::Error(e) => errors.push(e),
+            Outcome::Total(t) => totals.push(t),
         }
     }
     FileOutcome {
@@ -327,6 +333,7 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         stopped: false,
         csv: None,
         needs_columns: false,
+        totals,
         usage: None,
     }
 }

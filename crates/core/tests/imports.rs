@@ -85,7 +85,7 @@ fn every_profile_reads_its_own_export() {
             .iter()
             .map(|o| match o {
                 Outcome::Record(r) => gift_view(r),
-                Outcome::Error(e) => panic!("{file}: {e:?}"),
+                other => panic!("{file}: {other:?}"),
             })
             .collect();
         let wanted: Vec<Value> = want["gifts"]
@@ -208,7 +208,7 @@ fn a_long_document_that_is_no_deposit_gives_one_message_and_no_rows() {
         .iter()
         .filter_map(|o| match o {
             Outcome::Error(e) => Some(e),
-            Outcome::Record(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");

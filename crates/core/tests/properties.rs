@@ -150,6 +150,7 @@ fn shape(o: &Outcome) -> String {
             r.provenance.line, r.amount, r.payment_ref, r.payment_date, r.payer.aliases
         ),
         Outcome::Error(e) => format!("error {}", e.reason),
+        Outcome::Total(t) => format!("total {:?}", t.amount),
     }
 }
 

@@ -74,6 +74,8 @@ pub struct FakeOptions {
     /// Scripted answers: a page whose document name contains the key is answered with these
     /// records (each given that page's number), instead of [`default_record`].
     pub answers: Vec<(String, Vec<Value>)>,
+    /// Scripted totals, the same way (a deposit list's total and count).
+    pub totals: Vec<(String, Vec<Value>)>,
 }
 
 impl Default for FakeOptions {
@@ -86,6 +88,7 @@ impl Default for FakeOptions {
             latency: Duration::ZERO,
             keep_images: false,
             answers: Vec::new(),
+            totals: Vec::new(),
         }
     }
 }
@@ -422,7 +425,7 @@ async fn generate_content(
     if !opts.latency.is_zero() {
         actix_web::rt::time::sleep(opts.latency).await;
     }
-    let answer = answer(&model, &info, &opts.answers);
+    let answer = answer(&model, &info, &opts.answers, &opts.totals);
     HttpResponse::Ok()
         .content_type("application/json; charset=UTF-8")
         .body(answer.to_string())
@@ -1070,7 +1073,12 @@ fn response_id() -> String {
         .collect()
 }
 
-fn answer(model: &str, info: &RequestInfo, scripted: &[(String, Vec<Value>)]) -> Value {
+fn answer(
+    model: &str,
+    info: &RequestInfo,
+    scripted: &[(String, Vec<Value>)],
+    scripted_totals: &[(String, Vec<Value>)],
+) -> Value {
     let text_tokens = info.text_chars / 4;
     let prompt_tokens = TOKENS_PER_IMAGE * (info.images + info.documents) + text_tokens;
     let mut prompt_details = vec![json!({"modality": "TEXT", "tokenCount": text_tokens})];
@@ -1116,7 +1124,27 @@ fn answer(model: &str, info: &RequestInfo, scripted: &[(String, Vec<Value>)]) ->
             })
             .collect()
     };
-    let json_text = json!({ "records": records }).to_string();
+    let totals: Vec<Value> = info
+        .headers
+        .iter()
+        .flat_map(|(page, name)| {
+            scripted_totals
+                .iter()
+                .filter(|(key, _)| name.contains(key.as_str()))
+                .flat_map(|(_, totals)| totals.iter().cloned())
+                .map(|mut t| {
+                    t["pages"] = json!([page]);
+                    t
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let json_text = if totals.is_empty() {
+        json!({ "records": records })
+    } else {
+        json!({ "records": records, "totals": totals })
+    }
+    .to_string();
     let mut finish = "STOP";
     let text = if info.name_has("malformed") {
         MALFORMED_TEXT.to_string()

@@ -153,6 +153,8 @@ pub struct DepositView {
     processing: bool,
     /// How the deposit's files are read (the treasurer's choices).
     options: fom_core::deposits::DepositOptions,
+    /// Where its papers' stated totals and counts differ from its rows.
+    warnings: Vec<fom_core::deposits::DepositWarning>,
 }
 
 fn is_finished(state: &str) -> bool {
@@ -221,6 +223,7 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
 async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiError> {
     let files = file_views(state, &d).await?;
     let options = state.services.deposits.options(&d.id).await?;
+    let warnings = d.warnings();
     let mut errors = d.errors;
     for f in &files {
         if let (Some(e), true) = (&f.error, f.finished) {
@@ -242,6 +245,7 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
         records: d.records,
         errors,
         options,
+        warnings,
     })
 }
 

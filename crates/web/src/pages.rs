@@ -323,6 +323,7 @@ pub async fn deposit(
             "{top}<main id=\"deposit\" data-deposit-id=\"{id}\" data-photo-max-long=\"{photo}\">\
              <p class=\"crumbs\"><a href=\"/\">All deposits</a></p>\
              <h1 id=\"deposit-name\">{name}</h1>\
+             <div id=\"deposit-warnings\" data-testid=\"deposit-warnings\" role=\"alert\"></div>\
              <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
              <section aria-labelledby=\"files-title\" class=\"panel\">\
              <h2 id=\"files-title\">Files</h2>\

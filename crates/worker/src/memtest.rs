@@ -101,6 +101,7 @@ pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCo
             match o {
                 fom_core::extract::Outcome::Record(_) => records += 1,
                 fom_core::extract::Outcome::Error(_) => extract_errors += 1,
+                fom_core::extract::Outcome::Total(_) => {}
             }
         }
     };

@@ -1330,7 +1330,7 @@ mod tests {
             .into_iter()
             .map(|o| match o {
                 Outcome::Record(r) => *r,
-                Outcome::Error(e) => panic!("unexpected error outcome: {e:?}"),
+                other => panic!("unexpected outcome: {other:?}"),
             })
             .collect()
     }

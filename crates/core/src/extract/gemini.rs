@@ -242,6 +242,30 @@ pub enum WireMethod {
 pub struct WireAnswer {
     /// One entry per payment on these pages.
     pub records: Vec<WireRecord>,
+    /// The totals (and counts) deposit lists, slips and reports on these pages state.
+    #[serde(default)]
+    pub totals: Vec<WireTotal>,
+}
+
+/// A total line of a deposit list, slip or report: never a payment.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct WireTotal {
+    /// 1-based page numbers the total is on.
+    pub pages: Vec<u32>,
+    /// deposit_list, deposit_slip or report.
+    pub source_kind: Option<WireTotalKind>,
+    /// How many payments the paper says it lists.
+    pub count: Option<u32>,
+    /// The total as written, a plain decimal such as "1240.00".
+    pub total: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WireTotalKind {
+    DepositList,
+    DepositSlip,
+    Report,
 }
 
 /// The response schema: generated from [`WireAnswer`], sub-schemas inlined and `$schema`
@@ -260,7 +284,10 @@ pub fn response_schema() -> Value {
             if let Some(record) = v.pointer_mut("/properties/records/items") {
                 record["propertyOrdering"] = json!(PROPERTY_ORDER);
             }
-            v["propertyOrdering"] = json!(["records"]);
+            if let Some(total) = v.pointer_mut("/properties/totals/items") {
+                total["propertyOrdering"] = json!(["pages", "source_kind", "count", "total"]);
+            }
+            v["propertyOrdering"] = json!(["records", "totals"]);
             v
         })
         .clone()
@@ -857,7 +884,10 @@ pub fn parse_records_json(text: &str) -> Result<WireAnswer, GeminiError> {
     }
     if t.starts_with('[') {
         return serde_json::from_str::<Vec<WireRecord>>(t)
-            .map(|records| WireAnswer { records })
+            .map(|records| WireAnswer {
+                records,
+                totals: Vec::new(),
+            })
             .map_err(|e| GeminiError::Malformed(e.to_string()));
     }
     serde_json::from_str::<WireAnswer>(t).map_err(|e| GeminiError::Malformed(e.to_string()))
@@ -866,14 +896,36 @@ pub fn parse_records_json(text: &str) -> Result<WireAnswer, GeminiError> {
 /// Validates the model's records into donation records; never drops one for a bad value (the
 /// value is kept in an issue instead).
 fn to_outcomes(file: &str, batch_pages: &[u32], answer: WireAnswer) -> Vec<Outcome> {
-    if answer.records.is_empty() {
-        return Vec::new();
-    }
-    answer
+    let mut out: Vec<Outcome> = answer
         .records
         .into_iter()
         .map(|w| Outcome::Record(Box::new(to_donation(file, batch_pages, w))))
-        .collect()
+        .collect();
+    for t in answer.totals {
+        let amount = t.total.as_deref().and_then(|s| parse_amount(s).ok());
+        if amount.is_none() && t.count.is_none() {
+            continue;
+        }
+        let mut pages: Vec<u32> = t
+            .pages
+            .into_iter()
+            .filter(|p| batch_pages.contains(p))
+            .collect();
+        pages.dedup();
+        out.push(Outcome::Total(super::StatedTotal {
+            file: file.to_string(),
+            pages,
+            kind: match t.source_kind {
+                Some(WireTotalKind::DepositSlip) => "deposit_slip",
+                Some(WireTotalKind::Report) => "report",
+                Some(WireTotalKind::DepositList) | None => "deposit_list",
+            }
+            .to_string(),
+            amount,
+            count: t.count,
+        }));
+    }
+    out
 }
 
 fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
@@ -1098,7 +1150,8 @@ mod tests {
         assert!(at("amount_figures") < at("amount") && at("amount_words_value") < at("amount"));
         assert!(at("payment_ref") < at("amount"));
         assert!(at("payer_name") < at("aliases"));
-        assert_eq!(s["propertyOrdering"], json!(["records"]));
+        assert_eq!(s["propertyOrdering"], json!(["records", "totals"]));
+        assert!(s["properties"]["totals"]["items"]["propertyOrdering"].is_array());
     }
 
     fn amount_of(amount: Option<&str>, figures: Option<&str>, words: Option<&str>) -> Donation {

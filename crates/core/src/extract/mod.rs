@@ -23,6 +23,22 @@ use crate::pdf::Page;
 pub enum Outcome {
     Record(Box<Donation>),
     Error(ExtractError),
+    /// A total the paper states (a deposit list's, a slip's, a report's).
+    Total(StatedTotal),
+}
+
+/// A total and count stated on a deposit list, slip or report: compared with the deposit's
+/// rows once they are merged, to prove the deposit adds up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatedTotal {
+    pub file: String,
+    pub pages: Vec<u32>,
+    /// deposit_list, deposit_slip or report.
+    pub kind: String,
+    #[serde(with = "rust_decimal::serde::str_option", default)]
+    pub amount: Option<rust_decimal::Decimal>,
+    #[serde(default)]
+    pub count: Option<u32>,
 }
 
 /// A part of a file that yielded no records, and why.

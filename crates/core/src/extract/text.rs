@@ -346,6 +346,14 @@ impl DocumentExtraction for TextDocument {
                 }
                 tracing::warn!(file = %self.file, "deposit report total does not match its entries");
             }
+            // Also for the deposit, which compares it with the rows once merged.
+            out.push(Outcome::Total(super::StatedTotal {
+                file: self.file.clone(),
+                pages: Vec::new(),
+                kind: "report".into(),
+                amount: Some(total),
+                count: None,
+            }));
         }
         if self.gifts == 0 && !self.pages_with_text.is_empty() {
             // Text, but nothing that reads as a deposit: one message, not a row per heading.
@@ -422,7 +430,7 @@ mod tests {
         out.into_iter()
             .filter_map(|o| match o {
                 Outcome::Record(r) => Some(*r),
-                Outcome::Error(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -507,7 +515,7 @@ mod tests {
             .iter()
             .filter_map(|o| match o {
                 Outcome::Error(e) => Some(e.clone()),
-                Outcome::Record(_) => None,
+                _ => None,
             })
             .collect();
         let rs = records(out);

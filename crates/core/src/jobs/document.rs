@@ -146,7 +146,13 @@ impl Job for DocumentJob {
         if !record.deposit_id.is_empty() {
             match s
                 .deposits
-                .merge_job(&record.deposit_id, id, &outcome.records, &outcome.errors)
+                .merge_job_stating(
+                    &record.deposit_id,
+                    id,
+                    &outcome.records,
+                    &outcome.errors,
+                    &outcome.totals,
+                )
                 .await
             {
                 Ok(Some(m)) => tracing::info!(

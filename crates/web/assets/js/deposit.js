@@ -5,7 +5,8 @@
 // such cycles here because no module runs anything while it loads; the page starts only once
 // every module is in place (app.js).
 
-import { $, notice } from './dom.js';
+import { $, clear, h, notice } from './dom.js';
+import { sentence } from './format.js';
 import { api, errorText } from './api.js';
 import { loadQboStatus } from './qbo.js';
 import { D } from './state.js';
@@ -30,6 +31,7 @@ export async function reloadDeposit() {
     const d = await api('GET', `/api/deposits/${D.id}`);
     D.deposit = d;
     D.files = d.files;
+    renderWarnings(d.warnings || []);
     const pendingBox = $('#keep-pending');
     if (pendingBox && d.options) pendingBox.checked = !!d.options.keep_pending;
     D.lastRecords = d.records.length;
@@ -37,6 +39,16 @@ export async function reloadDeposit() {
     renderRecords();
   } catch (e) {
     notice(errorText(e), 'error');
+  }
+}
+
+/** The deposit's papers disagree with its rows: said at the top, where it cannot be missed. */
+function renderWarnings(warnings) {
+  const box = $('#deposit-warnings');
+  if (!box) return;
+  clear(box);
+  for (const w of warnings) {
+    box.append(h('p', { class: 'notice warning', 'data-testid': 'deposit-warning', 'data-code': w.code, text: sentence(w.message) }));
   }
 }
 

@@ -108,6 +108,21 @@ impl Deposit {
                 }
             }
         }
+        // A model that read the slip's date as every check's date: the gift dates are wrong.
+        let dated: Vec<&Donation> = self
+            .records
+            .iter()
+            .filter(|r| r.payment_method.is_some_and(PaymentMethod::is_check))
+            .filter(|r| r.check_date.is_some() && r.deposit_date.is_some())
+            .collect();
+        if dated.len() >= 2 && dated.iter().all(|r| r.check_date == r.deposit_date) {
+            out.push(DepositWarning {
+                code: "check_dates_are_the_deposit_date",
+                message: "every check carries the deposit slip's date: the check dates were \
+                          probably read from the slip; check them against the checks"
+                    .into(),
+            });
+        }
         out
     }
 }
@@ -696,6 +711,17 @@ mod tests {
         // A printed report's total covers the rows read from it, online ones too.
         d.stated_totals = vec![total("gifts.csv", "report", Some(2500), None)];
         assert!(d.warnings().is_empty(), "{:?}", d.warnings());
+        // Every check dated the deposit slip's day: the dates were read from the slip.
+        let slip = chrono::NaiveDate::from_ymd_opt(2026, 3, 10);
+        for r in &mut d.records[..2] {
+            r.check_date = slip;
+            r.deposit_date = slip;
+        }
+        let w = d.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].code, "check_dates_are_the_deposit_date");
+        d.records[0].check_date = chrono::NaiveDate::from_ymd_opt(2026, 3, 2);
+        assert!(d.warnings().is_empty());
     }
 
     #[test]

@@ -602,6 +602,12 @@ const ORG_WORDS: &[&str] = &[
     "mission",
     "missions",
     "friends",
+    "synod",
+    "diocese",
+    "presbytery",
+    "conference",
+    "guild",
+    "auxiliary",
 ];
 
 /// Whether a payer name is an organisation rather than a person.

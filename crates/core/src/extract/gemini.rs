@@ -124,6 +124,9 @@ pub struct WireRecord {
     pub payment_method: Option<WireMethod>,
     /// Check number or payment id exactly as written, leading zeros kept.
     pub payment_ref: Option<String>,
+    /// The check-number digits of the MICR line along the check's bottom edge (never its
+    /// routing or account number).
+    pub micr_check_number: Option<String>,
     /// The amount in the figures box.
     pub amount_figures: Option<String>,
     /// The written-out (legal) amount, converted to digits.
@@ -199,6 +202,7 @@ pub const PROPERTY_ORDER: &[&str] = &[
     "source_kind",
     "payment_method",
     "payment_ref",
+    "micr_check_number",
     "amount_figures",
     "amount_words_value",
     "amount",
@@ -967,6 +971,7 @@ fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
         WireMethod::Online => PaymentMethod::Online,
     });
     d.payment_ref = w.payment_ref;
+    cross_check_micr(&mut d, w.micr_check_number);
     set_amount(&mut d, w.amount, w.amount_figures, w.amount_words_value);
     d.check_date = date_field(&mut d, "check_date", w.check_date);
     d.postmark_date = date_field(&mut d, "postmark_date", w.postmark_date);
@@ -983,6 +988,31 @@ fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
     d.memo = w.memo;
     flag_legibility(&mut d, &w.unreadable, w.confidence.unwrap_or_default());
     d
+}
+
+/// The check number is printed twice: top right and in the MICR line. When only the MICR line
+/// reads, it is the number; when both read and differ, the row says so.
+fn cross_check_micr(d: &mut Donation, micr: Option<String>) {
+    let Some(micr) = micr.map(|m| m.trim().to_string()).filter(|m| !m.is_empty()) else {
+        return;
+    };
+    match &d.payment_ref {
+        None => d.payment_ref = Some(micr),
+        Some(top) => {
+            let key = crate::normalize::payment_ref_key;
+            if key(top) != key(&micr) {
+                d.issue(
+                    IssueLevel::Warning,
+                    "check_number_differs",
+                    "payment_ref",
+                    format!(
+                        "the check says no. {top} at the top but {micr} in the MICR line along \
+                         its bottom edge; check which is right"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Illegible fields and low confidence become warnings on the field concerned, so the review
@@ -1196,6 +1226,25 @@ mod tests {
         // Nothing written at all: no issue here (validation names it missing).
         let d = amount_of(None, None, None);
         assert!(d.amount.is_none() && d.issues.is_empty());
+    }
+
+    #[test]
+    fn the_micr_line_checks_the_check_number() {
+        let w = |top: Option<&str>, micr: Option<&str>| WireRecord {
+            pages: vec![1],
+            payment_ref: top.map(str::to_string),
+            micr_check_number: micr.map(str::to_string),
+            amount: Some("10.00".into()),
+            ..WireRecord::default()
+        };
+        let d = to_donation("c.jpg", &[1], w(Some("1041"), Some("001041")));
+        assert_eq!(d.payment_ref.as_deref(), Some("1041"));
+        assert!(d.issues.is_empty(), "{:?}", d.issues);
+        let d = to_donation("c.jpg", &[1], w(None, Some("1041")));
+        assert_eq!(d.payment_ref.as_deref(), Some("1041"));
+        let d = to_donation("c.jpg", &[1], w(Some("1041"), Some("1014")));
+        assert!(d.has_issue("check_number_differs"));
+        assert_eq!(d.payment_ref.as_deref(), Some("1041"));
     }
 
     #[test]

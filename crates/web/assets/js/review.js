@@ -113,6 +113,12 @@ function fieldValue(r, field) {
   }
 }
 
+/** Which editor a reading warning's field points at (illegible, low confidence, differing). */
+const FLAGGED_BY = {
+  amount: 'amount', payment_ref: 'payment_ref', payer: 'name', payment_date: 'payment_date',
+  check_date: 'payment_date', postmark_date: 'payment_date',
+};
+
 const FIELD_LABELS = {
   name: 'Donor name', organization_name: 'Organization', salutation: 'Salutation', payment_ref: 'Check number or reference',
   amount: 'Amount', payment_date: 'Date', check_date: 'Check date', postmark_date: 'Postmark date',
@@ -295,6 +301,18 @@ function refreshRowParts(tb, r) {
     const v = fieldValue(r, input.dataset.field);
     input.value = v;
     input.dataset.saved = v;
+  }
+  // A field the paper made hard to read is marked, with the reason on hover and for readers.
+  for (const input of $$('input[data-field]', tb)) {
+    const doubt = (r.issues || []).find((i) => i.level === 'warning' && FLAGGED_BY[i.field] === input.dataset.field);
+    input.classList.toggle('doubtful', !!doubt);
+    if (doubt) {
+      input.title = sentence(doubt.message);
+      input.setAttribute('aria-description', sentence(doubt.message));
+    } else {
+      input.removeAttribute('title');
+      input.removeAttribute('aria-description');
+    }
   }
   // Source and merge history.
   const src = $('[data-part=source]', tb);

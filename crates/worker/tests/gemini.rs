@@ -66,6 +66,64 @@ fn record_pages(json: &Value) -> Vec<u32> {
     pages
 }
 
+/// An operator's real deposit as a regression case: answers recorded once with the key, then
+/// replayed without the network, giving the same records; a changed request is not answered
+/// from a stale recording.
+#[test]
+fn recorded_answers_replay_without_the_network() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let answers = tempfile::tempdir().unwrap();
+    let pdf = scan(dir.path(), "scan.pdf", 4);
+    let record = format!("dir:{}", answers.path().display());
+    let (code, recorded) = process(&fake, &[&pdf], &[("GEMINI_RECORD", &record)]);
+    assert_eq!(code, 0, "{recorded}");
+    let files = std::fs::read_dir(answers.path()).unwrap().count();
+    assert_eq!(files, 2, "one answer per request");
+    let sent = fake.request_count();
+    // Replayed: nothing reaches the fake, the records are the same.
+    let (code, replayed) = process(
+        &fake,
+        &[&pdf],
+        &[
+            ("GEMINI_REPLAY", &record),
+            ("GEMINI_BASE_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    assert_eq!(code, 0, "{replayed}");
+    assert_eq!(fake.request_count(), sent);
+    let shape = |v: &Value| -> Vec<(Value, Value, Value)> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["payment_ref"].clone(),
+                    r["amount"].clone(),
+                    r["provenance"]["pages"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&replayed), shape(&recorded));
+    // Another batch size is another request: not answered from the recording.
+    let (_, changed) = process(
+        &fake,
+        &[&pdf],
+        &[("GEMINI_REPLAY", &record), ("GEMINI_BATCH_PAGES", "1")],
+    );
+    let errors = changed["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{changed}");
+    assert!(
+        errors[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no recorded answer"),
+        "{changed}"
+    );
+}
+
 #[test]
 fn a_scanned_pdf_becomes_records_with_their_pages() {
     let fake = FakeGemini::start(FakeOptions::default()).unwrap();

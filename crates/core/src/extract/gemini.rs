@@ -51,6 +51,11 @@ pub struct GeminiConfig {
     pub timeout: Duration,
     pub thinking_level: String,
     pub max_output_tokens: u32,
+    /// `GEMINI_RECORD=dir:PATH`: each answer is saved as `PATH/<request digest>.json`.
+    pub record: Option<std::path::PathBuf>,
+    /// `GEMINI_REPLAY=dir:PATH`: requests are answered from those files, without the network,
+    /// so a real deposit becomes a regression case kept outside the repository.
+    pub replay: Option<std::path::PathBuf>,
 }
 
 impl GeminiConfig {
@@ -68,6 +73,8 @@ impl GeminiConfig {
             timeout: Duration::from_secs(120),
             thinking_level: "low".into(),
             max_output_tokens: 16_384,
+            record: None,
+            replay: None,
         }
     }
 
@@ -108,9 +115,41 @@ impl GeminiConfig {
                 1024,
                 65_536,
             ),
+            record: answers_dir(env, "GEMINI_RECORD", true),
+            replay: answers_dir(env, "GEMINI_REPLAY", false),
             api_key: d.api_key,
         }
     }
+}
+
+/// A `dir:PATH` setting: the directory (made when `create`), or a problem when it is unusable.
+fn answers_dir(env: &mut EnvReader, name: &str, create: bool) -> Option<std::path::PathBuf> {
+    let raw = env.raw(name).filter(|v| !v.trim().is_empty())?;
+    let Some(path) = raw.trim().strip_prefix("dir:") else {
+        env.problem(name, "use dir:PATH");
+        return None;
+    };
+    let path = std::path::PathBuf::from(path);
+    if create {
+        if let Err(e) = std::fs::create_dir_all(&path) {
+            env.problem(name, format!("cannot make the directory: {e}"));
+            return None;
+        }
+    } else if !path.is_dir() {
+        env.problem(name, "no such directory");
+        return None;
+    }
+    Some(path)
+}
+
+/// The name a request's answer is recorded under: the SHA-256 of the exact request body
+/// (pages, prompt, schema), so a changed prompt or schema never replays a stale answer.
+fn request_digest(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One payment as the model returns it; its JSON schema is sent as the response schema.
@@ -585,6 +624,8 @@ pub enum GeminiError {
     Malformed(String),
     #[error("Gemini did not answer after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: String },
+    #[error("no recorded answer for this request ({0}.json): the pages, prompt or schema changed since it was recorded")]
+    NotRecorded(String),
 }
 
 /// What one attempt came to.
@@ -624,6 +665,17 @@ impl Api<'_> {
 
     async fn call(&self, batch: &[&PagePart]) -> Result<WireAnswer, GeminiError> {
         let body = bytes::Bytes::from(request_body(self.cfg, self.file, batch));
+        let digest =
+            (self.cfg.record.is_some() || self.cfg.replay.is_some()).then(|| request_digest(&body));
+        if let (Some(dir), Some(digest)) = (&self.cfg.replay, &digest) {
+            let text = std::fs::read_to_string(dir.join(format!("{digest}.json")))
+                .map_err(|_| GeminiError::NotRecorded(digest.clone()))?;
+            return match self.judge(200, &text) {
+                Attempt::Answer(a) => Ok(a),
+                Attempt::Fatal(e) => Err(e),
+                Attempt::Retry(why, _) => Err(GeminiError::Malformed(why)),
+            };
+        }
         let url = format!(
             "{}/v1beta/models/{}:generateContent",
             self.cfg.base_url, self.cfg.model
@@ -643,7 +695,18 @@ impl Api<'_> {
                 Ok(res) => {
                     let status = res.status().as_u16();
                     match res.text().await {
-                        Ok(text) => self.judge(status, &text),
+                        Ok(text) => {
+                            let judged = self.judge(status, &text);
+                            if let (Some(dir), Some(digest), Attempt::Answer(_)) =
+                                (&self.cfg.record, &digest, &judged)
+                            {
+                                let path = dir.join(format!("{digest}.json"));
+                                if let Err(e) = std::fs::write(&path, &text) {
+                                    tracing::warn!(error = %e, "Gemini answer not recorded");
+                                }
+                            }
+                            judged
+                        }
                         Err(e) => Attempt::Retry(format!("reading the answer failed: {e}"), None),
                     }
                 }

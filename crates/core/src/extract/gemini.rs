@@ -178,6 +178,8 @@ pub struct WireRecord {
     pub postmark_date: Option<String>,
     /// MM/DD/YYYY from a deposit slip or list.
     pub deposit_date: Option<String>,
+    /// MM/DD/YYYY a printed report's line gives its gift (online gifts).
+    pub gift_date: Option<String>,
     /// The payer's name as written.
     pub payer_name: Option<String>,
     /// Every other form of the donor's name seen.
@@ -248,6 +250,7 @@ pub const PROPERTY_ORDER: &[&str] = &[
     "check_date",
     "postmark_date",
     "deposit_date",
+    "gift_date",
     "payer_name",
     "aliases",
     "salutation",
@@ -1039,6 +1042,10 @@ fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
     d.check_date = date_field(&mut d, "check_date", w.check_date);
     d.postmark_date = date_field(&mut d, "postmark_date", w.postmark_date);
     d.deposit_date = date_field(&mut d, "deposit_date", w.deposit_date);
+    // A report line's own date is the gift's (the date rule keeps it for online gifts).
+    if let Some(g) = date_field(&mut d, "payment_date", w.gift_date) {
+        d.payment_date = Some(g);
+    }
     d.payer.aliases = w.payer_name.into_iter().chain(w.aliases).collect();
     d.payer.salutation = w.salutation;
     d.payer.organization_name = w.organization_name;
@@ -1289,6 +1296,23 @@ mod tests {
         // Nothing written at all: no issue here (validation names it missing).
         let d = amount_of(None, None, None);
         assert!(d.amount.is_none() && d.issues.is_empty());
+    }
+
+    #[test]
+    fn a_report_line_keeps_its_own_date() {
+        let w = WireRecord {
+            pages: vec![1],
+            source_kind: Some(WireKind::DepositList),
+            payment_method: Some(WireMethod::Online),
+            amount: Some("25.00".into()),
+            gift_date: Some("03/03/2026".into()),
+            deposit_date: Some("03/10/2026".into()),
+            payer_name: Some("Grace Kim".into()),
+            ..WireRecord::default()
+        };
+        let d = to_donation("report.pdf", &[1], w);
+        assert_eq!(d.payment_date, chrono::NaiveDate::from_ymd_opt(2026, 3, 3));
+        assert_eq!(d.deposit_date, chrono::NaiveDate::from_ymd_opt(2026, 3, 10));
     }
 
     #[test]

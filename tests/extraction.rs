@@ -1,6 +1,6 @@
 //! A real deposit through the web, the worker and the Gemini contract fake: a photo of each
-//! check, one of each envelope and one of the handwritten deposit list, each its own file and
-//! its own request, as the treasurer's phone sends them. The answers are scripted in the
+//! check, one of each envelope and one of the handwritten deposit list, sent one by one or
+//! picked together (one request, read together). The answers are scripted in the
 //! model's shape (docs/RULES.md, "Figures and words", "Legibility").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,6 +52,17 @@ async fn settled(api: &Api<'_>, id: &str) -> Value {
 
 #[tokio::test]
 async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
+    a_deposit_of_photos(false).await;
+}
+
+/// The same photos picked together on the page: one request, one job, and one Gemini request
+/// holding all seven photos, with the same three rows.
+#[tokio::test]
+async fn photos_sent_together_are_read_in_one_request() {
+    a_deposit_of_photos(true).await;
+}
+
+async fn a_deposit_of_photos(together: bool) {
     let answers = vec![
         (
             "check-1".to_string(),
@@ -119,6 +130,7 @@ async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
     assert_eq!(status, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
+    let mut photos = Vec::new();
     for (i, name) in [
         "check-1.jpg",
         "envelope-1.jpg",
@@ -133,8 +145,25 @@ async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
     {
         let path = dir.path().join(name);
         fom_testkit::fixtures::write_phone_photo(&path, 800, 600, i as u64 + 1, 1).unwrap();
-        let (status, _, v) = api.upload(&id, name, std::fs::read(&path).unwrap()).await;
-        assert_eq!(status, 202, "{name}: {v}");
+        photos.push((name.to_string(), std::fs::read(&path).unwrap()));
+    }
+    if together {
+        let (status, _, v) = api.upload_many(&id, photos).await;
+        assert_eq!(status, 202, "{v}");
+        let files = v["files"].as_array().unwrap();
+        assert_eq!(files.len(), 7, "{v}");
+        // One job for the seven photos.
+        assert!(
+            files
+                .iter()
+                .all(|f| f["accepted"] == true && f["job_id"] == files[0]["job_id"]),
+            "{v}"
+        );
+    } else {
+        for (name, bytes) in photos {
+            let (status, _, v) = api.upload(&id, &name, bytes).await;
+            assert_eq!(status, 202, "{name}: {v}");
+        }
     }
     let d = settled(&api, &id).await;
     let records = d["records"].as_array().unwrap();
@@ -184,6 +213,19 @@ async fn checks_envelopes_and_a_handwritten_list_give_one_row_per_check() {
         "the deposit list says $1,240.00; the rows add up to $1,265.00: look for a missing, \
          extra or misread row"
     );
-    // Seven files, seven requests: each photo was read on its own.
-    assert_eq!(gemini.request_count(), 7);
+    if together {
+        // Seven photos of one upload, one request (the request size limit is far off).
+        assert_eq!(gemini.request_count(), 1);
+        let files = d["files"].as_array().unwrap();
+        assert_eq!(files.len(), 7, "{files:?}");
+        assert!(
+            files
+                .iter()
+                .all(|f| f["job_id"] == files[0]["job_id"] && f["together"] == 6),
+            "{files:?}"
+        );
+    } else {
+        // Seven files, seven requests: each photo was read on its own.
+        assert_eq!(gemini.request_count(), 7);
+    }
 }

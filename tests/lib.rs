@@ -90,10 +90,23 @@ impl Api<'_> {
         name: &str,
         bytes: Vec<u8>,
     ) -> (u16, Option<u64>, Value) {
-        let form = reqwest::multipart::Form::new().part(
-            "files",
-            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
-        );
+        self.upload_many(deposit, vec![(name.to_string(), bytes)])
+            .await
+    }
+
+    /// Several files in one request, as the page sends the photos picked together.
+    pub async fn upload_many(
+        &self,
+        deposit: &str,
+        files: Vec<(String, Vec<u8>)>,
+    ) -> (u16, Option<u64>, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
+        }
         let res = self
             .c
             .post(self.stack.url(&format!("/api/deposits/{deposit}/files")))

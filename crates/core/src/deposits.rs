@@ -625,10 +625,13 @@ fn set_field(d: &mut Donation, field: &str, v: Option<String>) -> Result<(), Str
                 Some("check" | "cheque") => Some(PaymentMethod::Check),
                 Some("handwritten_check") => Some(PaymentMethod::HandwrittenCheck),
                 Some("printed_check") => Some(PaymentMethod::PrintedCheck),
+                Some("money_order") => Some(PaymentMethod::MoneyOrder),
                 Some("online") => Some(PaymentMethod::Online),
                 Some(_) => {
                     return Err(
-                        "must be check, handwritten_check, printed_check or online".to_string()
+                        "must be check, handwritten_check, printed_check, money_order \
+                                or online"
+                            .to_string(),
                     )
                 }
             };

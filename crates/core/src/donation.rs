@@ -56,14 +56,22 @@ pub enum PaymentMethod {
     /// A check whose kind the source does not tell (a list of checks in a CSV file, or the
     /// treasurer's choice in the review table).
     Check,
+    /// A postal or bank money order: deposited with the checks and booked like one (its serial
+    /// number is the reference, its issue date the gift date).
+    MoneyOrder,
     Online,
 }
 
 impl PaymentMethod {
+    /// Paper deposited with the checks (a money order too): it carries a number, and gets the
+    /// deployment's check payment method in QuickBooks.
     pub fn is_check(self) -> bool {
         matches!(
             self,
-            PaymentMethod::HandwrittenCheck | PaymentMethod::PrintedCheck | PaymentMethod::Check
+            PaymentMethod::HandwrittenCheck
+                | PaymentMethod::PrintedCheck
+                | PaymentMethod::Check
+                | PaymentMethod::MoneyOrder
         )
     }
 }

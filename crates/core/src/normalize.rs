@@ -267,6 +267,12 @@ fn validate(d: &mut Donation, rules: &Rules) {
         );
     }
     match (d.payment_ref.is_none(), d.payment_method) {
+        (true, Some(PaymentMethod::MoneyOrder)) => d.issue(
+            IssueLevel::Warning,
+            "payment_ref_missing",
+            "payment_ref",
+            "no money order serial number",
+        ),
         (true, Some(m)) if m.is_check() => {
             d.issue(
                 IssueLevel::Warning,
@@ -287,11 +293,14 @@ fn validate(d: &mut Donation, rules: &Rules) {
 }
 
 /// Payment date by payment method: handwritten check -> postmark, else check date; printed
-/// check, or a check of unknown kind -> check date; online -> the transaction date as read. Never today by default.
+/// check, or a check of unknown kind -> check date; money order -> its issue date, else the
+/// postmark; online -> the transaction date as read. Never today by default.
 pub fn apply_payment_date_rule(d: &mut Donation) {
     let derived = match d.payment_method {
         Some(PaymentMethod::HandwrittenCheck) | None => d.postmark_date.or(d.check_date),
         Some(PaymentMethod::PrintedCheck) => d.check_date,
+        // A money order's issue date is read as its check date; without it, the postmark.
+        Some(PaymentMethod::MoneyOrder) => d.check_date.or(d.postmark_date),
         // A check from a list: the check's date when read, else the date as listed.
         Some(PaymentMethod::Check) => d.check_date,
         Some(PaymentMethod::Online) => None,

@@ -154,6 +154,149 @@ pub fn process_file(
     outcome
 }
 
+/// Processes the photos of one upload together (`files`: path and name, in upload order), so
+/// the model sees a check and its envelope in the same request. Each photo is page `n` of the
+/// reading and loaded only when its turn comes (one decoded photo in memory at a time); each
+/// record, error and total is put back on the photo it came from. A photo that cannot be read
+/// is an error of that photo, and the others are read.
+pub fn process_photos(
+    files: &[(std::path::PathBuf, String)],
+    settings: &PipelineSettings,
+    cfg: &PdfConfig,
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> FileOutcome {
+    let first = files.first().map_or("photos", |(_, n)| n.as_str());
+    let extractor = settings.extractor.as_ref();
+    if !extractor.needs_images() {
+        return FileOutcome::failed(
+            first,
+            Some(FileKind::Jpeg),
+            "photos and scans have no text layer; the offline text extractor cannot read \
+             them. Set GEMINI_API_KEY to read images.",
+        );
+    }
+    settings
+        .monitor
+        .log(&format!("start {} photos read together", files.len()));
+    let names: Vec<String> = files.iter().map(|(_, n)| n.clone()).collect();
+    let count = u32::try_from(files.len()).unwrap_or(u32::MAX);
+    let mut doc = extractor.begin_photos(&names);
+    let mut outcomes = Vec::new();
+    let mut unreadable = 0usize;
+    let mut stopped = false;
+    for (i, (path, name)) in files.iter().enumerate() {
+        let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        match crate::photo::load_page(path, cfg) {
+            Ok(mut page) => {
+                page.number = number;
+                page.page_count = count;
+                outcomes.extend(doc.push(&page));
+            }
+            Err(e) => {
+                unreadable += 1;
+                outcomes.push(Outcome::Error(ExtractError {
+                    file: name.clone(),
+                    pages: vec![number],
+                    reason: e.to_string(),
+                }));
+            }
+        }
+        let flow = progress(Progress {
+            pages_done: number,
+            page_count: count,
+        });
+        if flow.is_break() {
+            stopped = true;
+            break;
+        }
+    }
+    let meter = doc.usage_meter();
+    // Even when stopping, the photos already handed over are waited for: the answer is
+    // dropped with the outcome, which is then marked stopped.
+    outcomes.extend(doc.finish());
+    let mut out = collect(first, FileKind::Jpeg, count, put_back(outcomes, &names));
+    out.stopped = stopped;
+    out.usage = meter.and_then(|m| m.lock().ok().map(|u| *u));
+    if unreadable == files.len() {
+        out.error = out
+            .errors
+            .first()
+            .map(|e| format!("{}: {}", e.file, e.reason));
+    }
+    for record in &mut out.records {
+        normalize(record, &settings.rules);
+    }
+    settings.monitor.log("end photos read together");
+    out
+}
+
+/// Outcomes of photos read together carry photo numbers as pages: each goes back to its
+/// photo's file (page 1 of that file). A record read from several photos (a check and its
+/// envelope) names the first as its source and the others in its history.
+fn put_back(outcomes: Vec<Outcome>, names: &[String]) -> Vec<Outcome> {
+    let name_of =
+        |n: u32| -> Option<&String> { (n as usize).checked_sub(1).and_then(|i| names.get(i)) };
+    let mut out = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        match o {
+            Outcome::Record(mut r) => {
+                let photos: Vec<u32> = r.provenance.pages.clone();
+                let mut files = photos.iter().filter_map(|&n| name_of(n));
+                if let Some(first) = files.next() {
+                    r.provenance.file.clone_from(first);
+                    r.provenance.pages = vec![1];
+                }
+                let others: Vec<String> = files
+                    .filter(|f| **f != r.provenance.file)
+                    .cloned()
+                    .collect();
+                for file in others {
+                    r.merge_history.push(crate::donation::MergeEntry {
+                        merged_at: chrono::Utc::now(),
+                        merged_id: uuid::Uuid::new_v4(),
+                        source: crate::donation::Source {
+                            file,
+                            pages: vec![1],
+                            line: None,
+                            kind: crate::donation::SourceKind::Unknown,
+                            job: None,
+                        },
+                        fields: Vec::new(),
+                        payment_ref: None,
+                        amount: None,
+                    });
+                }
+                out.push(Outcome::Record(r));
+            }
+            Outcome::Error(e) => {
+                // A failed request names all its photos: one error per photo.
+                let mut seen: Vec<&String> = Vec::new();
+                for name in e.pages.iter().filter_map(|&n| name_of(n)) {
+                    if !seen.contains(&name) {
+                        seen.push(name);
+                        out.push(Outcome::Error(ExtractError {
+                            file: name.clone(),
+                            pages: Vec::new(),
+                            reason: e.reason.clone(),
+                        }));
+                    }
+                }
+                if seen.is_empty() {
+                    out.push(Outcome::Error(e));
+                }
+            }
+            Outcome::Total(mut t) => {
+                if let Some(name) = t.pages.first().and_then(|&n| name_of(n)) {
+                    t.file.clone_from(name);
+                    t.pages = vec![1];
+                }
+                out.push(Outcome::Total(t));
+            }
+        }
+    }
+    out
+}
+
 fn read_file(
     path: &Path,
     name: &str,
@@ -335,5 +478,62 @@ fn collect(name: &str, kind: FileKind, pages: u32, outcomes: Vec<Outcome>) -> Fi
         needs_columns: false,
         totals,
         usage: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["check.jpg".into(), "envelope.jpg".into(), "list.jpg".into()]
+    }
+
+    #[test]
+    fn photos_read_together_go_back_to_their_own_files() {
+        let mut both = Donation::new("check.jpg");
+        both.provenance.pages = vec![1, 2];
+        let mut list = Donation::new("check.jpg");
+        list.provenance.pages = vec![3];
+        let failed = Outcome::Error(ExtractError {
+            file: "check.jpg".into(),
+            pages: vec![2, 3],
+            reason: "the model's answer was cut off".into(),
+        });
+        let total = Outcome::Total(crate::extract::StatedTotal {
+            file: "check.jpg".into(),
+            pages: vec![3],
+            kind: "deposit_list".into(),
+            amount: None,
+            count: Some(2),
+        });
+        let out = put_back(
+            vec![
+                Outcome::Record(Box::new(both)),
+                Outcome::Record(Box::new(list)),
+                failed,
+                total,
+            ],
+            &names(),
+        );
+        let out = collect("check.jpg", FileKind::Jpeg, 3, out);
+        // The check and its envelope in one record: the check is its source, the envelope
+        // is in its history.
+        let r = &out.records[0];
+        assert_eq!(r.provenance.file, "check.jpg");
+        assert_eq!(r.provenance.pages, vec![1]);
+        let also: Vec<&str> = r
+            .merge_history
+            .iter()
+            .map(|m| m.source.file.as_str())
+            .collect();
+        assert_eq!(also, ["envelope.jpg"]);
+        assert_eq!(out.records[1].provenance.file, "list.jpg");
+        assert!(out.records[1].merge_history.is_empty());
+        // A failed request: one error per photo it held.
+        let failed: Vec<&str> = out.errors.iter().map(|e| e.file.as_str()).collect();
+        assert_eq!(failed, ["envelope.jpg", "list.jpg"]);
+        assert!(out.errors.iter().all(|e| e.pages.is_empty()));
+        assert_eq!(out.totals[0].file, "list.jpg");
     }
 }

@@ -263,6 +263,7 @@ fn method_name(m: PaymentMethod) -> &'static str {
     match m {
         PaymentMethod::HandwrittenCheck => "handwritten_check",
         PaymentMethod::PrintedCheck => "printed_check",
+        PaymentMethod::MoneyOrder => "money_order",
         PaymentMethod::Check => "check",
         PaymentMethod::Online => "online",
     }

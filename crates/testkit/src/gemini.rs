@@ -827,11 +827,14 @@ fn validate_blob<'a>(
     Ok(mime)
 }
 
-/// `Page 3 of scan.pdf` on the first line of a text part → (3, "scan.pdf").
+/// `Page 3 of scan.pdf` (or a photo's `Photo 2 of this upload: check.jpg`) on the first line
+/// of a text part → (3, "scan.pdf").
 fn page_header(text: &str) -> Option<(u32, String)> {
     let line = text.lines().next()?.trim_end();
-    let rest = line.strip_prefix("Page ")?;
-    let (number, name) = rest.split_once(" of ")?;
+    let (number, name) = match line.strip_prefix("Photo ") {
+        Some(rest) => rest.split_once(" of this upload: ")?,
+        None => line.strip_prefix("Page ")?.split_once(" of ")?,
+    };
     let number: u32 = number.parse().ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| (number, name.to_string()))
@@ -1736,6 +1739,11 @@ mod tests {
             page_header("Extract every payment on pages 1, 2 of a.pdf"),
             None
         );
+        assert_eq!(
+            page_header("Photo 2 of this upload: envelope.jpg\n(no text layer)"),
+            Some((2, "envelope.jpg".into()))
+        );
+        assert_eq!(page_header("Photo 2 of a.jpg"), None);
         assert_eq!(page_header("Page x of a.pdf"), None);
         assert_eq!(page_header("Page 1 of "), None);
     }

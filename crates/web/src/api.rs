@@ -119,6 +119,9 @@ pub struct FileView {
     pages: u32,
     rss_mb: f64,
     error: Option<String>,
+    /// How many other photos of the same upload are read with this one (one job).
+    #[serde(skip_serializing_if = "is_zero")]
+    together: usize,
     /// True in done, failed, dead and expired: nothing more will happen without a retry.
     finished: bool,
     /// A CSV file: how it was read ("Read as: Stripe payments export"), what was skipped,
@@ -161,6 +164,10 @@ fn is_finished(state: &str) -> bool {
     !matches!(state, "queued" | "running")
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiError> {
     let ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
     let jobs = state.services.jobs.get_many(&ids).await?;
@@ -180,6 +187,7 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
                             .is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Dead)),
                     summary,
                 });
+            let together = job.as_ref().map_or(0, |j| j.more_files.len());
             let (st, stage, page, pages, rss, error) = match job {
                 Some(j) => (
                     j.state.as_str().to_string(),
@@ -213,6 +221,7 @@ async fn file_views(state: &AppState, d: &Deposit) -> Result<Vec<FileView>, ApiE
                 page,
                 pages,
                 rss_mb: rss,
+                together,
                 error,
                 csv,
             }

@@ -1,7 +1,9 @@
 //! `POST /api/deposits/{id}/files`: multipart uploads streamed part by part into the upload
-//! store (never whole in memory), one verdict and one job per file. A refused file does not
-//! sink the others; a file cut off mid-stream leaves nothing behind and gets no job. The body's
-//! bytes, parts and rate are limited as it streams (`body_guard`), so the verdicts are bounded.
+//! store (never whole in memory), one verdict per file and one job per file, except that the
+//! photos of one request share a job (read together, so a check meets its envelope). A refused
+//! file does not sink the others; a file cut off mid-stream leaves nothing behind and gets no
+//! job. The body's bytes, parts and rate are limited as it streams (`body_guard`), so the
+//! verdicts are bounded.
 
 use std::cell::Cell;
 use std::ops::ControlFlow;
@@ -10,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_multipart::{Field, Multipart};
 use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse, ResponseError};
-use fom_core::filetype::SniffError;
-use fom_core::intake::IntakeError;
+use fom_core::filetype::{FileKind, SniffError};
+use fom_core::intake::{IntakeError, Stored};
 use fom_core::redis_conn::memory_info;
 use fom_core::store::StoreError;
 use futures_util::{StreamExt, TryStreamExt};
@@ -180,6 +182,7 @@ async fn take_upload(
     let mut stopped: Option<Verdict> = None;
     let mut part_count = 0usize;
     let mut files = 0usize;
+    let mut photos: Vec<Stored> = Vec::new();
     while stopped.is_none() {
         let field = match payload.next().await {
             None => break,
@@ -238,10 +241,14 @@ async fn take_upload(
             }
             continue;
         }
-        match accept_file(state, id, &name, field).await {
+        match accept_file(state, id, &name, field, &mut photos).await {
             ControlFlow::Continue(v) => verdicts.push(v),
             ControlFlow::Break(v) => stopped = Some(body_ended(cfg, cut, &name, Some(v))),
         }
+    }
+    // The request's photos become one job, so a check and its envelope are read together.
+    if !photos.is_empty() {
+        queue_photos(state, id, &photos, &mut verdicts).await;
     }
     let read_to_end = stopped.is_none();
     let ended = stopped.as_ref().map(|v| v.status);
@@ -479,28 +486,49 @@ async fn drain(mut field: Field) -> bool {
     true
 }
 
-/// Takes one file into the deposit (`Services::take_in`). `Break` when no later part should be
-/// read: the request body broke, or storage failed.
+/// Takes one file into the deposit: into the store, then its own job (`Services::queue_files`),
+/// except a photo, which waits in `photos` for the end of the request so the request's photos
+/// are read together. `Break` when no later part should be read: the request body broke, or
+/// storage failed.
 async fn accept_file(
     state: &AppState,
     deposit_id: &str,
     name: &str,
     field: Field,
+    photos: &mut Vec<Stored>,
 ) -> ControlFlow<Verdict, Verdict> {
     let mut reader = StreamReader::new(field.map_err(|e| std::io::Error::other(e.to_string())));
-    let refused = match state.services.take_in(deposit_id, name, &mut reader).await {
-        Ok(a) => {
-            return ControlFlow::Continue(Verdict {
+    let stored = state.services.store_file(name, &mut reader).await;
+    let refused = match stored {
+        Ok(f) => {
+            let verdict = Verdict {
                 name: name.to_string(),
                 accepted: true,
                 status: StatusCode::ACCEPTED.as_u16(),
-                file_id: Some(a.file_id),
-                job_id: Some(a.job_id),
-                kind: Some(a.kind.as_str()),
-                size: Some(a.size),
+                file_id: Some(f.file_id.clone()),
+                job_id: None,
+                kind: Some(f.kind.as_str()),
+                size: Some(f.size),
                 code: None,
                 error: None,
-            })
+            };
+            if matches!(f.kind, FileKind::Jpeg | FileKind::Png) {
+                photos.push(f);
+                return ControlFlow::Continue(verdict);
+            }
+            match state
+                .services
+                .queue_files(deposit_id, std::slice::from_ref(&f))
+                .await
+            {
+                Ok(job_id) => {
+                    return ControlFlow::Continue(Verdict {
+                        job_id: Some(job_id),
+                        ..verdict
+                    })
+                }
+                Err(e) => e,
+            }
         }
         Err(e) => e,
     };
@@ -567,6 +595,40 @@ async fn accept_file(
         ControlFlow::Continue(v)
     } else {
         ControlFlow::Break(v)
+    }
+}
+
+/// One job for the photos of this request, its id on each photo's verdict; when it cannot be
+/// queued, nothing of them is kept and each verdict says so.
+async fn queue_photos(
+    state: &AppState,
+    deposit_id: &str,
+    photos: &[Stored],
+    verdicts: &mut [Verdict],
+) {
+    let queued = state.services.queue_files(deposit_id, photos).await;
+    for v in verdicts.iter_mut() {
+        if !photos
+            .iter()
+            .any(|p| Some(&p.file_id) == v.file_id.as_ref())
+        {
+            continue;
+        }
+        match &queued {
+            Ok(job_id) => v.job_id = Some(job_id.clone()),
+            Err(e) => {
+                let message = match e {
+                    IntakeError::NotQueued => e.to_string(),
+                    _ => "the file could not be registered; try again".to_string(),
+                };
+                *v = Verdict::rejected(
+                    &v.name,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::StorageUnavailable,
+                    message,
+                );
+            }
+        }
     }
 }
 

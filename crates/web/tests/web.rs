@@ -1190,24 +1190,34 @@ async fn after_a_storage_error_the_rest_of_the_body_is_not_read() {
     );
 }
 
+/// The documents queue's task hash turned into a string (the hash set aside): every push fails
+/// (WRONGTYPE) while the rest of Redis answers, as a push can fail after a restart. Returns
+/// the connection and the key, to mend it with `DEL`.
+fn break_documents_queue(stack: &Stack) -> (redis::Connection, String) {
+    let active = format!("{}:queue:documents:data", stack.prefix);
+    let mut conn = redis::Client::open(stack.redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: Result<(), _> = redis::cmd("RENAME")
+        .arg(&active)
+        .arg(format!("{active}:aside"))
+        .query(&mut conn);
+    let _: () = redis::cmd("SET")
+        .arg(&active)
+        .arg("broken")
+        .query(&mut conn)
+        .unwrap();
+    (conn, active)
+}
+
 #[tokio::test]
 async fn a_file_the_queue_refuses_gets_503_and_leaves_nothing_behind() {
     let stack = Stack::start(Options::new("unqueued"));
     let c = client();
     let cookie = stack.login(&c).await;
     let id = new_deposit(&stack, &c, &cookie).await;
-    // The documents queue's task hash turned into a string: every push fails (WRONGTYPE)
-    // while the rest of Redis answers, as a push can fail after a restart.
-    let active = format!("{}:queue:documents:data", stack.prefix);
-    let mut conn = redis::Client::open(stack.redis_url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(&active)
-        .arg("broken")
-        .query(&mut conn)
-        .unwrap();
+    let (mut conn, active) = break_documents_queue(&stack);
     let (status, v) = upload(
         &stack,
         &c,
@@ -1242,6 +1252,77 @@ async fn a_file_the_queue_refuses_gets_503_and_leaves_nothing_behind() {
     )
     .await;
     assert_eq!(status, 202, "{v}");
+}
+
+/// Photos sent in one request share one job (read together, so a check meets its envelope);
+/// any other file keeps its own. When the queue refuses, the photos are taken back together.
+#[tokio::test]
+async fn photos_of_one_request_share_a_job() {
+    let stack = Stack::start(Options::new("photogroup"));
+    let c = client();
+    let cookie = stack.login(&c).await;
+    let id = new_deposit(&stack, &c, &cookie).await;
+    let jpeg = || b"\xFF\xD8\xFF\xE0 not decoded by the web".to_vec();
+    let png = || b"\x89PNG\r\n\x1a\n not decoded by the web".to_vec();
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new()
+            .part("files", file("check.jpg", jpeg()))
+            .part("files", file("gifts.csv", csv(2)))
+            .part("files", file("envelope.png", png())),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3, "{v}");
+    assert!(files.iter().all(|f| f["accepted"] == true), "{v}");
+    assert_eq!(files[0]["job_id"], files[2]["job_id"], "{v}");
+    assert_ne!(files[0]["job_id"], files[1]["job_id"], "{v}");
+    let job = files[0]["job_id"].as_str().unwrap();
+    let record = get_json(&c, &cookie, stack.url(&format!("/api/jobs/{job}"))).await;
+    assert_eq!(record["file_name"], "check.jpg", "{record}");
+    assert_eq!(
+        record["more_files"][0]["file_name"], "envelope.png",
+        "{record}"
+    );
+    let d = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
+    let listed: Vec<(&str, &str)> = d["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["job_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed.len(), 3, "{d}");
+    assert!(listed.contains(&("check.jpg", job)) && listed.contains(&("envelope.png", job)));
+    assert_eq!(redis_keys(&stack, "queue:documents:data").len(), 1);
+
+    // The queue refuses: both photos are refused and nothing of them is kept.
+    let uploads_before = redis_keys(&stack, "upload:*").len();
+    break_documents_queue(&stack);
+    let (status, v) = upload(
+        &stack,
+        &c,
+        &cookie,
+        &id,
+        Form::new()
+            .part("files", file("check-2.jpg", jpeg()))
+            .part("files", file("envelope-2.jpg", jpeg())),
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    for f in v["files"].as_array().unwrap() {
+        assert_eq!(f["code"], "storage_unavailable", "{v}");
+        assert_eq!(
+            f["error"],
+            "the file could not be queued; try again in a minute"
+        );
+    }
+    assert_eq!(redis_keys(&stack, "upload:*").len(), uploads_before);
+    let d = get_json(&c, &cookie, stack.url(&format!("/api/deposits/{id}"))).await;
+    assert_eq!(d["files"].as_array().unwrap().len(), 3, "{d}");
 }
 
 /// Redis's OOM error count (`INFO errorstats`): a write refused because Redis was full.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use fom_core::filetype::FileKind;
 use fom_core::jobs::{queue_of, JobState};
 
 use crate::settings::WorkerSettings;
@@ -59,6 +60,7 @@ pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<
     };
     println!("deposit\t{deposit_id}");
     let mut failed = false;
+    let mut photos = Vec::new();
     for path in &args.files {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -72,10 +74,41 @@ pub async fn enqueue(ws: &WorkerSettings, args: &EnqueueArgs) -> anyhow::Result<
                 continue;
             }
         };
-        match services.take_in(&deposit_id, &name, &mut file).await {
-            Ok(a) => println!("{}\t{name}", a.job_id),
+        let stored = match services.store_file(&name, &mut file).await {
+            Ok(f) => f,
             Err(e) => {
                 eprintln!("{name}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        // Photos wait for the end and are read together, as from the upload page.
+        if matches!(stored.kind, FileKind::Jpeg | FileKind::Png) {
+            photos.push(stored);
+            continue;
+        }
+        match services
+            .queue_files(&deposit_id, std::slice::from_ref(&stored))
+            .await
+        {
+            Ok(job_id) => println!("{job_id}\t{name}"),
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !photos.is_empty() {
+        match services.queue_files(&deposit_id, &photos).await {
+            Ok(job_id) => {
+                for p in &photos {
+                    println!("{job_id}\t{}", p.name);
+                }
+            }
+            Err(e) => {
+                for p in &photos {
+                    eprintln!("{}: {e}", p.name);
+                }
                 failed = true;
             }
         }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use fom_core::dedup;
 use fom_core::donation::{format_amount, Donation};
 use fom_core::extract::ExtractError;
+use fom_core::filetype::{self, FileKind};
 use fom_core::memory;
 use fom_core::normalize::normalize;
-use fom_core::pipeline::FileOutcome;
+use fom_core::pipeline::{process_photos, FileOutcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -44,27 +45,46 @@ pub fn current_file() -> String {
 
 /// Reads every file (one failing file does not stop the others), then merges duplicates across
 /// files with the same rules a later upload into an existing deposit uses.
+/// The photos among the files are read together (as one upload's photos are), where the
+/// first of them stands.
 pub fn read_deposit(settings: &PipelineSettings, files: &[PathBuf]) -> Deposit {
     let bar = progress_bar();
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     let mut records = Vec::new();
     let mut merged = 0;
-    for path in files {
-        let name = path.file_name().map_or_else(
+    let name_of = |path: &PathBuf| {
+        path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
-        );
+        )
+    };
+    let photos: Vec<(PathBuf, String)> = files
+        .iter()
+        .filter(|p| matches!(filetype::sniff_path(p), Ok(FileKind::Jpeg | FileKind::Png)))
+        .map(|p| (p.clone(), name_of(p)))
+        .collect();
+    for path in files {
+        let together = photos.len() > 1 && photos.iter().any(|(p, _)| p == path);
+        if together && photos.first().is_some_and(|(p, _)| p != path) {
+            continue;
+        }
+        let name = name_of(path);
         bar.set_message(name.clone());
         bar.set_position(0);
         if let Ok(mut f) = CURRENT_FILE.lock() {
             f.clone_from(&name);
         }
-        let outcome = settings.process(path, &name, &mut |p| {
+        let mut on_page = |p: fom_core::pipeline::Progress| {
             bar.set_length(u64::from(p.page_count));
             bar.set_position(u64::from(p.pages_done));
             bar.set_prefix(format!("{:.0} MB", memory::rss_mb()));
             std::ops::ControlFlow::Continue(())
-        });
+        };
+        let outcome = if together {
+            process_photos(&photos, settings, &settings.pdf, &mut on_page)
+        } else {
+            settings.process(path, &name, &mut on_page)
+        };
         if let Some(e) = &outcome.error {
             // One line per bad file, starting with its name (some messages already name it).
             if e.starts_with(&format!("{name} ")) {

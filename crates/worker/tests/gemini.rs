@@ -284,10 +284,57 @@ fn the_request_matches_the_golden_file() {
     let pdf = fom_testkit::repo_root().join("examples/deposit.pdf");
     let (code, _) = process(&fake, &[&pdf], &[("GEMINI_BATCH_PAGES", "4")]);
     assert_eq!(code, 0);
-    let got = fake.requests().remove(0);
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemini-request.json");
+    assert_golden(&fake.requests()[0], "gemini-request.json");
+}
+
+/// Photos given together (one upload's photos) are read together: one request holds every
+/// photo under its own header, whatever `GEMINI_BATCH_PAGES` says, and the question names them
+/// as one upload; each record goes back to its own photo.
+#[test]
+fn photos_of_one_upload_share_a_request_as_in_the_golden_file() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["check-1.png", "envelope-1.png", "check-2.png"];
+    let paths: Vec<PathBuf> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let path = dir.path().join(name);
+            image::RgbImage::from_pixel(64, 32, image::Rgb([200, 190 - 20 * i as u8, 180]))
+                .save(&path)
+                .unwrap();
+            path
+        })
+        .collect();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let (code, json) = process(&fake, &refs, &[("GEMINI_BATCH_PAGES", "2")]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        fake.request_count(),
+        1,
+        "the photos went in separate requests"
+    );
+    let mut files: Vec<String> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["provenance"]["pages"], serde_json::json!([1]));
+            r["provenance"]["file"].as_str().unwrap().to_string()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(files, ["check-1.png", "check-2.png", "envelope-1.png"]);
+    assert_golden(&fake.requests()[0], "gemini-photos-request.json");
+}
+
+/// Compares a request with its committed golden file (`UPDATE_GOLDEN=1` rewrites it).
+fn assert_golden(got: &Value, file: &str) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
     // Image sizes depend on the JPEG encoder's CPU path; the shape and text are what matter.
-    let pretty = elide_sizes(&(serde_json::to_string_pretty(&got).unwrap() + "\n"));
+    let pretty = elide_sizes(&(serde_json::to_string_pretty(got).unwrap() + "\n"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &pretty).unwrap();
     }
@@ -295,7 +342,8 @@ fn the_request_matches_the_golden_file() {
         .expect("golden file missing: run with UPDATE_GOLDEN=1 once and review it");
     assert!(
         want == pretty,
-        "the Gemini request changed; if intended, run with UPDATE_GOLDEN=1 and review the diff"
+        "the Gemini request changed ({file}); if intended, run with UPDATE_GOLDEN=1 and review \
+         the diff"
     );
 }
 

@@ -64,7 +64,7 @@ impl GeminiConfig {
             api_key: api_key.to_string(),
             model: DEFAULT_MODEL.into(),
             base_url: DEFAULT_BASE_URL.into(),
-            batch_pages: 4,
+            batch_pages: 8,
             max_request_bytes: 16 * 1024 * 1024,
             max_attempts: 6,
             backoff_initial: Duration::from_secs(1),
@@ -280,6 +280,7 @@ pub enum WireKind {
 pub enum WireMethod {
     HandwrittenCheck,
     PrintedCheck,
+    MoneyOrder,
     Online,
 }
 
@@ -405,13 +406,24 @@ impl Extractor for GeminiExtractor {
     }
 
     fn begin(&self, file: &str) -> Box<dyn DocumentExtraction> {
-        Box::new(GeminiDocument::start(self.cfg.clone(), file))
+        Box::new(GeminiDocument::start(self.cfg.clone(), file, Vec::new()))
+    }
+
+    fn begin_photos(&self, names: &[String]) -> Box<dyn DocumentExtraction> {
+        let file = names.first().map_or("photos", String::as_str);
+        Box::new(GeminiDocument::start(
+            self.cfg.clone(),
+            file,
+            names.to_vec(),
+        ))
     }
 }
 
 /// A page ready to send: the JPEG already base64-encoded (the raw bytes are not kept).
 struct PagePart {
     number: u32,
+    /// The photo's file name when the pages are one upload's photos.
+    label: Option<String>,
     jpeg_b64: String,
     text: String,
 }
@@ -433,10 +445,14 @@ struct GeminiDocument {
     usage: Arc<Mutex<TokenUsage>>,
     /// Outcomes produced here rather than by a request (a page too large to send).
     local: Vec<Outcome>,
+    /// One upload's photos, by page number - 1 (empty for a PDF): they fill each request up
+    /// to its size limit rather than `batch_pages`, so a check and its envelope are read
+    /// together.
+    labels: Vec<String>,
 }
 
 impl GeminiDocument {
-    fn start(cfg: Arc<GeminiConfig>, file: &str) -> Self {
+    fn start(cfg: Arc<GeminiConfig>, file: &str, labels: Vec<String>) -> Self {
         // Rendezvous: a full batch waits here until the request thread is free.
         let (to_sender, batches) = mpsc::sync_channel::<Vec<PagePart>>(0);
         let (to_results, results) = mpsc::channel();
@@ -465,7 +481,13 @@ impl GeminiDocument {
             sender,
             usage,
             local: Vec::new(),
+            labels,
         }
+    }
+
+    /// Pages per request at most: `batch_pages`, or every photo of the upload.
+    fn max_pages(&self) -> usize {
+        self.cfg.batch_pages.max(self.labels.len())
     }
 
     /// Room for the prompt, the schema and the per-request text.
@@ -506,8 +528,13 @@ impl GeminiDocument {
 
 impl DocumentExtraction for GeminiDocument {
     fn push(&mut self, page: &Page) -> Vec<Outcome> {
+        let label = (page.number as usize)
+            .checked_sub(1)
+            .and_then(|i| self.labels.get(i))
+            .cloned();
         let part = PagePart {
             number: page.number,
+            label,
             jpeg_b64: base64::engine::general_purpose::STANDARD.encode(&page.jpeg),
             text: page.text.clone(),
         };
@@ -527,7 +554,7 @@ impl DocumentExtraction for GeminiDocument {
             return self.drain();
         }
         if !self.batch.is_empty()
-            && (self.batch.len() >= self.cfg.batch_pages || self.batch_bytes + size > self.budget())
+            && (self.batch.len() >= self.max_pages() || self.batch_bytes + size > self.budget())
         {
             self.flush();
         }
@@ -863,8 +890,12 @@ fn request_body(cfg: &GeminiConfig, file: &str, batch: &[&PagePart]) -> Vec<u8> 
         } else {
             format!("Text layer (may be wrong; the image is authoritative):\n{text}")
         };
+        let header = match &p.label {
+            Some(photo) => format!("Photo {} of this upload: {photo}", p.number),
+            None => format!("Page {} of {file}", p.number),
+        };
         parts.push(Part::Text {
-            text: format!("Page {} of {file}\n{layer}", p.number),
+            text: format!("{header}\n{layer}"),
         });
         parts.push(Part::Image {
             inline_data: Inline {
@@ -874,12 +905,19 @@ fn request_body(cfg: &GeminiConfig, file: &str, batch: &[&PagePart]) -> Vec<u8> 
         });
     }
     let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
-    parts.push(Part::Text {
-        text: format!(
+    let question = if batch.iter().all(|p| p.label.is_some()) {
+        format!(
+            "Extract every payment in photos {} of this upload as JSON matching the schema; \
+             a check and its envelope in different photos are one payment.",
+            numbers.join(", ")
+        )
+    } else {
+        format!(
             "Extract every payment on pages {} of {file} as JSON matching the schema.",
             numbers.join(", ")
-        ),
-    });
+        )
+    };
+    parts.push(Part::Text { text: question });
     let body = json!({
         "systemInstruction": {"parts": [{"text": PROMPT}]},
         "generationConfig": {
@@ -1034,6 +1072,7 @@ fn to_donation(file: &str, batch_pages: &[u32], w: WireRecord) -> Donation {
     d.payment_method = w.payment_method.map(|m| match m {
         WireMethod::HandwrittenCheck => PaymentMethod::HandwrittenCheck,
         WireMethod::PrintedCheck => PaymentMethod::PrintedCheck,
+        WireMethod::MoneyOrder => PaymentMethod::MoneyOrder,
         WireMethod::Online => PaymentMethod::Online,
     });
     d.payment_ref = w.payment_ref;
@@ -1208,6 +1247,7 @@ mod tests {
     fn part(n: u32) -> PagePart {
         PagePart {
             number: n,
+            label: None,
             jpeg_b64: "AAAA".into(),
             text: format!("text of page {n}"),
         }
@@ -1313,6 +1353,36 @@ mod tests {
         let d = to_donation("report.pdf", &[1], w);
         assert_eq!(d.payment_date, chrono::NaiveDate::from_ymd_opt(2026, 3, 3));
         assert_eq!(d.deposit_date, chrono::NaiveDate::from_ymd_opt(2026, 3, 10));
+    }
+
+    #[test]
+    fn a_money_order_is_booked_like_a_check_dated_when_issued() {
+        let w = |serial: Option<&str>| WireRecord {
+            pages: vec![1],
+            source_kind: Some(WireKind::Check),
+            payment_method: Some(WireMethod::MoneyOrder),
+            payment_ref: serial.map(str::to_string),
+            amount_figures: Some("50.00".into()),
+            check_date: Some("03/01/2026".into()),
+            postmark_date: Some("03/03/2026".into()),
+            payer_name: Some("Ana Silva".into()),
+            ..WireRecord::default()
+        };
+        let rules =
+            crate::normalize::Rules::new(chrono::NaiveDate::from_ymd_opt(2026, 3, 15).unwrap());
+        let mut d = to_donation("mo.jpg", &[1], w(Some("21-123456789")));
+        crate::normalize::normalize(&mut d, &rules);
+        assert_eq!(d.payment_method, Some(PaymentMethod::MoneyOrder));
+        assert!(d.payment_method.is_some_and(PaymentMethod::is_check));
+        assert_eq!(d.payment_date, chrono::NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert!(!d.has_issue("payment_ref_missing"));
+        let mut d = to_donation("mo.jpg", &[1], w(None));
+        crate::normalize::normalize(&mut d, &rules);
+        let missing = d.issues.iter().find(|i| i.code == "payment_ref_missing");
+        assert_eq!(
+            missing.map(|i| i.message.as_str()),
+            Some("no money order serial number")
+        );
     }
 
     #[test]
@@ -1471,6 +1541,32 @@ mod tests {
             "application/json"
         );
         assert!(body["generationConfig"].get("responseSchema").is_none());
+    }
+
+    #[test]
+    fn photos_of_one_upload_are_named_and_asked_about_together() {
+        let cfg = GeminiConfig::new("k");
+        let photo = |n: u32, name: &str| PagePart {
+            label: Some(name.into()),
+            ..part(n)
+        };
+        let (a, b) = (photo(1, "check.jpg"), photo(2, "envelope.jpg"));
+        let body: Value =
+            serde_json::from_slice(&request_body(&cfg, "check.jpg", &[&a, &b])).unwrap();
+        let parts = body["contents"][0]["parts"].as_array().unwrap();
+        assert!(parts[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Photo 1 of this upload: check.jpg\n"));
+        assert!(parts[2]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Photo 2 of this upload: envelope.jpg\n"));
+        let question = parts[4]["text"].as_str().unwrap();
+        assert!(
+            question.contains("photos 1, 2 of this upload"),
+            "{question}"
+        );
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub trait Extractor {
     fn needs_images(&self) -> bool;
     /// Starts one document.
     fn begin(&self, file: &str) -> Box<dyn DocumentExtraction>;
+    /// Starts photos read together (one upload's photos): page `n` is the photo `names[n-1]`.
+    /// By default they are one document named after the first.
+    fn begin_photos(&self, names: &[String]) -> Box<dyn DocumentExtraction> {
+        self.begin(names.first().map_or("photos", String::as_str))
+    }
 }
 
 /// Extraction of one document, fed one page at a time.

@@ -14,7 +14,7 @@ use crate::extract::gemini::TokenUsage;
 use crate::extract::ExtractError;
 use crate::memory;
 use crate::pdf::{PageSkip, PageWatch, PdfConfig};
-use crate::pipeline::{process_file, FileOutcome};
+use crate::pipeline::{process_file, process_photos, FileOutcome};
 use crate::qbo::sync::Qbo;
 use crate::queue::QueueName;
 
@@ -51,6 +51,16 @@ impl Job for DocumentJob {
         let tmp = tempfile::tempdir()?;
         let path = tmp.path().join("document");
         s.store.fetch_to(&record.file_id, &path).await?;
+        // Photos read together: each to its own file on disk, read one at a time later.
+        let mut photos = Vec::new();
+        if !record.more_files.is_empty() {
+            photos.push((path.clone(), record.file_name.clone()));
+            for (i, f) in record.more_files.iter().enumerate() {
+                let p = tmp.path().join(format!("photo-{}", i + 2));
+                s.store.fetch_to(&f.file_id, &p).await?;
+                photos.push((p, f.file_name.clone()));
+            }
+        }
         s.jobs
             .progress(id, Stage::Render, 0, 0, memory::rss_mb())
             .await?;
@@ -95,7 +105,11 @@ impl Job for DocumentJob {
                 }
                 ControlFlow::Continue(())
             };
-            process_file(&path, &name, &pipeline, &pdf, &csv_opts, on_page)
+            if photos.is_empty() {
+                process_file(&path, &name, &pipeline, &pdf, &csv_opts, on_page)
+            } else {
+                process_photos(&photos, &pipeline, &pdf, on_page)
+            }
         })
         .await
         .map_err(|e| JobFault::Other(format!("the document's thread failed: {e}")))?;
@@ -129,7 +143,9 @@ impl Job for DocumentJob {
             }
             // Refused as sent (too many rows): a retry would be refused again, so the upload
             // is not kept taking Redis memory; the message says how to send it instead.
-            release_upload(s, &record.file_id).await;
+            for (file_id, _) in record.files() {
+                release_upload(s, file_id).await;
+            }
             return Ok(JobEnd::Failed(e));
         }
         s.jobs
@@ -167,7 +183,7 @@ impl Job for DocumentJob {
                 Err(e @ DepositError::NoRoom { .. }) => {
                     return Ok(JobEnd::Failed(format!(
                         "{} was read but its {} record(s) were not added to the deposit; {e}",
-                        record.file_name,
+                        record.label(),
                         outcome.records.len()
                     )));
                 }
@@ -204,7 +220,9 @@ impl Job for DocumentJob {
         } else {
             std::time::Duration::ZERO
         };
-        release_upload_after(s, &record.file_id, keep).await;
+        for (file_id, _) in record.files() {
+            release_upload_after(s, file_id, keep).await;
+        }
         Ok(JobEnd::Done)
     }
 }

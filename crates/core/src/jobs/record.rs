@@ -123,6 +123,17 @@ pub struct JobRecord {
     /// the treasurer must (or may) choose them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<crate::extract::csv::ReadSummary>,
+    /// Photos read together with `file_id` (photos sent in one upload): one job, so a check
+    /// and its envelope reach the model in the same request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_files: Vec<JobFile>,
+}
+
+/// A stored upload a job reads besides its first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFile {
+    pub file_id: String,
+    pub file_name: String,
 }
 
 impl JobRecord {
@@ -148,7 +159,26 @@ impl JobRecord {
             updated_at: now_ms,
             finished_at: None,
             csv: None,
+            more_files: Vec::new(),
         }
+    }
+
+    /// The job's file as people read it: its name, or the first photo's and how many more.
+    pub fn label(&self) -> String {
+        match self.more_files.len() {
+            0 => self.file_name.clone(),
+            1 => format!("{} and 1 more photo", self.file_name),
+            n => format!("{} and {n} more photos", self.file_name),
+        }
+    }
+
+    /// Every stored upload the job reads, its first file first: (id, name).
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
+        std::iter::once((self.file_id.as_str(), self.file_name.as_str())).chain(
+            self.more_files
+                .iter()
+                .map(|f| (f.file_id.as_str(), f.file_name.as_str())),
+        )
     }
 
     fn to_fields(&self) -> Vec<(&'static str, String)> {
@@ -187,6 +217,14 @@ impl JobRecord {
             ("started_at", opt_i(self.started_at)),
             ("updated_at", self.updated_at.to_string()),
             ("finished_at", opt_i(self.finished_at)),
+            (
+                "more_files",
+                if self.more_files.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::to_string(&self.more_files).unwrap_or_default()
+                },
+            ),
         ]
     }
 
@@ -221,6 +259,9 @@ impl JobRecord {
             updated_at: int(take("updated_at")).unwrap_or(0),
             finished_at: int(take("finished_at")),
             csv: take("csv").and_then(|v| serde_json::from_str(&v).ok()),
+            more_files: take("more_files")
+                .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default(),
         })
     }
 }

@@ -379,6 +379,7 @@ const METHODS = [
   ['check', 'Check'],
   ['handwritten_check', 'Check (handwritten)'],
   ['printed_check', 'Check (printed)'],
+  ['money_order', 'Money order'],
   ['online', 'Online'],
 ];
 

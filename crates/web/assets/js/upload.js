@@ -1,6 +1,8 @@
 // Files of the deposit page: picking or dropping files, photos shrunk in the page, one upload
-// request per file (two at a time) with its own bar, waiting by itself when the server has no
-// room yet, then each file's reading progress from the server's event stream, and retries.
+// request per file (two at a time) with its own bar, except that the photos picked together
+// go in one request (the server reads them together, so a check meets its envelope), waiting
+// by itself when the server has no room yet, then each file's reading progress from the
+// server's event stream, and retries.
 
 import { $, clear, h, notice } from './dom.js';
 import { plural, sentence } from './format.js';
@@ -54,11 +56,14 @@ export function setupUpload() {
   });
 }
 
-// Files go one request each, two at a time, so each has its own bar, verdict and retry. When
-// the server has no room for the next file yet (a small Redis upload store) it answers
-// `wait_for_room` with a Retry-After: the file waits in the list and is sent again by itself,
-// and the files behind it wait too rather than asking again and again.
+// Files go one request each, two at a time, so each has its own bar, verdict and retry; photos
+// picked together go together, up to PHOTOS_PER_REQUEST and PHOTO_REQUEST_BYTES after
+// shrinking. When the server has no room for the next request yet (a small Redis upload store)
+// it answers `wait_for_room` with a Retry-After: its files wait in the list and are sent again
+// by themselves, and the files behind them wait too rather than asking again and again.
 const PARALLEL = 2;
+const PHOTOS_PER_REQUEST = 10;
+const PHOTO_REQUEST_BYTES = 8 * 1048576;
 const pending = [];
 /** Photos shrunk before sending, by file id: { note, ms, from, to }. */
 const shrunk = new Map();
@@ -76,9 +81,14 @@ function mb(bytes) {
   return `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
+function isPhoto(file) {
+  return /^image\/(jpeg|png)$/.test(file.type || '') || /\.(jpe?g|png)$/i.test(file.name || '');
+}
+
 function uploadFiles(files) {
+  const pick = ++D.uploadSeq;
   const entries = files.map((file) => ({
-    key: `u${++D.uploadSeq}`, file, name: file.name, size: file.size, loaded: 0, state: 'queued', error: '',
+    key: `u${++D.uploadSeq}`, pick, file, name: file.name, size: file.size, loaded: 0, state: 'queued', error: '',
     prepared: false, note: '', ahead: 0, retryAt: 0, shrinkMs: null,
   }));
   D.uploads.push(...entries);
@@ -98,9 +108,21 @@ function pump() {
     return;
   }
   while (sending < PARALLEL && pending.length) {
-    const e = pending.shift();
+    const batch = [pending.shift()];
+    // The photos picked with this one, in the order picked, ride along.
+    if (isPhoto(batch[0].file)) {
+      for (let i = 0; i < pending.length && batch.length < PHOTOS_PER_REQUEST;) {
+        const o = pending[i];
+        if (o.pick === batch[0].pick && isPhoto(o.file)) {
+          batch.push(o);
+          pending.splice(i, 1);
+        } else {
+          i += 1;
+        }
+      }
+    }
     sending += 1;
-    sendOne(e).finally(() => {
+    sendBatch(batch).finally(() => {
       sending -= 1;
       pump();
     });
@@ -119,25 +141,39 @@ function tick() {
   }, 1000);
 }
 
-async function sendOne(e) {
-  if (!e.prepared) {
-    e.state = 'shrinking';
-    renderFiles();
-    const shrunk = await shrinkPhoto(e.file, photoMaxLong());
-    if (shrunk) {
-      e.upload = shrunk.file;
-      e.shrinkMs = shrunk.ms;
-      e.note = `Shrunk from ${mb(shrunk.from)} to ${mb(shrunk.to)}`;
-    } else {
-      e.upload = e.file;
-    }
-    e.size = e.upload.size;
-    e.prepared = true;
-  }
-  e.state = 'uploading';
-  e.loaded = 0;
+async function prepare(e) {
+  if (e.prepared) return;
+  e.state = 'shrinking';
   renderFiles();
-  const answer = await post(e);
+  const small = await shrinkPhoto(e.file, photoMaxLong());
+  if (small) {
+    e.upload = small.file;
+    e.shrinkMs = small.ms;
+    e.note = `Shrunk from ${mb(small.from)} to ${mb(small.to)}`;
+  } else {
+    e.upload = e.file;
+  }
+  e.size = e.upload.size;
+  e.prepared = true;
+}
+
+async function sendBatch(batch) {
+  for (const e of batch) await prepare(e);
+  // What does not fit in one request after shrinking goes back to the front of the line.
+  let bytes = 0;
+  const send = batch.filter((e, i) => {
+    bytes += e.size;
+    return i === 0 || bytes <= PHOTO_REQUEST_BYTES;
+  });
+  const later = batch.filter((e) => !send.includes(e));
+  for (const e of later) e.state = 'queued';
+  pending.unshift(...later);
+  for (const e of send) {
+    e.state = 'uploading';
+    e.loaded = 0;
+  }
+  renderFiles();
+  const answer = await post(send);
   if (answer.status === 401) {
     toLogin();
     return;
@@ -147,52 +183,69 @@ async function sendOne(e) {
   if (answer.status === 503 && err && err.code === 'wait_for_room') {
     const details = err.details || {};
     const secs = answer.retryAfter || details.retry_after || 10;
-    e.state = 'waiting';
-    e.ahead = Number(details.ahead || 0);
-    e.retryAt = Date.now() + secs * 1000;
-    holdUntil = Math.max(holdUntil, e.retryAt);
-    pending.unshift(e);
+    const retryAt = Date.now() + secs * 1000;
+    for (const e of send) {
+      e.state = 'waiting';
+      e.ahead = Number(details.ahead || 0);
+      e.retryAt = retryAt;
+    }
+    holdUntil = Math.max(holdUntil, retryAt);
+    pending.unshift(...send);
     tick();
     renderFiles();
     return;
   }
-  const v = data && Array.isArray(data.files) ? data.files[0] : null;
-  if (v && v.accepted) {
-    e.state = 'accepted';
-    // The saved size stays on the file's row once the server lists it.
-    if (e.shrinkMs !== null && v.file_id) {
-      shrunk.set(v.file_id, { note: e.note, ms: e.shrinkMs, from: e.file.size, to: e.size });
+  const verdicts = data && Array.isArray(data.files) ? data.files : [];
+  let anyAccepted = false;
+  send.forEach((e, i) => {
+    const v = verdicts[i] && verdicts[i].name !== '' ? verdicts[i] : null;
+    if (v && v.accepted) {
+      anyAccepted = true;
+      // The saved size stays on the file's row once the server lists it.
+      if (e.shrinkMs !== null && v.file_id) {
+        shrunk.set(v.file_id, { note: e.note, ms: e.shrinkMs, from: e.file.size, to: e.size });
+      }
+      D.uploads = D.uploads.filter((u) => u !== e);
+      return;
     }
-    D.uploads = D.uploads.filter((u) => u !== e);
-    renderFiles();
+    e.state = 'failed';
+    if (answer.status === 0) {
+      e.error = 'The upload was interrupted. Check the connection and try again.';
+    } else if (v && v.error) {
+      e.error = sentence(v.error);
+    } else if (err && err.message) {
+      e.error = sentence(err.message);
+    } else if (verdicts.length) {
+      e.error = 'The upload stopped before this file; try again.';
+    } else {
+      e.error = `The server answered ${answer.status}; try again in a minute.`;
+    }
+  });
+  renderFiles();
+  if (anyAccepted) {
     scheduleReload(0);
     watchProgress();
-    return;
   }
-  e.state = 'failed';
-  if (answer.status === 0) {
-    e.error = 'The upload was interrupted. Check the connection and try again.';
-  } else if (v && v.error) {
-    e.error = sentence(v.error);
-  } else if (err && err.message) {
-    e.error = sentence(err.message);
-  } else {
-    e.error = `The server answered ${answer.status}; try again in a minute.`;
-  }
-  renderFiles();
 }
 
-/** One file in one request: resolves to { status, data, retryAfter } (status 0: no answer). */
-function post(e) {
+/** Files in one request: resolves to { status, data, retryAfter } (status 0: no answer). */
+function post(batch) {
   return new Promise((resolve) => {
     const form = new FormData();
-    form.append('files', e.upload, e.upload.name || e.name);
+    for (const e of batch) form.append('files', e.upload, e.upload.name || e.name);
     const xhr = new XMLHttpRequest();
     xhr.open('POST', `/api/deposits/${D.id}/files`);
     xhr.setRequestHeader('Accept', 'application/json');
     xhr.upload.addEventListener('progress', (ev) => {
       if (!ev.lengthComputable) return;
-      e.loaded = Math.min(e.size, (ev.loaded / ev.total) * e.size);
+      // The request's files fill in order: each bar shows its own share.
+      let before = 0;
+      const total = batch.reduce((n, e) => n + e.size, 0) || 1;
+      const sent = (ev.loaded / ev.total) * total;
+      for (const e of batch) {
+        e.loaded = Math.max(0, Math.min(e.size, sent - before));
+        before += e.size;
+      }
       renderFiles();
     });
     xhr.addEventListener('error', () => resolve({ status: 0, data: null, retryAfter: 0 }));
@@ -281,17 +334,21 @@ function stopWatching() {
 }
 
 function fileStatus(f) {
+  // Photos of one upload are one job: their pages are the photos.
+  const others = f.together ? `, read with ${plural(f.together, 'other photo', 'other photos')}` : '';
   switch (f.state) {
     case 'queued':
-      return 'Waiting to start…';
+      return `Waiting to start…${others}`;
     case 'running': {
       const stage = STAGES[f.stage] || 'Working';
       if (f.pages > 0 && (f.stage === 'extract' || f.stage === 'render')) {
-        return `${stage}: page ${Math.min(f.page, f.pages)} of ${f.pages}`;
+        const unit = f.together ? 'photo' : 'page';
+        return `${stage}: ${unit} ${Math.min(f.page, f.pages)} of ${f.pages}`;
       }
       return `${stage}…`;
     }
     case 'done':
+      if (f.together) return `Done${others}`;
       return f.pages > 0 ? `Done: ${plural(f.pages, 'page', 'pages')} read` : 'Done';
     case 'expired':
       return 'Failed';

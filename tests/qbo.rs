@@ -41,6 +41,23 @@ fn matched(name: &str, amount: &str, check: &str, customer_id: &str) -> Donation
     r
 }
 
+/// `n` customers "`name` 0".. in the fake and a $20.00 row matched to each, check numbers
+/// from `first_check`.
+fn donors(
+    fake: &fom_testkit::qbo::FakeQbo,
+    name: &str,
+    n: usize,
+    first_check: usize,
+) -> Vec<Donation> {
+    (0..n)
+        .map(|i| {
+            let display = format!("{name} {i}");
+            let cid = fake.add_customer(json!({ "DisplayName": display }));
+            matched(&display, "20.00", &(first_check + i).to_string(), &cid)
+        })
+        .collect()
+}
+
 /// `fom-worker qbo ARGS...` pointed at the stack's Redis and the fake.
 fn qbo_worker(
     stack: &Stack,
@@ -318,9 +335,19 @@ async fn connect_match_create_update_send_one_and_all() {
     assert_eq!(found["customers"][0]["display_name"], "Smith\\Jones");
 
     // An expired access token is refreshed once and the call goes through; a throttle is
-    // waited out.
+    // not sat out inside a page's request: 503 qbo_busy at once, in our words, with when to
+    // ask again (the page then asks again by itself).
     fake.expire_access_tokens();
     fake.inject(Inject::Throttle, 1, Some("/query"));
+    let (s, busy) = api.get("/api/qbo/items").await;
+    assert_eq!(s, 503, "{busy}");
+    assert_eq!(busy["error"]["code"], "qbo_busy", "{busy}");
+    let message = busy["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("QuickBooks is busy"), "{message}");
+    assert!(
+        !message.contains("ThrottleExceeded") && !message.contains("3001"),
+        "{message}"
+    );
     let (s, items) = api.get("/api/qbo/items").await;
     assert_eq!(s, 200, "{items}");
     let (_, defaults) = api.get("/api/qbo/defaults").await;
@@ -493,6 +520,45 @@ async fn send_all_is_exactly_once_across_kill_9_and_lost_answers() {
     assert_eq!(s, 202);
     wait_send_job(&api, &dep, 60).await;
     assert_eq!(fake.sales_receipts().len(), 9);
+}
+
+/// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
+/// out, every row is sent once and the job ends done; with no patience at all (each throttle
+/// ends the run), the job is queued again each time and still ends done, with no row error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_throttles_in_a_row_never_fail_a_send_all() {
+    for (patience, name) in [("900", "qbo-busy-wait"), ("0", "qbo-busy-requeue")] {
+        let fake = fake(0);
+        let records = donors(&fake, "Busy Donor", 3, 300);
+        let stack = Stack::start(
+            qbo_options(name, &fake)
+                .with_worker()
+                .env("QBO_THROTTLE_PATIENCE_SECS", patience),
+        );
+        let api = signed_in(&stack).await;
+        connect(&api).await;
+        let id = deposit_with(&stack, records).await;
+        fake.inject(Inject::Throttle, 5, Some("/salesreceipt"));
+        let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+        assert_eq!(s, 202);
+        let done = wait_send_job(&api, &id, 90).await;
+        assert_eq!(
+            fake.sales_receipts().len(),
+            3,
+            "patience {patience}: {done}"
+        );
+        let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+        for r in d["records"].as_array().unwrap() {
+            assert_eq!(r["qbo"]["sync_status"], "sent", "patience {patience}: {r}");
+            assert!(r["qbo"]["last_error"].is_null(), "{r}");
+        }
+        let throttled = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/salesreceipt") && r.status == 429)
+            .count();
+        assert_eq!(throttled, 5, "patience {patience}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -799,24 +865,10 @@ async fn lookups_defaults_contact_and_reference_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_send_all_hands_the_job_back_without_a_crash() {
     let fake = fake(150);
-    let ids: Vec<String> = (0..6)
-        .map(|i| fake.add_customer(json!({"DisplayName": format!("Friend {i}")})))
-        .collect();
+    let records = donors(&fake, "Friend", 6, 500);
     let stack = Stack::start(qbo_options("qbo-term", &fake).with_worker());
     let api = signed_in(&stack).await;
     connect(&api).await;
-    let records: Vec<Donation> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, cid)| {
-            matched(
-                &format!("Friend {i}"),
-                "20.00",
-                &format!("{}", 500 + i),
-                cid,
-            )
-        })
-        .collect();
     let id = deposit_with(&stack, records).await;
     let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
     assert_eq!(s, 202);

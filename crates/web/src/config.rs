@@ -60,7 +60,12 @@ impl Config {
     pub fn from_env(env: &mut EnvReader) -> Self {
         let port = env.number("PORT", 8080u16, 1, 65_535);
         let workers = env.number("WEB_CONCURRENCY", 2usize, 1, 64);
-        let services = Settings::from_env(env);
+        let mut services = Settings::from_env(env);
+        // A page action never sits out a throttle inside a request: it answers at once when to
+        // ask again, and the page asks again by itself.
+        if let Some(q) = services.qbo.as_mut() {
+            q.wait_throttles = false;
+        }
         let pool_size = env.number("REDIS_POOL_SIZE", 4usize, 1, 64);
         let app_password = env.raw("APP_PASSWORD").unwrap_or_default();
         if app_password.chars().count() < 8 {

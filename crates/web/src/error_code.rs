@@ -78,6 +78,8 @@ pub enum ErrorCode {
     QboDenied,
     /// 502: QuickBooks could not be reached or answered with trouble; Retry-After 30.
     QboUnavailable,
+    /// 503: QuickBooks asks us to slow down; Retry-After says when the page asks again.
+    QboBusy,
     /// 422: QuickBooks refused the data or query as invalid.
     QboInvalid,
     /// 409: a QuickBooks customer, vendor or employee has the name; the page offers another.
@@ -123,6 +125,7 @@ impl ErrorCode {
             Self::QboReconnectNeeded => "qbo_reconnect_needed",
             Self::QboDenied => "qbo_denied",
             Self::QboUnavailable => "qbo_unavailable",
+            Self::QboBusy => "qbo_busy",
             Self::QboInvalid => "qbo_invalid",
             Self::QboDuplicateName => "qbo_duplicate_name",
             Self::QboChooseReference => "qbo_choose_reference",
@@ -187,6 +190,7 @@ mod tests {
         QboReconnectNeeded => "qbo_reconnect_needed",
         QboDenied => "qbo_denied",
         QboUnavailable => "qbo_unavailable",
+        QboBusy => "qbo_busy",
         QboInvalid => "qbo_invalid",
         QboDuplicateName => "qbo_duplicate_name",
         QboChooseReference => "qbo_choose_reference",

@@ -36,6 +36,7 @@ impl From<QboError> for ApiError {
             ErrorKind::BadState => (StatusCode::BAD_REQUEST, ErrorCode::BadState),
             ErrorKind::Denied => (StatusCode::BAD_REQUEST, ErrorCode::QboDenied),
             ErrorKind::Unavailable => (StatusCode::BAD_GATEWAY, ErrorCode::QboUnavailable),
+            ErrorKind::Throttled => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::QboBusy),
             ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::QboInvalid),
             ErrorKind::DuplicateName => (StatusCode::CONFLICT, ErrorCode::QboDuplicateName),
             ErrorKind::ChooseReference => (
@@ -52,6 +53,9 @@ impl From<QboError> for ApiError {
         }
         if kind == ErrorKind::Unavailable {
             err = err.with_retry_after(30);
+        }
+        if let QboError::Throttled { wait } = &e {
+            err = err.with_retry_after(wait.as_secs().max(1));
         }
         err
     }

@@ -437,3 +437,25 @@ fn a_6000_by_6600_jpeg_reaches_the_model_scaled_upright_in_little_memory() {
     write_jpeg(&jpeg, 6000, 6600, 85, Some(6), pixel).unwrap();
     big_photo_through_gemini(&jpeg, (2569, 2335));
 }
+
+/// Ten 12 Mpx phone photos read together (one request): each is decoded and encoded on its own,
+/// so the worker holds the request's JPEGs, not ten decoded photos; the peak stays under the
+/// single big photo's bound (docs/PERFORMANCE.md, "Photos read together").
+#[test]
+fn ten_phone_photos_read_together_stay_in_little_memory() {
+    let fake = FakeGemini::start(FakeOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let photos = fom_testkit::fixtures::write_phone_photos(dir.path(), 10).unwrap();
+    let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
+    let (code, json) = process(
+        &fake,
+        &refs,
+        &[("MEMORY_CRITICAL_MB", "300"), ("MEMORY_WARNING_MB", "250")],
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(fake.request_count(), 1);
+    assert_eq!(json["records"].as_array().unwrap().len(), 10, "{json}");
+    let peak = json["peak_rss_mb"].as_f64().unwrap();
+    eprintln!("ten photos together: peak RSS {peak} MB");
+    assert!(peak < PHOTO_PEAK_MB, "peak RSS {peak} MB");
+}

@@ -56,6 +56,17 @@ impl Job for SendAllJob {
         match sent {
             // Shutdown between rows: back to the queue (not a crash); sent rows are skipped
             // when it runs again.
+            Ok(all) if all.stopped && all.throttled => {
+                tracing::warn!(
+                    sent = all.results.len(),
+                    "send all: QuickBooks stayed busy; queued again"
+                );
+                Ok(JobEnd::HandedBack {
+                    why: "QuickBooks stayed busy; the rest is sent by itself when it answers again"
+                        .into(),
+                    memory: false,
+                })
+            }
             Ok(all) if all.stopped => Ok(JobEnd::HandedBack {
                 why: "the worker stopped mid-way; the rest is sent on the next run".into(),
                 memory: false,
@@ -76,6 +87,11 @@ impl Job for SendAllJob {
                     .await;
                 Ok(JobEnd::Done)
             }
+            // Busy before any row (reading the deposit's lists): queued again, not failed.
+            Err(e @ crate::qbo::QboError::Throttled { .. }) => Ok(JobEnd::HandedBack {
+                why: e.to_string(),
+                memory: false,
+            }),
             Err(e) => {
                 let why = e.user_message();
                 Ok(match e.kind() {

@@ -101,6 +101,9 @@ impl QboClient {
         let s = self.conn.settings();
         let mut refreshed = false;
         let mut attempt = 0u32;
+        // Throttles are waited out apart from `max_attempts`: QuickBooks refused the request
+        // before doing anything, so even a one-try write may be sent again.
+        let mut throttled_for = Duration::ZERO;
         loop {
             attempt += 1;
             let tokens = self.conn.access().await?;
@@ -127,8 +130,7 @@ impl QboClient {
             let (status, tid, text) = match self.exchange(&tokens.realm_id, req, path).await? {
                 Ok(answer) => answer,
                 Err(why) => {
-                    self.pause_or_fail(attempt, max_attempts, false, why)
-                        .await?;
+                    self.pause_or_fail(attempt, max_attempts, why).await?;
                     continue;
                 }
             };
@@ -156,9 +158,13 @@ impl QboClient {
                     intuit_tid = tid.as_deref().unwrap_or(""),
                     "qbo: fault"
                 );
+                if action == Action::RetryLater && (status == 429 || codes.contains(&"3001")) {
+                    attempt -= 1;
+                    self.wait_out_throttle(&mut throttled_for, path).await?;
+                    continue;
+                }
                 if action == Action::RetryLater {
-                    let throttled = status == 429 || codes.contains(&"3001");
-                    self.pause_or_fail(attempt, max_attempts, throttled, fault.describe())
+                    self.pause_or_fail(attempt, max_attempts, fault.describe())
                         .await
                         .map_err(|_| QboError::Fault {
                             status,
@@ -175,7 +181,12 @@ impl QboClient {
                     intuit_tid: tid,
                 });
             }
-            if status == 429 || status >= 500 {
+            if status == 429 {
+                attempt -= 1;
+                self.wait_out_throttle(&mut throttled_for, path).await?;
+                continue;
+            }
+            if status >= 500 {
                 tracing::warn!(
                     path,
                     status,
@@ -185,7 +196,6 @@ impl QboClient {
                 self.pause_or_fail(
                     attempt,
                     max_attempts,
-                    status == 429,
                     format!("QuickBooks answered HTTP {status}"),
                 )
                 .await?;
@@ -256,21 +266,40 @@ impl QboClient {
         &self,
         attempt: u32,
         max_attempts: u32,
-        throttled: bool,
         why: String,
     ) -> Result<(), QboError> {
-        let s = self.conn.settings();
         if attempt >= max_attempts {
             return Err(QboError::Unavailable(format!(
                 "{why} (after {attempt} tries; try again later)"
             )));
         }
-        let wait = if throttled {
-            s.throttle_wait
-        } else {
-            self.backoff(attempt)
-        };
+        tokio::time::sleep(self.backoff(attempt)).await;
+        Ok(())
+    }
+
+    /// QuickBooks asked us to slow down (429, fault 3001): waits `QBO_THROTTLE_WAIT_MS`, each
+    /// wait logged (under the caller's span: the job's id), until this request has waited
+    /// `QBO_THROTTLE_PATIENCE_SECS`; then, or at once where throttles are not waited out (the
+    /// web), [`QboError::Throttled`], which says when to ask again.
+    async fn wait_out_throttle(&self, waited: &mut Duration, path: &str) -> Result<(), QboError> {
+        let s = self.conn.settings();
+        let wait = s.throttle_wait;
+        if !s.wait_throttles || *waited + wait > s.throttle_patience {
+            tracing::warn!(
+                path,
+                waited_secs = waited.as_secs(),
+                "qbo: throttled; giving up for now"
+            );
+            return Err(QboError::Throttled { wait });
+        }
+        tracing::warn!(
+            path,
+            wait_ms = wait.as_millis() as u64,
+            waited_secs = waited.as_secs(),
+            "qbo: throttled; waiting"
+        );
         tokio::time::sleep(wait).await;
+        *waited += wait;
         Ok(())
     }
 

@@ -62,6 +62,12 @@ pub struct QboSettings {
     pub retry_base: Duration,
     /// Wait after a 429 (Intuit asks for 60 s).
     pub throttle_wait: Duration,
+    /// How long one request may keep waiting out throttles before it gives up with
+    /// [`crate::qbo::QboError::Throttled`] (`QBO_THROTTLE_PATIENCE_SECS`).
+    pub throttle_patience: Duration,
+    /// Whether a throttled request waits at all: the worker waits; the web answers a page
+    /// action at once ("QuickBooks is busy, trying again in N s") and the page asks again.
+    pub wait_throttles: bool,
     /// Requests in flight per process, so one process cannot take every company slot.
     pub max_concurrent: usize,
     /// Requests in flight for the company across all processes (Intuit: 10 per app and realm).
@@ -144,6 +150,8 @@ impl QboSettings {
         let retry_base = Duration::from_millis(env.number("QBO_RETRY_BASE_MS", 1000u64, 0, 60_000));
         let throttle_wait =
             Duration::from_millis(env.number("QBO_THROTTLE_WAIT_MS", 60_000u64, 0, 600_000));
+        let throttle_patience =
+            Duration::from_secs(env.number("QBO_THROTTLE_PATIENCE_SECS", 900u64, 0, 86_400));
         // Intuit's limits are per company and app, counted in Redis over all processes
         // (qbo::gate); the per-process cap keeps one busy process from taking every slot.
         let max_concurrent = env.number("QBO_MAX_CONCURRENT", 5usize, 1, 10);
@@ -177,6 +185,8 @@ impl QboSettings {
             max_attempts,
             retry_base,
             throttle_wait,
+            throttle_patience,
+            wait_throttles: true,
             max_concurrent,
             realm_max_concurrent,
             rate_per_minute,

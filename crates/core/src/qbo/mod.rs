@@ -42,6 +42,10 @@ pub enum QboError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// QuickBooks asks us to slow down (429, fault 3001) and the wait we allow is used up (or
+    /// this process does not wait: the web). Nothing was written.
+    #[error("QuickBooks is busy (too many requests right now); trying again in {} s", wait.as_secs().max(1))]
+    Throttled { wait: std::time::Duration },
     #[error("QuickBooks sent an answer we cannot read: {0}")]
     Decode(String),
     #[error(transparent)]
@@ -69,6 +73,7 @@ pub enum ErrorKind {
     BadState,
     Denied,
     Unavailable,
+    Throttled,
     Invalid,
     DuplicateName,
     ChooseReference,
@@ -88,6 +93,7 @@ impl QboError {
             QboError::OAuth(_) | QboError::Unavailable(_) | QboError::Decode(_) => {
                 ErrorKind::Unavailable
             }
+            QboError::Throttled { .. } => ErrorKind::Throttled,
             QboError::Fault { action, .. } => match action {
                 fault::Action::Reconnect | fault::Action::RefreshToken => {
                     ErrorKind::ReconnectNeeded

@@ -81,8 +81,12 @@ pub struct SendResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SendAll {
     pub results: Vec<SendResult>,
-    /// Stopped between rows (the worker is shutting down); the rest is sent on the next run.
+    /// Stopped between rows (the worker is shutting down, or QuickBooks stayed busy); the rest
+    /// is sent on the next run.
     pub stopped: bool,
+    /// Stopped because QuickBooks kept throttling for longer than a request may wait.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub throttled: bool,
 }
 
 impl Qbo {
@@ -191,7 +195,11 @@ impl Qbo {
                 .await;
                 Ok(result(outcome, Some(receipt_id), None))
             }
-            Err(e @ (QboError::Redis(_) | QboError::Deposit(_))) => Err(e),
+            // Not the row's fault: the caller waits (send-all) or tells the page when to ask
+            // again; the row keeps no error.
+            Err(e @ (QboError::Redis(_) | QboError::Deposit(_) | QboError::Throttled { .. })) => {
+                Err(e)
+            }
             Err(e) => {
                 let message = e.user_message();
                 self.change_record(deposit_id, record_id, |r| {
@@ -255,6 +263,7 @@ impl Qbo {
                 return Ok(SendAll {
                     results: out,
                     stopped: true,
+                    throttled: false,
                 });
             }
             match self
@@ -264,6 +273,15 @@ impl Qbo {
                 Ok(r) => out.push(r),
                 // The row was deleted meanwhile: nothing to send.
                 Err(QboError::NotFound(_)) => {}
+                // Busy past the patience of one request: the job is queued again, and the
+                // rows sent so far are skipped then.
+                Err(QboError::Throttled { .. }) => {
+                    return Ok(SendAll {
+                        results: out,
+                        stopped: true,
+                        throttled: true,
+                    })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -271,6 +289,7 @@ impl Qbo {
         Ok(SendAll {
             results: out,
             stopped: false,
+            throttled: false,
         })
     }
 }

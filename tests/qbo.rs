@@ -522,6 +522,124 @@ async fn send_all_is_exactly_once_across_kill_9_and_lost_answers() {
     assert_eq!(fake.sales_receipts().len(), 9);
 }
 
+/// Receipts in Friends of Music's layout, field by field: a handwritten check and a check
+/// from a CSV list (both with the Check payment method); then a layout of the treasurer's own
+/// from the settings API (a bad template refused by name) is what the next receipt says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_follow_the_receipt_layout_field_by_field() {
+    let fake = fake(0);
+    let jane = fake.add_customer(json!({"DisplayName": "O'Brien, Jane"}));
+    let stack = Stack::start(qbo_options("qbo-layout", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let gift = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let mut check = matched("Jane O'Brien", "125.00", "1043", &jane);
+    check.payment_date = Some(gift);
+    check.memo = Some("In memory of Ann".into());
+    let mut listed = matched("Jane O'Brien", "40.00", "2001", &jane);
+    listed.payment_date = Some(gift);
+    listed.payment_method = Some(PaymentMethod::Check);
+    let mut third = matched("Jane O'Brien", "10.00", "2002", &jane);
+    third.payment_date = Some(gift);
+    let id = deposit_with(&stack, vec![check.clone(), listed.clone(), third.clone()]).await;
+    let send = |r: &Donation| format!("/api/deposits/{id}/records/{}/send", r.id);
+    let (_, defaults) = api.get("/api/qbo/defaults").await;
+    let today = chrono::Local::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+
+    for r in [&check, &listed] {
+        let (s, sent) = api.post(&send(r), None).await;
+        assert_eq!(s, 201, "{sent}");
+    }
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 2);
+    let by_ref = |no: &str| {
+        receipts
+            .iter()
+            .find(|r| r["PaymentRefNum"] == no)
+            .unwrap_or_else(|| panic!("{no}: {receipts:?}"))
+            .clone()
+    };
+    let r = by_ref("1043");
+    let line = &r["Line"][0];
+    assert_eq!(
+        line["Description"],
+        "1043_2026-11-20_125.00_O'Brien_Jane_In memory of Ann"
+    );
+    assert_eq!(r["DocNumber"], format!("{today}_1043"));
+    assert_eq!(
+        r["CustomerMemo"]["value"],
+        format!("auto import on {today}")
+    );
+    assert_eq!(r["TxnDate"], "2026-11-20");
+    assert_eq!(line["SalesItemLineDetail"]["ServiceDate"], "2026-11-20");
+    assert_eq!(
+        r["PaymentMethodRef"]["value"],
+        defaults["payment_method_id"]
+    );
+    assert!(r["PrivateNote"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("[fom:{}]", check.id)));
+    // The check from a CSV list: the Check payment method too.
+    let r = by_ref("2001");
+    assert_eq!(
+        r["PaymentMethodRef"]["value"],
+        defaults["payment_method_id"]
+    );
+    assert_eq!(
+        r["Line"][0]["Description"],
+        "2001_2026-11-20_40.00_O'Brien_Jane"
+    );
+
+    // The settings API: a misspelt field is refused by name; the preview shows what a layout
+    // makes of an example; the saved layout is what the next receipt says.
+    let put = |body: Value| api.send(reqwest::Method::PUT, "/api/settings/receipt", Some(body));
+    let misspelt = json!({"description": "{ref}_{nmae}", "doc_number": "",
+                          "customer_memo": "", "service_date": true});
+    let (s, bad) = put(misspelt.clone()).await;
+    assert_eq!(s, 422, "{bad}");
+    assert_eq!(bad["error"]["details"][0]["field"], "description", "{bad}");
+    let (s, shown) = api
+        .post("/api/settings/receipt/preview", Some(misspelt))
+        .await;
+    assert_eq!(s, 200, "{shown}");
+    assert_eq!(shown["problems"][0]["field"], "description", "{shown}");
+    let mine = json!({"description": "Gift {ref} from {name}", "doc_number": "",
+                      "customer_memo": "Thank you, {first}![ ({memo})]", "service_date": false});
+    let (s, preview) = api
+        .post("/api/settings/receipt/preview", Some(mine.clone()))
+        .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["description"], "Gift 1043 from Jane O'Brien");
+    assert_eq!(
+        preview["customer_memo"],
+        "Thank you, Jane! (In memory of Ann)"
+    );
+    assert!(preview["service_date"].is_null());
+    let (s, saved) = put(mine).await;
+    assert_eq!(s, 200, "{saved}");
+    let (_, got) = api.get("/api/settings/receipt").await;
+    assert_eq!(got["layout"]["description"], "Gift {ref} from {name}");
+    let (s, sent) = api.post(&send(&third), None).await;
+    assert_eq!(s, 201, "{sent}");
+    let receipts = fake.sales_receipts();
+    let r = receipts
+        .iter()
+        .find(|r| r["PaymentRefNum"] == "2002")
+        .unwrap();
+    assert_eq!(r["Line"][0]["Description"], "Gift 2002 from Jane O'Brien");
+    assert_eq!(r["CustomerMemo"]["value"], "Thank you, Jane!");
+    assert!(r["Line"][0]["SalesItemLineDetail"]
+        .get("ServiceDate")
+        .is_none());
+    // No DocNumber sent: QuickBooks numbered it.
+    assert!(!r["DocNumber"].as_str().unwrap_or("").contains('_'), "{r}");
+    assert_eq!(fake.sales_receipts().len(), 3);
+}
+
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
 /// out, every row is sent once and the job ends done; with no patience at all (each throttle
 /// ends the run), the job is queued again each time and still ends done, with no row error.

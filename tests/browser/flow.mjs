@@ -33,6 +33,11 @@
 //                                     (data-read-by: a profile id, mapping or columns)
 //   [data-testid=nav-audit]           the header's "Activity" link to /audit
 //   [data-testid=audit-row]           one audit event (data-kind), [data-testid=audit-kind] the filter
+//   [data-testid=nav-settings]        the header's "Settings" link to /settings; there
+//                                     [data-testid=layout-<description|doc_number|customer_memo>]
+//                                     inputs, [data-testid=layout-<name>-error], [data-testid=
+//                                     layout-save], [data-testid=preview-<description|doc_number|
+//                                     customer_memo|txn_date|service_date>]
 
 import { chromium } from 'playwright-core';
 import fs from 'node:fs/promises';
@@ -444,6 +449,32 @@ async function flow() {
       const shown = await page.locator('[data-testid=audit-row]').evaluateAll((rows) => rows.map((r) => r.dataset.kind));
       return shown.length > 0 && shown.every((k) => k === 'receipt_created');
     });
+  });
+
+  await step('the settings page shows the receipt layout with a live preview; a misspelt field is named', async () => {
+    await page.locator('[data-testid=nav-settings]').click();
+    await page.waitForURL(/\/settings$/);
+    const preview = (key) => page.locator(`[data-testid=preview-${key}]`);
+    await until('the preview of the usual layout', async () =>
+      /^1043_\d{4}-\d{2}-\d{2}_125\.00_O'Brien_Jane_In memory of Ann$/.test((await preview('description').textContent().catch(() => '')) || ''));
+    const memo = (await preview('customer_memo').textContent()) || '';
+    if (!/^auto import on \d{4}-\d{2}-\d{2}$/.test(memo)) fail(`the preview's message reads "${memo}"`);
+    const description = page.locator('[data-testid=layout-description]');
+    await description.fill('Gift {ref} from {nmae}');
+    await until('the misspelt field named', async () =>
+      /no field \{nmae\}/.test((await page.locator('[data-testid=layout-description-error]').textContent()) || ''));
+    await description.fill('Gift {ref} from {name}[ - {memo}]');
+    await until('the preview follows the typing', async () =>
+      ((await preview('description').textContent()) || '') === "Gift 1043 from Jane O'Brien - In memory of Ann");
+    await page.screenshot({ path: path.join(OUT, 'settings.png'), fullPage: true });
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().endsWith('/api/settings/receipt')),
+      page.locator('[data-testid=layout-save]').click(),
+    ]);
+    if (res.status() !== 200) fail(`saving the layout answered ${res.status()}`);
+    // Back to the usual layout for whatever runs next.
+    await page.locator('[data-testid=layout-reset]').click();
+    await page.locator('[data-testid=layout-save]').click();
   });
 }
 

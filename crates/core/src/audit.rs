@@ -41,10 +41,12 @@ pub enum AuditKind {
     ReportDownloaded,
     /// The treasurer chose which column of a CSV layout holds what.
     ColumnsChosen,
+    /// The receipt layout (Description, DocNumber, customer memo) was changed.
+    ReceiptLayoutChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 19] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -63,6 +65,7 @@ impl AuditKind {
         Self::DepositDeleted,
         Self::ReportDownloaded,
         Self::ColumnsChosen,
+        Self::ReceiptLayoutChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl AuditKind {
             Self::DepositDeleted => "deposit_deleted",
             Self::ReportDownloaded => "report_downloaded",
             Self::ColumnsChosen => "columns_chosen",
+            Self::ReceiptLayoutChanged => "receipt_layout_changed",
         }
     }
 

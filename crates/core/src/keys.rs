@@ -120,6 +120,12 @@ impl Keys {
         format!("{}:qbo:defaults", self.prefix)
     }
 
+    /// STRING: the receipt layout (Description, DocNumber and customer memo templates) as
+    /// JSON, set on the settings page. No TTL.
+    pub fn receipt_layout(&self) -> String {
+        format!("{}:qbo:receipt_layout", self.prefix)
+    }
+
     /// ZSET: QuickBooks calls in flight for a company across every process (member: lease
     /// id, score: when the lease lapses, ms). TTL the lease time, renewed by each call.
     pub fn qbo_in_flight(&self, realm: &str) -> String {
@@ -187,6 +193,7 @@ mod tests {
             k.qbo_refresh_lock(),
             k.qbo_oauth_state("s"),
             k.qbo_defaults(),
+            k.receipt_layout(),
             k.qbo_in_flight("1"),
             k.qbo_rate("1"),
             k.deposit_send("d"),

@@ -8,8 +8,10 @@
 import { depositsPage } from './js/list.js';
 import { depositPage } from './js/deposit.js';
 import { auditPage } from './js/audit.js';
+import { settingsPage } from './js/settings.js';
 
 const kind = document.body.dataset.page;
 if (kind === 'deposits') depositsPage();
 else if (kind === 'deposit') depositPage();
 else if (kind === 'audit') auditPage();
+else if (kind === 'settings') settingsPage();

@@ -14,6 +14,7 @@ mod ids;
 mod pages;
 mod qbo;
 mod report;
+mod settings;
 mod state;
 mod streams;
 mod upload;
@@ -99,6 +100,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(report::report)
             .service(report::report_csv)
             .service(pages::audit)
+            .service(pages::settings)
+            .service(settings::get_layout)
+            .service(settings::put_layout)
+            .service(settings::preview_layout)
             .service(audit::list);
         App::new()
             .app_data(app_state.clone())

@@ -29,6 +29,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("report.js", include_str!("../assets/js/report.js")),
     ("review.js", include_str!("../assets/js/review.js")),
     ("sending.js", include_str!("../assets/js/sending.js")),
+    ("settings.js", include_str!("../assets/js/settings.js")),
     ("shrink.js", include_str!("../assets/js/shrink.js")),
     ("state.js", include_str!("../assets/js/state.js")),
     ("upload.js", include_str!("../assets/js/upload.js")),
@@ -114,7 +115,8 @@ fn page(status: StatusCode, title: &str, page_kind: Option<&str>, body: &str) ->
 /// The bar at the top of signed-in pages: home link, QuickBooks badge, sign out.
 fn top_bar() -> &'static str {
     "<header class=\"topbar\"><a class=\"brand\" href=\"/\">FoM deposits</a>\
-     <nav class=\"topnav\"><a href=\"/audit\" data-testid=\"nav-audit\">Activity</a></nav>\
+     <nav class=\"topnav\"><a href=\"/audit\" data-testid=\"nav-audit\">Activity</a>\
+     <a href=\"/settings\" data-testid=\"nav-settings\">Settings</a></nav>\
      <div class=\"qbo-status\" id=\"qbo-status\" data-testid=\"qbo-badge\" aria-live=\"polite\">\
      <span class=\"badge muted\">QuickBooks: checking…</span></div>\
      <form method=\"post\" action=\"/logout\" class=\"signout\">\
@@ -292,6 +294,59 @@ pub async fn audit() -> HttpResponse {
              <p><button type=\"button\" id=\"audit-more\" class=\"secondary\" hidden>Older events</button></p>\
              </main>",
             top_bar()
+        ),
+    )
+}
+
+/// Settings (signed in): the receipt layout with a live preview (`js/settings.js`).
+#[get("/settings")]
+pub async fn settings() -> HttpResponse {
+    let template = |id: &str, label: &str, hint: &str| {
+        format!(
+            "<div class=\"field\"><label for=\"layout-{id}\">{label}</label>\
+             <input id=\"layout-{id}\" name=\"{id}\" type=\"text\" maxlength=\"400\" \
+             spellcheck=\"false\" autocomplete=\"off\" data-testid=\"layout-{id}\">\
+             <small>{hint}</small>\
+             <span class=\"field-error\" id=\"layout-{id}-error\" data-testid=\"layout-{id}-error\" role=\"alert\"></span></div>"
+        )
+    };
+    page(
+        StatusCode::OK,
+        "Settings",
+        Some("settings"),
+        &format!(
+            "{}<main>\
+             <div class=\"page-head\"><h1>Settings</h1></div>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <section class=\"card settings-card\"><h2>What each receipt says</h2>\
+             <p>Write <code>{{field}}</code> for a field; a part in <code>[ ]</code> is left out \
+             when a field in it is empty.</p>\
+             <form id=\"layout-form\" class=\"stack-form\">{}{}{}\
+             <div class=\"field\"><label><input type=\"checkbox\" id=\"layout-service_date\" \
+             data-testid=\"layout-service_date\"> The gift date as the line's service date too</label></div>\
+             <p class=\"actions\"><button type=\"submit\" data-testid=\"layout-save\">Save</button> \
+             <button type=\"button\" class=\"secondary\" id=\"layout-reset\" data-testid=\"layout-reset\">Back to the usual layout</button></p>\
+             </form></section>\
+             <section class=\"card settings-card\"><h2>Preview</h2><p id=\"layout-example\" class=\"muted\"></p>\
+             <dl id=\"layout-preview\" class=\"preview\" data-testid=\"layout-preview\"></dl></section>\
+             <section class=\"card settings-card\"><h2>Fields</h2><dl id=\"layout-fields\" class=\"fields\"></dl></section>\
+             </main>",
+            top_bar(),
+            template(
+                "description",
+                "Description (the receipt's line)",
+                "At most 1,000 characters are kept."
+            ),
+            template(
+                "doc_number",
+                "Receipt number (DocNumber)",
+                "QuickBooks keeps 21 characters; longer numbers are cut. Empty: QuickBooks numbers it."
+            ),
+            template(
+                "customer_memo",
+                "Message on the receipt (customer memo)",
+                "Empty: no message."
+            ),
         ),
     )
 }

@@ -1,6 +1,7 @@
 //! The QuickBooks lists a receipt refers to (items, deposit accounts, payment methods): read,
 //! created when the treasurer asks, and the receipt defaults chosen from them.
 
+use crate::qbo::layout::ReceiptLayout;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -111,6 +112,28 @@ impl Qbo {
         let body = json!({"Name": name, "Type": "NON_CREDIT_CARD"});
         let rid = request_id("paymentmethod", name, &body);
         self.client.write::<PaymentMethod>(&body, &rid).await
+    }
+
+    /// The receipt layout: the one saved on the settings page, else Friends of Music's.
+    pub async fn layout(&self) -> Result<ReceiptLayout, QboError> {
+        let conn = self.client.connection();
+        let mut redis = conn.redis().get().await?;
+        let raw: Option<String> = redis.get(conn.keys().receipt_layout()).await?;
+        Ok(raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default())
+    }
+
+    /// Saves a layout after checking every template.
+    pub async fn set_layout(&self, layout: &ReceiptLayout) -> Result<(), QboError> {
+        layout
+            .validate()
+            .map_err(|e| QboError::Refused(e.to_string()))?;
+        let conn = self.client.connection();
+        let mut redis = conn.redis().get().await?;
+        let raw = serde_json::to_string(layout).map_err(|e| QboError::Decode(e.to_string()))?;
+        let _: () = redis.set(conn.keys().receipt_layout(), raw).await?;
+        Ok(())
     }
 
     async fn stored_defaults(&self) -> Result<SendDefaults, QboError> {

@@ -469,25 +469,6 @@ fn set_match(r: &mut Donation, customer: &Customer, score: u8) {
     r.qbo.address_snapshot = Some(qbo_addr);
 }
 
-/// "Smith, John" or "John Smith" → (given, family).
-fn split_name(name: &str) -> (Option<String>, Option<String>) {
-    let name = name.trim();
-    if let Some((last, first)) = name.split_once(',') {
-        let (f, l) = (first.trim(), last.trim());
-        return (
-            (!f.is_empty()).then(|| f.to_string()),
-            (!l.is_empty()).then(|| l.to_string()),
-        );
-    }
-    match name.rsplit_once(' ') {
-        Some((first, last)) => (
-            Some(first.trim().to_string()),
-            Some(last.trim().to_string()),
-        ),
-        None => (None, (!name.is_empty()).then(|| name.to_string())),
-    }
-}
-
 fn customer_body(record: &Donation, display_name: Option<&str>) -> Result<Value, QboError> {
     let org = record
         .payer
@@ -501,7 +482,9 @@ fn customer_body(record: &Donation, display_name: Option<&str>) -> Result<Value,
         .first()
         .map(|s| s.trim())
         .filter(|s| !s.is_empty());
-    let (given, family) = person.map(split_name).unwrap_or((None, None));
+    let (given, family) = person
+        .map(super::layout::split_name)
+        .unwrap_or((None, None));
     let natural = match (org, &given, &family) {
         (Some(o), _, _) => o.to_string(),
         (None, Some(g), Some(f)) => format!("{g} {f}"),

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod entities;
 pub mod fault;
 pub mod gate;
+pub mod layout;
 pub mod matching;
 pub mod query;
 pub mod receipts;

@@ -4,6 +4,7 @@
 
 use std::ops::ControlFlow;
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ use crate::qbo::catalog::SendDefaults;
 use crate::qbo::client::request_id;
 use crate::qbo::entities::SalesReceipt;
 use crate::qbo::fault::Action;
+use crate::qbo::layout::ReceiptLayout;
 use crate::qbo::query::Query;
 use crate::qbo::sync::{clip, Qbo};
 use crate::qbo::QboError;
@@ -94,7 +96,8 @@ impl Qbo {
     pub async fn preview(&self, deposit_id: &str, record_id: &Uuid) -> Result<Value, QboError> {
         let record = self.record(deposit_id, record_id).await?;
         let defaults = self.defaults().await?;
-        let body = receipt_body(&record, &defaults);
+        let layout = self.layout().await?;
+        let body = receipt_body(&record, &defaults, &layout, today());
         Ok(match body {
             Ok(body) => json!({
                 "ready": true,
@@ -134,7 +137,8 @@ impl Qbo {
         if let Some(id) = &record.qbo.sales_receipt_id {
             return Ok(result(SendOutcome::AlreadySent, Some(id.clone()), None));
         }
-        let body = match receipt_body(&record, defaults) {
+        let layout = self.layout().await?;
+        let body = match receipt_body(&record, defaults, &layout, today()) {
             Ok(b) => b,
             Err(e) => return Ok(result(SendOutcome::Refused, None, Some(e.to_string()))),
         };
@@ -306,11 +310,22 @@ fn retryable(e: &QboError) -> bool {
     )
 }
 
-/// The sales receipt for a row, or why it cannot be sent: the confirmed customer, the
-/// payment date, one "Donation" line (Qty 1) with the chosen item, the reference as
-/// PaymentRefNum and in the DocNumber, the memo and our marker in the PrivateNote, the deposit
+/// The day receipts are sent, as the layout's `{import_date}`.
+fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// The sales receipt for a row, or why it cannot be sent: the confirmed customer, the gift
+/// date as TxnDate (and the line's ServiceDate when the layout says so), one line (Qty 1) with
+/// the chosen item and the layout's Description, the reference as PaymentRefNum, the layout's
+/// DocNumber and customer memo, the memo and our marker in the PrivateNote, the deposit
 /// account, and the payment method for checks only.
-pub fn receipt_body(record: &Donation, defaults: &SendDefaults) -> Result<Value, QboError> {
+pub fn receipt_body(
+    record: &Donation,
+    defaults: &SendDefaults,
+    layout: &ReceiptLayout,
+    today: NaiveDate,
+) -> Result<Value, QboError> {
     let refuse = |why: &str| Err(QboError::Refused(why.to_string()));
     let customer = match (&record.qbo.customer_id, record.qbo.match_status) {
         (Some(c), MatchStatus::Matched | MatchStatus::AddressChanged) => c,
@@ -346,17 +361,28 @@ pub fn receipt_body(record: &Donation, defaults: &SendDefaults) -> Result<Value,
     }
     note.push_str(&marker(&record.id));
     let amount = amount.round_dp(2);
+    let texts = layout.render(record, today);
+    let gift_date = date.format("%Y-%m-%d").to_string();
     let mut body = json!({
-        "TxnDate": date.format("%Y-%m-%d").to_string(),
+        "TxnDate": gift_date,
         "CustomerRef": {"value": customer},
         "PrivateNote": note,
         "Line": [{
             "DetailType": "SalesItemLineDetail",
             "Amount": amount,
-            "Description": "Donation",
+            "Description": texts.description,
             "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": amount},
         }],
     });
+    if layout.service_date {
+        body["Line"][0]["SalesItemLineDetail"]["ServiceDate"] = json!(gift_date);
+    }
+    if let Some(doc) = texts.doc_number {
+        body["DocNumber"] = json!(doc);
+    }
+    if let Some(memo) = texts.customer_memo {
+        body["CustomerMemo"] = json!({ "value": memo });
+    }
     // Decimal serialises as a string by default; QBO wants JSON numbers.
     let number = decimal_number(amount);
     body["Line"][0]["Amount"] = number.clone();
@@ -368,7 +394,6 @@ pub fn receipt_body(record: &Donation, defaults: &SendDefaults) -> Result<Value,
         .filter(|r| !r.is_empty())
     {
         body["PaymentRefNum"] = json!(clip(r, REF_MAX));
-        body["DocNumber"] = json!(clip(&format!("{}-{r}", date.format("%Y%m%d")), REF_MAX));
     }
     if let Some(acct) = &defaults.deposit_account_id {
         body["DepositToAccountRef"] = json!({"value": acct});
@@ -414,10 +439,15 @@ mod tests {
         d
     }
 
+    fn body(d: &Donation, s: &SendDefaults) -> Result<Value, QboError> {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        receipt_body(d, s, &ReceiptLayout::default(), today)
+    }
+
     #[test]
     fn receipt_follows_the_product_mapping() {
         let d = matched();
-        let b = receipt_body(&d, &defaults()).unwrap();
+        let b = body(&d, &defaults()).unwrap();
         assert_eq!(b["CustomerRef"]["value"], "58");
         assert_eq!(b["TxnDate"], "2026-11-20");
         assert_eq!(b["PaymentMethodRef"]["value"], "117");
@@ -431,14 +461,17 @@ mod tests {
         assert_eq!(line["SalesItemLineDetail"]["Qty"], 1);
         assert_eq!(line["SalesItemLineDetail"]["ItemRef"]["value"], "114");
         assert!(b["PaymentRefNum"].as_str().unwrap().chars().count() <= 21);
-        assert!(b["DocNumber"].as_str().unwrap().chars().count() <= 21);
+        // Friends of Music's layout: the gift date as TxnDate and the line's ServiceDate.
+        assert_eq!(b["DocNumber"], "2026-12-01_0001043-an");
+        assert_eq!(line["SalesItemLineDetail"]["ServiceDate"], "2026-11-20");
+        assert_eq!(b["CustomerMemo"]["value"], "auto import on 2026-12-01");
         let note = b["PrivateNote"].as_str().unwrap();
         assert!(note.starts_with("In memory of Ann") && note.contains(&marker(&d.id)));
 
         // Online gifts carry no Check payment method.
         let mut online = matched();
         online.payment_method = Some(PaymentMethod::Online);
-        assert!(receipt_body(&online, &defaults())
+        assert!(body(&online, &defaults())
             .unwrap()
             .get("PaymentMethodRef")
             .is_none());
@@ -446,7 +479,7 @@ mod tests {
 
     #[test]
     fn rows_that_cannot_be_sent_say_why() {
-        let why = |d: &Donation, s: &SendDefaults| receipt_body(d, s).unwrap_err().to_string();
+        let why = |d: &Donation, s: &SendDefaults| body(d, s).unwrap_err().to_string();
         let mut d = matched();
         d.qbo.match_status = MatchStatus::NeedsReview;
         assert!(why(&d, &defaults()).contains("confirm"));

@@ -25,6 +25,7 @@ const KINDS = {
   deposit_deleted: 'Deposit deleted',
   report_downloaded: 'Report downloaded',
   columns_chosen: 'CSV columns chosen',
+  receipt_layout_changed: 'Receipt layout changed',
 };
 
 let next = null;

@@ -164,6 +164,8 @@ async fn connect_match_create_update_send_one_and_all() {
     let stack = Stack::start(
         qbo_options("qbo-flow", &fake)
             .with_worker()
+            // This flow sends the online gifts it reads (the default lists them only).
+            .env("ONLINE_GIFTS", "send")
             .logs_in(logs.path()),
     );
     let api = signed_in(&stack).await;
@@ -638,6 +640,97 @@ async fn receipts_follow_the_receipt_layout_field_by_field() {
     // No DocNumber sent: QuickBooks numbered it.
     assert!(!r["DocNumber"].as_str().unwrap_or("").contains('_'), "{r}");
     assert_eq!(fake.sales_receipts().len(), 3);
+}
+
+/// Online gifts are listed in the report only by default: send-all reports them kept out and
+/// makes no receipt for them, and a row kept out by hand is skipped too; once the deposit says
+/// "send", its online rows are sent, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_gifts_are_kept_out_unless_the_deposit_sends_them() {
+    let fake = fake(0);
+    let mut rows = donors(&fake, "Online Donor", 2, 900);
+    for r in &mut rows {
+        r.payment_method = Some(PaymentMethod::Online);
+        r.payment_ref = Some(format!("ch_{}", r.payment_ref.clone().unwrap_or_default()));
+    }
+    rows.extend(donors(&fake, "Check Donor", 2, 910));
+    let stack = Stack::start(qbo_options("qbo-online", &fake).with_worker());
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let id = deposit_with(&stack, rows.clone()).await;
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    assert_eq!(d["online_gifts"], "report", "{d}");
+    assert_eq!(d["kept_out"][rows[0].id.to_string()]["by"], "online", "{d}");
+    // The second check is kept out by hand.
+    let kept = rows[3].id;
+    let (s, r) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/deposits/{id}/records/{kept}"),
+            Some(json!({"keep_out": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    // Sending an online row by itself is refused, with why.
+    let (s, one) = api
+        .post(
+            &format!("/api/deposits/{id}/records/{}/send", rows[0].id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{one}");
+    assert_eq!(one["outcome"], "kept_out");
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    let done = wait_send_job(&api, &id, 60).await;
+    let outcomes: Vec<(String, String)> = done["results"]["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{done}"))
+        .iter()
+        .map(|r| {
+            (
+                r["record_id"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let outcome = |i: usize| {
+        outcomes
+            .iter()
+            .find(|(id, _)| *id == rows[i].id.to_string())
+            .map(|(_, o)| o.clone())
+    };
+    assert_eq!(outcome(0).as_deref(), Some("kept_out"), "{outcomes:?}");
+    assert_eq!(outcome(1).as_deref(), Some("kept_out"));
+    assert_eq!(outcome(2).as_deref(), Some("sent"));
+    assert_eq!(outcome(3).as_deref(), Some("kept_out"));
+    assert_eq!(fake.sales_receipts().len(), 1);
+
+    // The deposit sends its online gifts: they go, once each; the row kept out by hand stays.
+    let (s, o) = api
+        .post(
+            &format!("/api/deposits/{id}/options"),
+            Some(json!({"online_gifts": "send"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{o}");
+    assert_eq!(o["online_gifts"], "send");
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &id, 60).await;
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 3, "{receipts:?}");
+    let refs: Vec<&str> = receipts
+        .iter()
+        .map(|r| r["PaymentRefNum"].as_str().unwrap())
+        .collect();
+    assert!(
+        refs.contains(&"ch_900") && refs.contains(&"ch_901"),
+        "{refs:?}"
+    );
+    assert!(!refs.contains(&"911"), "{refs:?}");
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    assert_eq!(d["kept_out"][kept.to_string()]["by"], "treasurer", "{d}");
 }
 
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited

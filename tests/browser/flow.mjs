@@ -26,7 +26,7 @@
 //   [data-testid=send-result] (data-outcome, data-record-id)
 //   [data-testid=error-row]           a page/file that gave no records
 //   [data-testid=report-open], [data-testid=report-text], [data-testid=report-download-csv],
-//   [data-testid=report-download-txt]
+//   [data-testid=report-download-txt], [data-testid=report-download-export] (every field)
 //   [data-testid=choose-columns]      a CSV file's "Choose columns" / "Check columns" button;
 //                                     #columns-dialog, select[data-testid=column-role][data-column=i],
 //                                     [data-testid=columns-save]; [data-testid=file-read-as]
@@ -61,6 +61,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const PDF = path.join(EXAMPLES, 'deposit.pdf');
 const CSV = path.join(EXAMPLES, 'online-gifts.csv');
+/** The row kept out of QuickBooks by hand (its id), checked after sending. */
+let keptOutRow = null;
 const PROCESSING_TIMEOUT = 180_000;
 // Two CSV files with the same header no profile or column name tells (COLUMNS_CSV,
 // COLUMNS_CSV_AGAIN): the first needs its columns chosen, the second is read by that choice.
@@ -278,6 +280,32 @@ async function flow() {
       && (await row('Emily Chen').getAttribute('data-match')) === 'matched');
   });
 
+  await step('online gifts are kept out by default; the deposit sends them; one row kept out by hand', async () => {
+    const rows = page.locator('[data-testid=record-row]');
+    const keptOut = page.locator('[data-testid=record-row][data-sync=kept_out]');
+    await until('the online gifts kept out', async () => (await keptOut.count()) >= 3);
+    const online = page.locator('[data-testid=online-gifts]');
+    if ((await online.inputValue()) !== 'report') fail(`the deposit's online gifts read "${await online.inputValue()}"`);
+    await page.screenshot({ path: path.join(OUT, 'online-kept-out.png'), fullPage: true });
+    await online.selectOption('send');
+    await until('no row kept out', async () => (await keptOut.count()) === 0);
+    // Keep one matched row out by hand: it stays in the list, marked, and is not sent.
+    let chosen = null;
+    const checkedLater = /Thomas McDonald|Emily Chen|Grace Kim|St\. John Lutheran|Daniel Okafor/;
+    for (let i = 0; i < await rows.count() && !chosen; i++) {
+      const donor = (await rows.nth(i).getAttribute('data-donor')) || '';
+      if ((await rows.nth(i).getAttribute('data-match')) === 'matched' && !checkedLater.test(donor)) {
+        chosen = await rows.nth(i).getAttribute('data-record-id');
+      }
+    }
+    if (!chosen) fail('no matched row to keep out');
+    const chosenRow = page.locator(`[data-testid=record-row][data-record-id="${chosen}"]`);
+    await chosenRow.locator('[data-testid=keep-out]').click();
+    await until('the row kept out', async () => (await chosenRow.getAttribute('data-sync')) === 'kept_out');
+    await page.screenshot({ path: path.join(OUT, 'row-kept-out.png'), fullPage: true });
+    keptOutRow = chosen;
+  });
+
   await step('send all: progress, per-row results, Sent badges with receipt ids', async () => {
     await page.screenshot({ path: path.join(OUT, 'deposit-before-send.png'), fullPage: true });
     // Rows with a confirmed customer are sent; the others are refused with a reason.
@@ -285,7 +313,8 @@ async function flow() {
     const expectSent = [];
     for (let i = 0; i < await rows.count(); i++) {
       const m = await rows.nth(i).getAttribute('data-match');
-      if (m === 'matched' || m === 'address_changed') expectSent.push(await rows.nth(i).getAttribute('data-record-id'));
+      const id = await rows.nth(i).getAttribute('data-record-id');
+      if ((m === 'matched' || m === 'address_changed') && id !== keptOutRow) expectSent.push(id);
     }
     if (expectSent.length < 5) fail(`only ${expectSent.length} rows have a customer before sending`);
     const item = await page.locator('[data-testid=send-item]').inputValue();
@@ -308,6 +337,11 @@ async function flow() {
       const result = page.locator(`[data-testid=send-result][data-record-id="${id}"]`);
       const outcome = await result.getAttribute('data-outcome');
       if (outcome !== 'sent') fail(`row ${id} has outcome ${outcome}`);
+    }
+    const kept = page.locator(`[data-testid=send-result][data-record-id="${keptOutRow}"]`);
+    if ((await kept.getAttribute('data-outcome')) !== 'kept_out') fail('the row kept out was not reported as kept out');
+    if ((await page.locator(`[data-testid=record-row][data-record-id="${keptOutRow}"]`).getAttribute('data-sync')) !== 'kept_out') {
+      fail('the row kept out no longer shows as kept out');
     }
     const refused = page.locator('[data-testid=send-result][data-outcome=refused]');
     const nRefused = await refused.count();
@@ -352,8 +386,15 @@ async function flow() {
     ]);
     if (!/^deposit-.*\.csv$/.test(csv.suggestedFilename())) fail(`the CSV is named ${csv.suggestedFilename()}`);
     const lines = (await fs.readFile(await csv.path(), 'utf8')).trim().split(/\r?\n/);
-    if (!lines[0].startsWith('id,payment_ref,')) fail(`the CSV header is "${lines[0]}"`);
-    if (lines.length < 11) fail(`the CSV has ${lines.length - 1} rows`);
+    if (!lines[0].startsWith('Lookup,Salutation,Donor Name,Check No.,Gift Amount,')) fail(`the CSV header is "${lines[0]}"`);
+    if (lines.length < 12) fail(`the CSV has ${lines.length - 1} rows`);
+    if (!/^,,Total,,[\d.]+,/.test(lines[lines.length - 1])) fail(`the CSV ends "${lines[lines.length - 1]}", not its Total line`);
+    const [all] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid=report-download-export]').click(),
+    ]);
+    const allLines = (await fs.readFile(await all.path(), 'utf8')).trim().split(/\r?\n/);
+    if (!allLines[0].startsWith('id,payment_ref,')) fail(`the all-fields CSV header is "${allLines[0]}"`);
   });
 
   await step('a damaged file fails with its reason and a retry button; the CSV rows stay usable (edit, unmatch, send one)', async () => {
@@ -382,6 +423,10 @@ async function flow() {
     // Revert a match, then send one row on its own.
     await row('Emily Chen').locator('[data-testid=unmatch]').click();
     await until('Emily Chen unmatched', async () => (await row('Emily Chen').getAttribute('data-match')) !== 'matched');
+    // An online gift of a new deposit is kept out: send this one after all.
+    if ((await row('Daniel Okafor').getAttribute('data-sync')) !== 'kept_out') fail('an online gift is not kept out by default');
+    await row('Daniel Okafor').locator('[data-testid=keep-in]').click();
+    await until('Daniel Okafor taken back in', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'not_sent');
     await row('Daniel Okafor').locator('[data-testid=send-row]').click();
     await until('Daniel Okafor sent', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'sent');
     const badge = (await row('Daniel Okafor').locator('[data-testid=sync-badge]').textContent()) || '';

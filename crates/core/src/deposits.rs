@@ -209,6 +209,9 @@ pub struct DepositOptions {
     /// Pending payments in CSV exports become rows with a warning instead of skipped lines.
     #[serde(default)]
     pub keep_pending: bool,
+    /// This deposit's choice for its online gifts; none follows `ONLINE_GIFTS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_gifts: Option<crate::qbo::config::OnlineGifts>,
 }
 
 /// Attempts before a contended update gives up (each re-reads the deposit).
@@ -536,6 +539,7 @@ pub const EDITABLE_FIELDS: &[&str] = &[
     "zip",
     "email",
     "phone",
+    "keep_out",
 ];
 
 /// Applies a person's edit (`{"amount": "125.00", "memo": null, ...}`) to a record: every field
@@ -561,6 +565,7 @@ pub fn apply_patch(
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => normalize::clean(Some(s.clone())),
             serde_json::Value::Number(n) if field == "amount" => Some(n.to_string()),
+            serde_json::Value::Bool(b) if field == "keep_out" => Some(b.to_string()),
             _ => {
                 problems.push(FieldProblem {
                     field: field.clone(),
@@ -645,6 +650,17 @@ fn set_field(d: &mut Donation, field: &str, v: Option<String>) -> Result<(), Str
         "zip" => d.contact.zip = v.map(|z| normalize::normalize_zip(&z).unwrap_or(z)),
         "email" => d.contact.email = v.map(|e| e.to_lowercase()),
         "phone" => d.contact.phone = v.map(|p| normalize::normalize_phone(&p)),
+        "keep_out" => {
+            if d.qbo.sales_receipt_id.is_some() {
+                return Err("the row is in QuickBooks already".into());
+            }
+            d.qbo.keep_out = match v.as_deref() {
+                None => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(_) => return Err("must be true, false or null".into()),
+            };
+        }
         _ => {
             return Err(format!(
                 "is not an editable field (editable: {})",

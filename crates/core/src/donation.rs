@@ -174,6 +174,11 @@ pub struct QboState {
     pub sales_receipt_id: Option<String>,
     pub sync_status: SyncStatus,
     pub last_error: Option<String>,
+    /// The treasurer's choice: `true` keeps the row out of QuickBooks (it stays in the
+    /// report), `false` sends it even where the rule keeps it out (an online gift under
+    /// `ONLINE_GIFTS=report`); none follows the rule ([`crate::qbo::receipts::kept_out`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_out: Option<bool>,
 }
 
 /// What one merge took from which source.
@@ -462,6 +467,7 @@ mod tests {
             sales_receipt_id: Some("145".into()),
             sync_status: SyncStatus::Sent,
             last_error: None,
+            keep_out: Some(false),
         };
         d.merge_history.push(MergeEntry {
             merged_at: Utc::now(),

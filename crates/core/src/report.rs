@@ -136,6 +136,95 @@ fn present(value: Option<&str>) -> Option<String> {
     (!joined.is_empty()).then_some(joined)
 }
 
+/// FoM's deposit spreadsheet columns, in the order of its own sheet, then where each row stands
+/// with QuickBooks.
+const FOM_HEADER: [&str; 19] = [
+    "Lookup",
+    "Salutation",
+    "Donor Name",
+    "Check No.",
+    "Gift Amount",
+    "Check Date",
+    "Gift Date",
+    "Deposit Date",
+    "Deposit Method",
+    "Memo",
+    "First Name",
+    "Last Name",
+    "Full Name",
+    "Organization Name",
+    "Address - Line 1",
+    "City",
+    "State",
+    "ZIP",
+    "QuickBooks",
+];
+
+/// The deposit as FoM's spreadsheet has it: one row per gift in FoM's columns, dates as
+/// MM/DD/YYYY, amounts with two decimals, and a Total line. `kept_out` says why a row stays out
+/// of QuickBooks (it is listed, marked).
+pub fn fom_csv(
+    records: &[Donation],
+    kept_out: &dyn Fn(&Donation) -> Option<&'static str>,
+) -> Result<String, ReportError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(FOM_HEADER)?;
+    let date = |d: Option<NaiveDate>| d.map(|d| d.format(US_DATE).to_string()).unwrap_or_default();
+    let text = |v: &Option<String>| present(v.as_deref()).unwrap_or_default();
+    for r in records {
+        let full = r.payer.aliases.first().and_then(|a| present(Some(a)));
+        let (first, last) = match &full {
+            Some(n) if r.payer.organization_name.is_none() => crate::qbo::layout::split_name(n),
+            _ => (None, None),
+        };
+        let check_no = match (r.payment_method, present(r.payment_ref.as_deref())) {
+            (Some(PaymentMethod::Online), _) => "Online Donation".to_string(),
+            (_, Some(n)) => n,
+            (_, None) => String::new(),
+        };
+        let quickbooks = match (&r.qbo.sales_receipt_id, kept_out(r)) {
+            (Some(id), _) => format!("Sent #{id}"),
+            (None, Some(why)) => format!("Kept out: {why}"),
+            (None, None) if r.qbo.sync_status == SyncStatus::Error => {
+                format!("Error: {}", r.qbo.last_error.as_deref().unwrap_or_default())
+            }
+            (None, None) => "Not sent".to_string(),
+        };
+        let row = [
+            text(&r.qbo.display_name),
+            text(&r.payer.salutation),
+            r.display_name()
+                .and_then(|n| present(Some(n)))
+                .unwrap_or_default(),
+            check_no,
+            r.amount
+                .map(|a| format!("{:.2}", a.round_dp(2)))
+                .unwrap_or_default(),
+            date(r.check_date),
+            date(r.payment_date),
+            date(r.deposit_date),
+            text(&r.deposit_method),
+            text(&r.memo),
+            first.unwrap_or_default(),
+            last.unwrap_or_default(),
+            full.unwrap_or_default(),
+            text(&r.payer.organization_name),
+            text(&r.contact.address_line_1),
+            text(&r.contact.city),
+            text(&r.contact.state),
+            text(&r.contact.zip),
+            quickbooks,
+        ];
+        writer.write_record(row.map(neutralize))?;
+    }
+    let mut total_row: [String; 19] = Default::default();
+    total_row[2] = "Total".into();
+    total_row[4] = format!("{:.2}", total(records).round_dp(2));
+    writer.write_record(total_row)?;
+    let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8(bytes)?)
+}
+
 /// CSV columns, in order; `csv_row` must produce the same number of cells.
 const CSV_HEADER: [&str; 34] = [
     "id",
@@ -709,6 +798,52 @@ Total Deposits: $2,810.00
             };
             assert_eq!(value, expected, "{column}");
         }
+    }
+
+    #[test]
+    fn fom_csv_has_fom_columns_marks_kept_out_rows_and_ends_with_the_total() {
+        let mut a = check("Jane O'Brien", "125.00");
+        a.payment_ref = Some("1043".into());
+        a.check_date = Some(day(2026, 11, 18));
+        a.payment_date = Some(day(2026, 11, 20));
+        a.qbo.display_name = Some("O'Brien, Jane".into());
+        a.qbo.sales_receipt_id = Some("311".into());
+        let mut b = check("Grace Kim", "25.5");
+        b.payment_method = Some(PaymentMethod::Online);
+        b.payment_ref = Some("ch_1".into());
+        let out = fom_csv(&[a, b.clone()], &|r| {
+            (r.id == b.id).then_some("an online gift")
+        })
+        .unwrap();
+        let (header, rows) = parse_csv(&out);
+        assert_eq!(
+            header[..5],
+            [
+                "Lookup",
+                "Salutation",
+                "Donor Name",
+                "Check No.",
+                "Gift Amount"
+            ]
+        );
+        assert_eq!(header.len(), 19);
+        let col = |row: &Vec<String>, name: &str| {
+            row[header.iter().position(|h| h == name).unwrap()].clone()
+        };
+        assert_eq!(col(&rows[0], "Lookup"), "O'Brien, Jane");
+        assert_eq!(col(&rows[0], "Check No."), "1043");
+        assert_eq!(col(&rows[0], "Gift Amount"), "125.00");
+        assert_eq!(col(&rows[0], "Check Date"), "11/18/2026");
+        assert_eq!(col(&rows[0], "Gift Date"), "11/20/2026");
+        assert_eq!(col(&rows[0], "First Name"), "Jane");
+        assert_eq!(col(&rows[0], "Last Name"), "O'Brien");
+        assert_eq!(col(&rows[0], "QuickBooks"), "Sent #311");
+        assert_eq!(col(&rows[1], "Check No."), "Online Donation");
+        assert_eq!(col(&rows[1], "Gift Amount"), "25.50");
+        assert_eq!(col(&rows[1], "QuickBooks"), "Kept out: an online gift");
+        assert_eq!(col(&rows[2], "Donor Name"), "Total");
+        assert_eq!(col(&rows[2], "Gift Amount"), "150.50");
+        assert_eq!(rows.len(), 3);
     }
 
     #[test]

@@ -140,6 +140,14 @@ pub struct CsvView {
     needs_columns: bool,
 }
 
+/// Why a row is kept out of QuickBooks.
+#[derive(Serialize)]
+pub struct KeptOut {
+    /// `treasurer` (kept out by hand) or `online` (the rule for online gifts).
+    by: &'static str,
+    message: &'static str,
+}
+
 #[derive(Serialize)]
 pub struct DepositView {
     id: String,
@@ -158,6 +166,12 @@ pub struct DepositView {
     options: fom_core::deposits::DepositOptions,
     /// Where its papers' stated totals and counts differ from its rows.
     warnings: Vec<fom_core::deposits::DepositWarning>,
+    /// How its online gifts are handled (its own choice, else `ONLINE_GIFTS`); none without
+    /// QuickBooks set up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online_gifts: Option<fom_core::qbo::config::OnlineGifts>,
+    /// Rows kept out of QuickBooks, by id, with why (they stay in the report).
+    kept_out: std::collections::BTreeMap<uuid::Uuid, KeptOut>,
 }
 
 fn is_finished(state: &str) -> bool {
@@ -233,6 +247,29 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
     let files = file_views(state, &d).await?;
     let options = state.services.deposits.options(&d.id).await?;
     let warnings = d.warnings();
+    let online_gifts = state.services.qbo.as_ref().map(|q| {
+        options
+            .online_gifts
+            .unwrap_or(q.client.connection().settings().online_gifts)
+    });
+    let kept_out = online_gifts
+        .map(|online| {
+            d.records
+                .iter()
+                .filter(|r| r.qbo.sales_receipt_id.is_none())
+                .filter_map(|r| {
+                    fom_core::qbo::receipts::kept_out(r, online).map(|message| {
+                        let by = if r.qbo.keep_out == Some(true) {
+                            "treasurer"
+                        } else {
+                            "online"
+                        };
+                        (r.id, KeptOut { by, message })
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut errors = d.errors;
     for f in &files {
         if let (Some(e), true) = (&f.error, f.finished) {
@@ -255,6 +292,8 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
         errors,
         options,
         warnings,
+        online_gifts,
+        kept_out,
     })
 }
 
@@ -616,21 +655,53 @@ pub async fn get_job(
     Ok(json_no_store(StatusCode::OK, &job))
 }
 
-/// Sets how the deposit's next files are read: `{"keep_pending": true}` makes pending
-/// payments in CSV exports rows with a warning instead of skipped lines.
+/// The options a request changes; what it leaves out stays as it was.
+#[derive(Deserialize)]
+pub struct OptionsBody {
+    keep_pending: Option<bool>,
+    /// `report`, `send`, or `default` (follow `ONLINE_GIFTS`).
+    online_gifts: Option<String>,
+}
+
+/// Sets the deposit's options: `{"keep_pending": true}` makes pending payments in CSV exports
+/// rows with a warning instead of skipped lines; `{"online_gifts": "send" | "report" |
+/// "default"}` says whether its online gifts are sent as receipts.
 #[post("/api/deposits/{id}/options")]
 pub async fn set_options(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<DepositId>,
-    body: web::Json<fom_core::deposits::DepositOptions>,
+    body: web::Json<OptionsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.services.deposits.set_options(&id, &body).await? {
+    use fom_core::qbo::config::OnlineGifts;
+    let mut opts = state.services.deposits.options(&id).await?;
+    let mut fields = Vec::new();
+    if let Some(k) = body.keep_pending {
+        opts.keep_pending = k;
+        fields.push("keep_pending");
+    }
+    if let Some(o) = &body.online_gifts {
+        opts.online_gifts = match o.as_str() {
+            "send" => Some(OnlineGifts::Send),
+            "report" => Some(OnlineGifts::Report),
+            "default" => None,
+            _ => {
+                return Err(ApiError::invalid_fields(&[
+                    fom_core::deposits::FieldProblem {
+                        field: "online_gifts".into(),
+                        message: "must be send, report or default".into(),
+                    },
+                ]))
+            }
+        };
+        fields.push("online_gifts");
+    }
+    if !state.services.deposits.set_options(&id, &opts).await? {
         return Err(ApiError::not_found("deposit"));
     }
-    let details = serde_json::json!({ "deposit_id": &*id, "fields": ["keep_pending"] });
+    let details = serde_json::json!({ "deposit_id": &*id, "fields": fields });
     crate::audit::record(&req, &state, AuditKind::RecordEdit, details).await;
-    Ok(json_no_store(StatusCode::OK, &*body))
+    Ok(json_no_store(StatusCode::OK, &opts))
 }
 
 #[derive(Deserialize)]

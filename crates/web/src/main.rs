@@ -99,6 +99,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::send_status)
             .service(report::report)
             .service(report::report_csv)
+            .service(report::export_csv)
             .service(pages::audit)
             .service(pages::settings)
             .service(settings::get_layout)

@@ -391,6 +391,10 @@ pub async fn deposit(
              <p class=\"option\"><input type=\"checkbox\" id=\"keep-pending\" data-testid=\"keep-pending\">\
               <label for=\"keep-pending\">Also read pending payments from CSV exports (each marked \
               for a check before sending)</label></p>\
+             <p class=\"option\" id=\"online-gifts-option\" hidden><label for=\"online-gifts\">Online gifts</label> \
+              <select id=\"online-gifts\" data-testid=\"online-gifts\">\
+              <option value=\"report\">listed in the report only (they reach the books another way)</option>\
+              <option value=\"send\">sent to QuickBooks as receipts</option></select></p>\
              <ul id=\"files\" class=\"files\" data-testid=\"file-list\" aria-live=\"polite\"></ul>\
              </section>\
              <section aria-labelledby=\"records-title\" class=\"panel\">\

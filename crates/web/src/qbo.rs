@@ -471,6 +471,7 @@ pub async fn send_one(
         SendOutcome::Error if result.choose.is_some() => StatusCode::UNPROCESSABLE_ENTITY,
         SendOutcome::Error => StatusCode::BAD_GATEWAY,
         SendOutcome::FoundExisting | SendOutcome::AlreadySent => StatusCode::OK,
+        SendOutcome::KeptOut => StatusCode::CONFLICT,
     };
     Ok(json_no_store(status, &result))
 }

@@ -1,10 +1,11 @@
-//! The deposit report: FoM's text layout (to edit and paste into the deposit e-mail) and the
-//! CSV export of every field, as a download.
+//! The deposit report: FoM's text layout (to edit and paste into the deposit e-mail), the same
+//! deposit in FoM's spreadsheet columns (`report.csv`) and the export of every field
+//! (`export.csv`), as downloads.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use fom_core::audit::AuditKind;
-use fom_core::report::{csv_export, report_date_for, text_report, total};
+use fom_core::report::{csv_export, fom_csv, report_date_for, text_report, total};
 use serde::Serialize;
 
 use crate::api::{json_no_store, load};
@@ -42,6 +43,8 @@ pub async fn report(
     ))
 }
 
+/// The deposit in FoM's spreadsheet columns, with a Total line; rows kept out of QuickBooks
+/// are listed, marked.
 #[get("/api/deposits/{id}/report.csv")]
 pub async fn report_csv(
     req: HttpRequest,
@@ -51,8 +54,38 @@ pub async fn report_csv(
     let d = load(&state, &id).await?;
     let details = serde_json::json!({"deposit_id": d.id, "format": "csv"});
     crate::audit::record(&req, &state, AuditKind::ReportDownloaded, details).await;
-    let date = report_date_for(&d.records, chrono::Local::now().date_naive());
-    let csv = csv_export(&d.records).map_err(|e| {
+    let online = match &state.services.qbo {
+        Some(q) => Some(q.online_gifts(&d.id).await?),
+        None => None,
+    };
+    let kept_out = |r: &fom_core::donation::Donation| {
+        online.and_then(|o| fom_core::qbo::receipts::kept_out(r, o))
+    };
+    let csv = fom_csv(&d.records, &kept_out);
+    csv_download(&d.records, csv, "deposit")
+}
+
+/// Every field of every row, as stored (for spreadsheets and checks).
+#[get("/api/deposits/{id}/export.csv")]
+pub async fn export_csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<DepositId>,
+) -> Result<HttpResponse, ApiError> {
+    let d = load(&state, &id).await?;
+    let details = serde_json::json!({"deposit_id": d.id, "format": "export"});
+    crate::audit::record(&req, &state, AuditKind::ReportDownloaded, details).await;
+    let csv = csv_export(&d.records);
+    csv_download(&d.records, csv, "deposit-all-fields")
+}
+
+fn csv_download(
+    records: &[fom_core::donation::Donation],
+    csv: Result<String, fom_core::report::ReportError>,
+    stem: &str,
+) -> Result<HttpResponse, ApiError> {
+    let date = report_date_for(records, chrono::Local::now().date_naive());
+    let csv = csv.map_err(|e| {
         tracing::error!(error = %e, "csv export failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,7 +98,7 @@ pub async fn report_csv(
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!(
-                "attachment; filename=\"deposit-{}.csv\"",
+                "attachment; filename=\"{stem}-{}.csv\"",
                 date.format("%Y-%m-%d")
             ),
         ))

@@ -718,6 +718,28 @@ async fn pages_assets_and_the_deposit_report() {
         .unwrap()
         .starts_with("text/csv"));
     let body = res.text().await.unwrap();
+    assert!(
+        body.starts_with("Lookup,Salutation,Donor Name,Check No.,Gift Amount,"),
+        "{body}"
+    );
+    // The header and the Total line.
+    assert_eq!(body.trim().lines().count(), 2, "{body}");
+    assert!(
+        body.trim().ends_with(",,Total,,0.00,,,,,,,,,,,,,,"),
+        "{body}"
+    );
+    let all = c
+        .get(stack.url(&format!("/api/deposits/{id}/export.csv")))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.status().as_u16(), 200);
+    assert!(all.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"deposit-all-fields-"));
+    let body = all.text().await.unwrap();
     assert!(body.starts_with("id,payment_ref,"), "{body}");
     assert_eq!(body.trim().lines().count(), 1);
 

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::EnvReader;
 use crate::qbo::matching::Thresholds;
 use crate::qbo::tokens::TokenCipher;
@@ -65,6 +67,10 @@ pub struct QboSettings {
     /// How long one request may keep waiting out throttles before it gives up with
     /// [`crate::qbo::QboError::Throttled`] (`QBO_THROTTLE_PATIENCE_SECS`).
     pub throttle_patience: Duration,
+    /// `ONLINE_GIFTS`: whether online gifts are sent as receipts or only listed in the report
+    /// (they reach the books through the platform's own sync or the bank feed); a deposit can
+    /// say otherwise.
+    pub online_gifts: OnlineGifts,
     /// Whether a throttled request waits at all: the worker waits; the web answers a page
     /// action at once ("QuickBooks is busy, trying again in N s") and the page asks again.
     pub wait_throttles: bool,
@@ -150,6 +156,18 @@ impl QboSettings {
         let retry_base = Duration::from_millis(env.number("QBO_RETRY_BASE_MS", 1000u64, 0, 60_000));
         let throttle_wait =
             Duration::from_millis(env.number("QBO_THROTTLE_WAIT_MS", 60_000u64, 0, 600_000));
+        let online_gifts = match env
+            .text("ONLINE_GIFTS", "report")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "send" => OnlineGifts::Send,
+            "report" => OnlineGifts::Report,
+            _ => {
+                env.problem("ONLINE_GIFTS", "must be report or send");
+                OnlineGifts::Report
+            }
+        };
         let throttle_patience =
             Duration::from_secs(env.number("QBO_THROTTLE_PATIENCE_SECS", 900u64, 0, 86_400));
         // Intuit's limits are per company and app, counted in Redis over all processes
@@ -186,6 +204,7 @@ impl QboSettings {
             retry_base,
             throttle_wait,
             throttle_patience,
+            online_gifts,
             wait_throttles: true,
             max_concurrent,
             realm_max_concurrent,
@@ -193,6 +212,18 @@ impl QboSettings {
             rate_burst,
         })
     }
+}
+
+/// What happens to online gifts (rows read from CSV exports or printed as online) when the
+/// deposit is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineGifts {
+    /// Listed in the report only: not sent (the default, as the old system did).
+    #[default]
+    Report,
+    /// Sent as sales receipts like checks.
+    Send,
 }
 
 #[cfg(test)]

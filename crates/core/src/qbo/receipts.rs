@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::donation::{Donation, MatchStatus, SyncStatus};
+use crate::donation::{Donation, MatchStatus, PaymentMethod, SyncStatus};
 use crate::qbo::catalog::SendDefaults;
 use crate::qbo::client::request_id;
+use crate::qbo::config::OnlineGifts;
 use crate::qbo::entities::SalesReceipt;
 use crate::qbo::fault::Action;
 use crate::qbo::layout::ReceiptLayout;
@@ -46,6 +47,9 @@ pub enum SendOutcome {
     Refused,
     /// QuickBooks did not take the receipt; the row records why.
     Error,
+    /// The row is kept out of QuickBooks (an online gift under `ONLINE_GIFTS=report`, or the
+    /// treasurer's choice); it stays in the report. Not a failure.
+    KeptOut,
 }
 
 impl SendOutcome {
@@ -62,6 +66,7 @@ impl SendOutcome {
             SendOutcome::AlreadySent => "already_sent",
             SendOutcome::Refused => "refused",
             SendOutcome::Error => "error",
+            SendOutcome::KeptOut => "kept_out",
         }
     }
 }
@@ -91,15 +96,44 @@ pub struct SendAll {
     pub throttled: bool,
 }
 
+/// Why a row is kept out of QuickBooks, or none when it is sent: the treasurer's choice on the
+/// row first, then the rule for online gifts (`online`: the deposit's choice, else
+/// `ONLINE_GIFTS`).
+pub fn kept_out(record: &Donation, online: OnlineGifts) -> Option<&'static str> {
+    match record.qbo.keep_out {
+        Some(true) => Some("kept out of QuickBooks by the treasurer; it stays in the report"),
+        Some(false) => None,
+        None if record.payment_method == Some(PaymentMethod::Online)
+            && online == OnlineGifts::Report =>
+        {
+            Some(
+                "an online gift: it reaches the books through the platform or the bank feed, so \
+                 it is kept out of QuickBooks and listed in the report",
+            )
+        }
+        None => None,
+    }
+}
+
 impl Qbo {
+    /// How this deposit's online gifts are handled: its own choice, else the deployment's.
+    pub async fn online_gifts(&self, deposit_id: &str) -> Result<OnlineGifts, QboError> {
+        let opts = self.deposits.options(deposit_id).await?;
+        Ok(opts
+            .online_gifts
+            .unwrap_or(self.client.connection().settings().online_gifts))
+    }
+
     /// The receipt that would be sent, and why it cannot be when it cannot.
     pub async fn preview(&self, deposit_id: &str, record_id: &Uuid) -> Result<Value, QboError> {
         let record = self.record(deposit_id, record_id).await?;
         let defaults = self.defaults().await?;
         let layout = self.layout().await?;
         let body = receipt_body(&record, &defaults, &layout, today());
+        let out = kept_out(&record, self.online_gifts(deposit_id).await?);
         Ok(match body {
             Ok(body) => json!({
+                "kept_out": out,
                 "ready": true,
                 "receipt": body,
                 "customer": record.qbo.display_name,
@@ -136,6 +170,15 @@ impl Qbo {
         };
         if let Some(id) = &record.qbo.sales_receipt_id {
             return Ok(result(SendOutcome::AlreadySent, Some(id.clone()), None));
+        }
+        if let Some(why) = kept_out(&record, self.online_gifts(deposit_id).await?) {
+            return Ok(result(
+                SendOutcome::KeptOut,
+                None,
+                Some(format!(
+                    "{why}; choose \"Send to QuickBooks\" on the row to send it"
+                )),
+            ));
         }
         let layout = self.layout().await?;
         let body = match receipt_body(&record, defaults, &layout, today()) {

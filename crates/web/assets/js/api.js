@@ -70,7 +70,10 @@ async function apiOnce(method, path, body) {
       failure.retryAfter = Number(res.headers.get('Retry-After')) || 0;
       throw failure;
     }
-    throw new ApiFailure(res.status, 'http', `The server answered ${res.status}; try again in a minute.`);
+    const failure = new ApiFailure(res.status, 'http', `The server answered ${res.status}; try again in a minute.`);
+    // An answer of its own (a send's result): the caller may read it.
+    failure.body = data;
+    throw failure;
   }
   return data;
 }

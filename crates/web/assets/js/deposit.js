@@ -18,6 +18,7 @@ import { openReport } from './report.js';
 export async function depositPage() {
   D.id = $('#deposit').dataset.depositId;
   setupUpload();
+  $('#online-gifts').addEventListener('change', setOnlineGifts);
   $('#report-open').addEventListener('click', openReport);
   const st = await loadQboStatus();
   renderSendPanel(st);
@@ -34,10 +35,30 @@ export async function reloadDeposit() {
     renderWarnings(d.warnings || []);
     const pendingBox = $('#keep-pending');
     if (pendingBox && d.options) pendingBox.checked = !!d.options.keep_pending;
+    const online = $('#online-gifts');
+    if (online && d.online_gifts) {
+      online.value = d.online_gifts;
+      $('#online-gifts-option').hidden = false;
+    }
     D.lastRecords = d.records.length;
     renderFiles();
     renderRecords();
   } catch (e) {
+    notice(errorText(e), 'error');
+  }
+}
+
+/** Whether this deposit's online gifts are sent to QuickBooks or only listed in the report. */
+async function setOnlineGifts(ev) {
+  const sel = ev.currentTarget;
+  try {
+    await api('POST', `/api/deposits/${D.id}/options`, { online_gifts: sel.value });
+    await reloadDeposit();
+    notice(sel.value === 'send'
+      ? 'Online gifts of this deposit will be sent to QuickBooks as receipts.'
+      : 'Online gifts of this deposit are listed in the report only.', 'info');
+  } catch (e) {
+    if (D.deposit && D.deposit.online_gifts) sel.value = D.deposit.online_gifts;
     notice(errorText(e), 'error');
   }
 }

@@ -38,7 +38,8 @@ export async function openReport() {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }, 'secondary');
-  const csv = h('a', { href: `/api/deposits/${D.id}/report.csv`, download: `deposit-${rep.date}.csv`, class: 'button secondary small', 'data-testid': 'report-download-csv', text: 'Download .csv' });
+  const csv = h('a', { href: `/api/deposits/${D.id}/report.csv`, download: `deposit-${rep.date}.csv`, class: 'button secondary small', 'data-testid': 'report-download-csv', text: 'Download .csv (FoM columns)' });
+  const all = h('a', { href: `/api/deposits/${D.id}/export.csv`, download: `deposit-all-fields-${rep.date}.csv`, class: 'button secondary small', 'data-testid': 'report-download-export', text: 'Download all fields (.csv)' });
   const again = actionButton('Rebuild from the records', 'report-refresh', async () => {
     try {
       const fresh = await api('GET', `/api/deposits/${D.id}/report`);
@@ -51,7 +52,7 @@ export async function openReport() {
   clear(box).append(
     h('label', { for: 'report-text', text: `Report for ${fmtDate(rep.date)} (edit freely before copying)` }),
     text,
-    h('div', { class: 'buttons' }, copy, txt, csv, again, status));
+    h('div', { class: 'buttons' }, copy, txt, csv, all, again, status));
   text.setSelectionRange(0, 0);
   text.focus();
   text.scrollTop = 0;

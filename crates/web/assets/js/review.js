@@ -9,6 +9,7 @@ import { qbo } from './qbo.js';
 import { D, recordById, recordName, replaceRecord } from './state.js';
 import { addContact, addressReview, createCustomer, matchCustomer, openDonorDialog, recordAction } from './donors.js';
 import { sendRow } from './sending.js';
+import { reloadDeposit } from './deposit.js';
 
 const MATCH = {
   matched: ['Matched', 'ok'],
@@ -294,7 +295,8 @@ function refreshRowParts(tb, r) {
   const main = $('tr.main', tb);
   main.dataset.donor = [r.payer && r.payer.organization_name, ...((r.payer && r.payer.aliases) || [])].filter(Boolean).join(' | ');
   main.dataset.match = (r.qbo && r.qbo.match_status) || 'unmatched';
-  main.dataset.sync = (r.qbo && r.qbo.sync_status) || 'not_sent';
+  const keptOut = keptOutWhy(r);
+  main.dataset.sync = keptOut ? 'kept_out' : (r.qbo && r.qbo.sync_status) || 'not_sent';
   for (const input of $$('input[data-field]', tb)) {
     if (input === document.activeElement || input.dataset.pending !== undefined) continue;
     if (input.getAttribute('aria-invalid') === 'true') continue;
@@ -340,6 +342,10 @@ function refreshRowParts(tb, r) {
   } else if (q.sync_status === 'error') {
     sync.append(h('span', { class: 'badge danger', 'data-testid': 'sync-badge', text: 'Error' }),
       h('span', { class: 'sync-error', 'data-testid': 'sync-error', text: sentence(q.last_error || '') }));
+  } else if (keptOut) {
+    sync.append(h('span', { class: 'badge muted', 'data-testid': 'sync-badge', title: sentence(keptOut.message), text: 'Kept out' }),
+      h('span', { class: 'kept-out', 'data-testid': 'kept-out-reason', 'data-by': keptOut.by, title: sentence(keptOut.message),
+        text: keptOut.by === 'online' ? 'Online gift: in the report only' : 'Kept out by you' }));
   } else {
     sync.append(h('span', { class: 'badge muted', 'data-testid': 'sync-badge', text: 'Not sent' }));
   }
@@ -413,10 +419,30 @@ function openDetails(tb, id) {
   $('tr.details', tb).hidden = false;
 }
 
+/** Why the row stays out of QuickBooks (the deposit's answer), or null. */
+function keptOutWhy(r) {
+  const map = (D.deposit && D.deposit.kept_out) || {};
+  return map[r.id] || null;
+}
+
+/** The treasurer keeps a row out of QuickBooks, or sends it after all. */
+async function setKeepOut(tb, r, keep, button) {
+  await busy(button, async () => {
+    try {
+      await api('PATCH', `/api/deposits/${D.id}/records/${r.id}`, { keep_out: keep });
+      await reloadDeposit();
+      notice(keep ? `${recordName(r)}: kept out of QuickBooks; it stays in the report.` : `${recordName(r)}: will be sent to QuickBooks.`, 'info');
+    } catch (e) {
+      setSaveState(tb, 'error', errorText(e));
+    }
+  });
+}
+
 function rowActions(tb, r, name) {
   const q = r.qbo || {};
   const out = [];
   const sent = q.sync_status === 'sent';
+  const keptOut = !sent && keptOutWhy(r);
   if (qbo.usable && !sent) {
     const st = q.match_status;
     if (st === 'needs_review' && q.customer_id) {
@@ -424,7 +450,7 @@ function rowActions(tb, r, name) {
       confirm.setAttribute('aria-label', `Confirm ${q.display_name || 'the suggested customer'} as the donor of this row`);
       out.push(confirm);
     }
-    if (st === 'matched' || st === 'address_changed') {
+    if ((st === 'matched' || st === 'address_changed') && !keptOut) {
       out.push(actionButton('Send', 'send-row', (b) => sendRow(tb, r, b)));
     }
     if (st === 'address_changed') {
@@ -440,6 +466,15 @@ function rowActions(tb, r, name) {
     }
     if (q.customer_id && (st === 'matched' || st === 'address_changed')) {
       out.push(actionButton('Unmatch', 'unmatch', (b) => recordAction(tb, r, b, 'DELETE', 'match', 'The match was undone.'), 'secondary'));
+    }
+    if (keptOut) {
+      const b = actionButton('Send to QuickBooks', 'keep-in', (btn) => setKeepOut(tb, r, false, btn), 'secondary');
+      b.setAttribute('aria-label', `Send ${name} to QuickBooks after all`);
+      out.push(b);
+    } else {
+      const keep = actionButton('Keep out', 'keep-out', (b) => setKeepOut(tb, r, true, b), 'secondary');
+      keep.setAttribute('aria-label', `Keep ${name} out of QuickBooks (it stays in the report)`);
+      out.push(keep);
     }
   }
   if (!sent) {

@@ -15,7 +15,9 @@ const OUTCOMES = {
   already_sent: 'Already sent',
   refused: 'Not sent',
   error: 'Error',
+  kept_out: 'Kept out',
 };
+const DONE = ['sent', 'found_existing', 'already_sent', 'kept_out'];
 
 export async function sendRow(tb, r, button) {
   await busy(button, async () => {
@@ -24,10 +26,12 @@ export async function sendRow(tb, r, button) {
       const res = await api('POST', `/api/deposits/${D.id}/records/${r.id}/send`);
       await refreshOne(r.id);
       const fresh = $(`tbody.record[data-record-id="${r.id}"]`);
-      rowMessage(fresh, resultText(res), res.outcome === 'sent' || res.outcome === 'found_existing' || res.outcome === 'already_sent' ? 'ok' : 'error');
+      rowMessage(fresh, resultText(res), DONE.includes(res.outcome) ? 'ok' : 'error');
     } catch (e) {
       await refreshOne(r.id);
-      rowMessage($(`tbody.record[data-record-id="${r.id}"]`), errorText(e), 'error');
+      // A row that was not sent answers with its result: say why in its words.
+      const res = e && e.body && e.body.outcome ? e.body : null;
+      rowMessage($(`tbody.record[data-record-id="${r.id}"]`), res ? resultText(res) : errorText(e), res && res.outcome === 'kept_out' ? 'info' : 'error');
     }
   });
 }
@@ -227,9 +231,10 @@ function renderSendResults(results, fresh) {
     h('h3', { text: fresh ? `Results: ${summary}` : `Last send: ${summary}` }),
     h('ul', { class: 'send-results', 'data-testid': 'send-results' }, results.map((res) => {
       const rec = recordById(res.record_id);
-      const ok = ['sent', 'found_existing', 'already_sent'].includes(res.outcome);
+      const ok = DONE.includes(res.outcome);
+      const badge = res.outcome === 'kept_out' ? 'muted' : ok ? 'ok' : res.outcome === 'refused' ? 'warn' : 'danger';
       return h('li', { class: ok ? 'ok' : 'bad', 'data-testid': 'send-result', 'data-outcome': res.outcome, 'data-record-id': res.record_id },
-        h('span', { class: `badge ${ok ? 'ok' : res.outcome === 'refused' ? 'warn' : 'danger'}`, text: OUTCOMES[res.outcome] || res.outcome }), ' ',
+        h('span', { class: `badge ${badge}`, text: OUTCOMES[res.outcome] || res.outcome }), ' ',
         h('strong', { text: rec ? recordName(rec) : 'A deleted row' }),
         rec && rec.amount ? ` (${money(rec.amount)})` : '', ': ',
         res.receipt_id ? `sales receipt #${res.receipt_id}` : sentence(res.message || ''));

@@ -60,6 +60,8 @@ async fn treasurer_flow_in_chromium() {
     ] {
         fake.add_customer(customer);
     }
+    // A company without an item for donations: the treasurer creates it from the page.
+    assert!(fake.deactivate_item("Donations"));
     let stack = Stack::start(qbo_options("browser", &fake).with_worker());
     // The deployment is connected to QuickBooks (sandbox) before the treasurer arrives.
     let api = signed_in(&stack).await;

@@ -733,6 +733,46 @@ async fn online_gifts_are_kept_out_unless_the_deposit_sends_them() {
     assert_eq!(d["kept_out"][kept.to_string()]["by"], "treasurer", "{d}");
 }
 
+/// A fresh company without an item for donations: sending says which list to set up
+/// (`choose: item`) instead of failing; the item created and chosen from the page's routes,
+/// the same row goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_without_a_donations_item_is_set_up_from_the_page() {
+    let fake = fake(0);
+    assert!(fake.deactivate_item("Donations"));
+    let rows = donors(&fake, "Setup Donor", 1, 700);
+    let stack = Stack::start(qbo_options("qbo-setup", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let id = deposit_with(&stack, rows.clone()).await;
+    let send = format!("/api/deposits/{id}/records/{}/send", rows[0].id);
+    let (s, refused) = api.post(&send, None).await;
+    assert_eq!(s, 422, "{refused}");
+    assert_eq!(refused["choose"], "item", "{refused}");
+    assert_eq!(fake.sales_receipts().len(), 0);
+    let (s, item) = api
+        .post("/api/qbo/items", Some(json!({"name": "Gifts"})))
+        .await;
+    assert_eq!(s, 201, "{item}");
+    let (s, d) = api
+        .send(
+            reqwest::Method::PUT,
+            "/api/qbo/defaults",
+            Some(json!({"item_id": item["Id"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["item_name"], "Gifts");
+    let (s, sent) = api.post(&send, None).await;
+    assert_eq!(s, 201, "{sent}");
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0]["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"],
+        item["Id"]
+    );
+}
+
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
 /// out, every row is sent once and the job ends done; with no patience at all (each throttle
 /// ends the run), the job is queued again each time and still ends done, with no row error.

@@ -30,6 +30,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("review.js", include_str!("../assets/js/review.js")),
     ("sending.js", include_str!("../assets/js/sending.js")),
     ("settings.js", include_str!("../assets/js/settings.js")),
+    ("setup.js", include_str!("../assets/js/setup.js")),
     ("shrink.js", include_str!("../assets/js/shrink.js")),
     ("state.js", include_str!("../assets/js/state.js")),
     ("upload.js", include_str!("../assets/js/upload.js")),
@@ -412,6 +413,7 @@ pub async fn deposit(
              Show the report</button></div>\
              </section>\
              <dialog id=\"donor-dialog\" aria-labelledby=\"donor-dialog-title\" data-testid=\"donor-dialog\"></dialog>\
+             <dialog id=\"setup-dialog\" aria-labelledby=\"setup-dialog-title\" data-testid=\"setup-dialog\"></dialog>\
              <dialog id=\"columns-dialog\" class=\"wide\" aria-labelledby=\"columns-dialog-title\" data-testid=\"columns-dialog\"></dialog>\
              </main>",
             top = top_bar(),

@@ -183,6 +183,13 @@ impl Qbo {
         let layout = self.layout().await?;
         let body = match receipt_body(&record, defaults, &layout, today()) {
             Ok(b) => b,
+            // No item to put on the line: the page offers to choose or create one.
+            Err(e) if defaults.item_id.is_none() && record_ready(&record) => {
+                return Ok(SendResult {
+                    choose: Some("item".into()),
+                    ..result(SendOutcome::Refused, None, Some(e.to_string()))
+                })
+            }
             Err(e) => return Ok(result(SendOutcome::Refused, None, Some(e.to_string()))),
         };
         let attempt = async {
@@ -351,6 +358,21 @@ fn retryable(e: &QboError) -> bool {
                 ..
             }
     )
+}
+
+/// Everything but the item is there (a confirmed customer, an amount and a date, no error):
+/// what stops the row is the company's set-up, not the row.
+fn record_ready(record: &Donation) -> bool {
+    matches!(
+        record.qbo.match_status,
+        MatchStatus::Matched | MatchStatus::AddressChanged
+    ) && record.qbo.customer_id.is_some()
+        && record.amount.is_some_and(|a| a > Decimal::ZERO)
+        && record.payment_date.is_some()
+        && !record
+            .issues
+            .iter()
+            .any(|i| i.level == crate::donation::IssueLevel::Error)
 }
 
 /// The day receipts are sent, as the layout's `{import_date}`.

@@ -53,6 +53,21 @@ impl Company {
         self.table(kind).get(&id)
     }
 
+    /// Marks an entity inactive, as a person does in QuickBooks ("Make inactive"); false when
+    /// there is no such entity.
+    pub(super) fn deactivate(&mut self, kind: Kind, id: &str) -> bool {
+        let Ok(key) = id.parse::<u64>() else {
+            return false;
+        };
+        match self.table_mut(kind).get_mut(&key) {
+            Some(Value::Object(m)) => {
+                m.insert("Active".into(), Value::Bool(false));
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn find_by_name(&self, kind: Kind, name: &str) -> Option<String> {
         self.table(kind).values().find_map(|v| {
             let n = v.get("Name").and_then(Value::as_str)?;

@@ -124,6 +124,16 @@ impl FakeQbo {
         self.entities(Kind::SalesReceipt)
     }
 
+    /// Makes the item named `name` inactive (a company without a usable donations item);
+    /// false when there is none.
+    pub fn deactivate_item(&self, name: &str) -> bool {
+        let mut g = self.shared.lock();
+        match g.company.find_by_name(Kind::Item, name) {
+            Some(id) => g.company.deactivate(Kind::Item, &id),
+            None => false,
+        }
+    }
+
     pub fn items(&self) -> Vec<Value> {
         self.entities(Kind::Item)
     }

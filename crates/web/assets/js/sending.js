@@ -8,6 +8,7 @@ import { qbo } from './qbo.js';
 import { D, recordById, recordName } from './state.js';
 import { reloadDeposit } from './deposit.js';
 import { renderTotals, rowMessage, showRecord } from './review.js';
+import { canSetUp, openSetup } from './setup.js';
 
 const OUTCOMES = {
   sent: 'Sent',
@@ -31,7 +32,17 @@ export async function sendRow(tb, r, button) {
       await refreshOne(r.id);
       // A row that was not sent answers with its result: say why in its words.
       const res = e && e.body && e.body.outcome ? e.body : null;
-      rowMessage($(`tbody.record[data-record-id="${r.id}"]`), res ? resultText(res) : errorText(e), res && res.outcome === 'kept_out' ? 'info' : 'error');
+      const tb2 = $(`tbody.record[data-record-id="${r.id}"]`);
+      rowMessage(tb2, res ? resultText(res) : errorText(e), res && res.outcome === 'kept_out' ? 'info' : 'error');
+      // The company lacks (or refused) the item, account or payment method: set it up, then
+      // send this row again.
+      if (res && canSetUp(res.choose)) {
+        openSetup(res.choose, res.message, async () => {
+          renderSendPanel(lastStatus);
+          const again = tb2 && $('[data-testid=send-row]', tb2);
+          if (again) await sendRow(tb2, r, again);
+        });
+      }
     }
   });
 }
@@ -54,7 +65,11 @@ async function refreshOne(id) {
   }
 }
 
+/** The QuickBooks status the panel was last drawn for, to draw it again after a set-up. */
+let lastStatus = null;
+
 export function renderSendPanel(st) {
+  lastStatus = st;
   const box = $('#send');
   clear(box);
   if (!st || !st.configured) {
@@ -89,7 +104,13 @@ export function renderSendPanel(st) {
   loadSendChoices(item, account, method, saved);
 }
 
+/** The value of each list's "Create new…" entry. */
+const NEW = '__new';
+
 async function loadSendChoices(item, account, method, saved) {
+  item.dataset.kind = 'item';
+  account.dataset.kind = 'account';
+  method.dataset.kind = 'payment_method';
   for (const s of [item, account, method]) {
     s.disabled = true;
     s.append(h('option', { value: '', text: 'Loading…' }));
@@ -111,7 +132,9 @@ async function loadSendChoices(item, account, method, saved) {
     clear(sel);
     sel.append(h('option', { value: '', text: `Choose…` }));
     for (const r of rows) sel.append(h('option', { value: r.Id, text: label(r), selected: r.Id === chosen }));
+    sel.append(h('option', { value: NEW, text: 'Create new…' }));
     sel.value = chosen || '';
+    sel.dataset.saved = sel.value;
     sel.disabled = false;
   };
   fill(item, items.filter((i) => i.Active !== false), defaults.item_id, (i) => i.Name);
@@ -119,6 +142,12 @@ async function loadSendChoices(item, account, method, saved) {
     (a) => (a.AccountSubType === 'UndepositedFunds' ? `${a.Name} (recommended)` : `${a.Name} · ${a.AccountType || ''}`));
   fill(method, methods.filter((m) => m.Active !== false), defaults.payment_method_id, (m) => m.Name);
   const save = async (key, sel) => {
+    if (sel.value === NEW) {
+      sel.value = sel.dataset.saved || '';
+      openSetup(sel.dataset.kind, null, () => renderSendPanel(lastStatus));
+      return;
+    }
+    sel.dataset.saved = sel.value;
     saved.textContent = 'Saving…';
     try {
       await api('PUT', '/api/qbo/defaults', { [key]: sel.value || null });
@@ -209,6 +238,16 @@ function pollSend() {
       }
       renderSendResults(results, true);
       await reloadDeposit();
+      // Rows stopped by the company's set-up (no item, or a reference QuickBooks refused):
+      // offer to set it up, then send the rest.
+      const setup = results.find((x) => canSetUp(x.choose));
+      if (setup) {
+        openSetup(setup.choose, setup.message, () => {
+          renderSendPanel(lastStatus);
+          const b = $('#send-all');
+          if (b) startSendAll(b);
+        });
+      }
       return;
     }
     D.sendPoll = setTimeout(tick, 500);

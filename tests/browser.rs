@@ -109,6 +109,12 @@ async fn treasurer_flow_in_chromium() {
         "audit.png",
         "choose-columns.png",
         "columns-remembered.png",
+        "settings.png",
+        "online-kept-out.png",
+        "row-kept-out.png",
+        "setup-item.png",
+        "receipt-outdated.png",
+        "receipt-updated.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));
         assert!(
@@ -127,6 +133,17 @@ async fn treasurer_flow_in_chromium() {
     let before = notes.len();
     notes.dedup();
     assert_eq!(notes.len(), before, "a row was sent twice");
+    // The receipt updated from the page carries the edited memo (one receipt, updated).
+    let updated: Vec<&serde_json::Value> = receipts
+        .iter()
+        .filter(|r| {
+            r["PrivateNote"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Updated after sending"))
+        })
+        .collect();
+    assert_eq!(updated.len(), 1, "{receipts:?}");
+    assert_eq!(updated[0]["SyncToken"], "1");
     drop(stack);
 }
 

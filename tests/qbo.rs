@@ -773,6 +773,57 @@ async fn a_company_without_a_donations_item_is_set_up_from_the_page() {
     );
 }
 
+/// A sent row edited: it says "Edited" and that its receipt is out of date; updating it sends
+/// a sparse update with a fresh SyncToken, the receipt keeps its number, and one receipt
+/// exists for the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_rows_receipt_is_updated_after_an_edit() {
+    let fake = fake(0);
+    let rows = donors(&fake, "Edited Donor", 1, 800);
+    let stack = Stack::start(qbo_options("qbo-update", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let id = deposit_with(&stack, rows.clone()).await;
+    let path = format!("/api/deposits/{id}/records/{}", rows[0].id);
+    let (s, sent) = api.post(&format!("{path}/send"), None).await;
+    assert_eq!(s, 201, "{sent}");
+    let before = fake.sales_receipts()[0].clone();
+    let (s, r) = api
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"amount": "35.00", "memo": "Corrected"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["qbo"]["receipt_outdated"], true, "{r}");
+    assert_eq!(r["edited"], json!(["amount", "memo"]), "{r}");
+    let (s, r) = api.post(&format!("{path}/receipt"), None).await;
+    assert_eq!(s, 200, "{r}");
+    assert!(r["qbo"].get("receipt_outdated").is_none(), "{r}");
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), 1);
+    let after = &receipts[0];
+    assert_eq!(after["Id"], before["Id"]);
+    assert_eq!(after["SyncToken"], "1");
+    assert_eq!(after["TotalAmt"].as_f64(), Some(35.0));
+    assert_eq!(after["DocNumber"], before["DocNumber"]);
+    assert!(after["PrivateNote"]
+        .as_str()
+        .unwrap()
+        .starts_with("Corrected"));
+    // A row never sent has no receipt to update.
+    let fresh = donors(&fake, "Unsent Donor", 1, 810);
+    let other = deposit_with(&stack, fresh.clone()).await;
+    let (s, e) = api
+        .post(
+            &format!("/api/deposits/{other}/records/{}/receipt", fresh[0].id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+}
+
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
 /// out, every row is sent once and the job ends done; with no patience at all (each throttle
 /// ends the run), the job is queued again each time and still ends done, with no row error.

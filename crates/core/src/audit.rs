@@ -35,6 +35,8 @@ pub enum AuditKind {
     CustomerUpdated,
     ReceiptCreated,
     ReceiptFoundExisting,
+    /// A sent row's receipt was updated after an edit.
+    ReceiptUpdated,
     SendAllStarted,
     SendAllFinished,
     DepositDeleted,
@@ -46,7 +48,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 19] = [
+    pub const ALL: [AuditKind; 20] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -60,6 +62,7 @@ impl AuditKind {
         Self::CustomerUpdated,
         Self::ReceiptCreated,
         Self::ReceiptFoundExisting,
+        Self::ReceiptUpdated,
         Self::SendAllStarted,
         Self::SendAllFinished,
         Self::DepositDeleted,
@@ -83,6 +86,7 @@ impl AuditKind {
             Self::CustomerUpdated => "customer_updated",
             Self::ReceiptCreated => "receipt_created",
             Self::ReceiptFoundExisting => "receipt_found_existing",
+            Self::ReceiptUpdated => "receipt_updated",
             Self::SendAllStarted => "send_all_started",
             Self::SendAllFinished => "send_all_finished",
             Self::DepositDeleted => "deposit_deleted",

@@ -542,6 +542,17 @@ pub const EDITABLE_FIELDS: &[&str] = &[
     "keep_out",
 ];
 
+/// The fields a sales receipt shows: editing one of a sent row outdates its receipt.
+pub const RECEIPT_FIELDS: &[&str] = &[
+    "payment_ref",
+    "amount",
+    "payment_date",
+    "payment_method",
+    "memo",
+    "name",
+    "organization_name",
+];
+
 /// Applies a person's edit (`{"amount": "125.00", "memo": null, ...}`) to a record: every field
 /// is checked first and nothing changes unless all are valid. A null or blank value clears the
 /// field. The record is re-validated afterwards; the values are kept as entered.
@@ -594,6 +605,17 @@ pub fn apply_patch(
             .any(|c| c == f || (c == "name" && f == "payer"))
     });
     normalize::revalidate(&mut next, rules);
+    for f in &changed {
+        if f != "keep_out" && !next.edited.contains(f) {
+            next.edited.push(f.clone());
+        }
+    }
+    // A sent row edited where its receipt shows it: the receipt can be updated from the page.
+    if next.qbo.sales_receipt_id.is_some()
+        && changed.iter().any(|f| RECEIPT_FIELDS.contains(&f.as_str()))
+    {
+        next.qbo.receipt_outdated = true;
+    }
     *d = next;
     Ok(changed)
 }

@@ -43,6 +43,9 @@ pub struct Donation {
     /// Problems found while reading or checking this record; a record is never dropped for them.
     #[serde(default)]
     pub issues: Vec<Issue>,
+    /// Fields the treasurer changed by hand (the row shows "Edited").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edited: Vec<String>,
 }
 
 /// The name an anonymous gift without a donor's name is shown and matched under.
@@ -179,6 +182,10 @@ pub struct QboState {
     /// `ONLINE_GIFTS=report`); none follows the rule ([`crate::qbo::receipts::kept_out`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_out: Option<bool>,
+    /// The row was edited after its receipt was made, in a field the receipt shows: the
+    /// receipt in QuickBooks no longer says what the row says until it is updated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt_outdated: bool,
 }
 
 /// What one merge took from which source.
@@ -234,6 +241,7 @@ impl Donation {
             merge_history: Vec::new(),
             extra: BTreeMap::new(),
             issues: Vec::new(),
+            edited: Vec::new(),
         }
     }
 
@@ -468,6 +476,7 @@ mod tests {
             sync_status: SyncStatus::Sent,
             last_error: None,
             keep_out: Some(false),
+            receipt_outdated: true,
         };
         d.merge_history.push(MergeEntry {
             merged_at: Utc::now(),

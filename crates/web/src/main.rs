@@ -95,6 +95,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::add_contact)
             .service(qbo::preview)
             .service(qbo::send_one)
+            .service(qbo::update_receipt)
             .service(qbo::send_all)
             .service(qbo::send_status)
             .service(report::report)

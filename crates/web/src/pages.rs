@@ -412,6 +412,14 @@ pub async fn deposit(
              <div id=\"report\"><button type=\"button\" id=\"report-open\" data-testid=\"report-open\">\
              Show the report</button></div>\
              </section>\
+             <section aria-labelledby=\"delete-title\" class=\"panel\">\
+             <h2 id=\"delete-title\">Delete this deposit</h2>\
+             <p class=\"muted\">Its rows, files and reading history go; receipts already in \
+             QuickBooks stay there.</p>\
+             <p><button type=\"button\" class=\"secondary\" id=\"deposit-delete\" \
+             data-testid=\"deposit-delete\">Delete this deposit…</button> \
+             <span id=\"deposit-delete-status\" role=\"status\"></span></p>\
+             </section>\
              <dialog id=\"donor-dialog\" aria-labelledby=\"donor-dialog-title\" data-testid=\"donor-dialog\"></dialog>\
              <dialog id=\"setup-dialog\" aria-labelledby=\"setup-dialog-title\" data-testid=\"setup-dialog\"></dialog>\
              <dialog id=\"columns-dialog\" class=\"wide\" aria-labelledby=\"columns-dialog-title\" data-testid=\"columns-dialog\"></dialog>\

@@ -476,6 +476,22 @@ pub async fn send_one(
     Ok(json_no_store(status, &result))
 }
 
+/// Updates a sent row's receipt after the row was edited (a sparse update; the receipt keeps
+/// its number). Answers the row.
+#[post("/api/deposits/{id}/records/{record_id}/receipt")]
+pub async fn update_receipt(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(DepositId, RecordId)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let actor = audit::actor(&req, &state);
+    let row = qbo(&state)?
+        .update_receipt(&id, &rid.uuid(), &actor)
+        .await?;
+    Ok(ok(&row))
+}
+
 /// Starts "send all" on the worker's `qbo` queue, or answers the one already running.
 #[post("/api/deposits/{id}/send")]
 pub async fn send_all(

@@ -269,6 +269,64 @@ impl Qbo {
         }
     }
 
+    /// Brings a sent row's receipt in line with the row after an edit: a sparse update of its
+    /// date, line (amount, description, item, service date), reference, note and payment
+    /// method, with a freshly read SyncToken (a stale one, 5010, is read again and retried
+    /// once). The receipt keeps its number and message. Returns the row.
+    pub async fn update_receipt(
+        &self,
+        deposit_id: &str,
+        record_id: &Uuid,
+        actor: &crate::audit::Actor,
+    ) -> Result<Donation, QboError> {
+        let record = self.record(deposit_id, record_id).await?;
+        let Some(receipt_id) = record.qbo.sales_receipt_id.clone() else {
+            return Err(QboError::Refused(
+                "the row has no receipt in QuickBooks yet; send it instead".into(),
+            ));
+        };
+        let defaults = self.defaults().await?;
+        let layout = self.layout().await?;
+        let mut body = receipt_body(&record, &defaults, &layout, today())?;
+        if let Some(obj) = body.as_object_mut() {
+            // Its number and message stay as they were made.
+            obj.remove("DocNumber");
+            obj.remove("CustomerMemo");
+            obj.insert("Id".into(), json!(receipt_id));
+            obj.insert("sparse".into(), json!(true));
+        }
+        let mut tries = 0;
+        let updated = loop {
+            tries += 1;
+            let current: SalesReceipt = self.client.read(&receipt_id).await?;
+            body["SyncToken"] = json!(current.sync_token.unwrap_or_default());
+            let rid = request_id("receipt-update", &record.id.to_string(), &body);
+            match self.client.write::<SalesReceipt>(&body, &rid).await {
+                Ok(r) => break r,
+                Err(QboError::Fault {
+                    action: Action::Reread,
+                    ..
+                }) if tries < 2 => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let row = self
+            .change_record(deposit_id, record_id, |r| {
+                r.qbo.receipt_outdated = false;
+                r.qbo.last_error = None;
+            })
+            .await?;
+        tracing::info!(deposit_id, %record_id, receipt_id, "qbo: receipt updated");
+        self.audit(
+            crate::audit::AuditKind::ReceiptUpdated,
+            actor,
+            json!({"deposit_id": deposit_id, "record_id": record_id.to_string(),
+                   "receipt_id": receipt_id, "sync_token": updated.sync_token}),
+        )
+        .await;
+        Ok(row)
+    }
+
     /// A receipt this row already made: same customer and date, carrying our marker, or the
     /// same reference and amount (a receipt entered by hand for the same check).
     async fn find_existing(&self, record: &Donation) -> Result<Option<String>, QboError> {

@@ -20,6 +20,7 @@ const KINDS = {
   customer_updated: 'Donor updated in QuickBooks',
   receipt_created: 'Receipt created',
   receipt_found_existing: 'Receipt found already in QuickBooks',
+  receipt_updated: 'Receipt updated',
   send_all_started: 'Send all started',
   send_all_finished: 'Send all finished',
   deposit_deleted: 'Deposit deleted',

@@ -19,6 +19,7 @@ export async function depositPage() {
   D.id = $('#deposit').dataset.depositId;
   setupUpload();
   $('#online-gifts').addEventListener('change', setOnlineGifts);
+  $('#deposit-delete').addEventListener('click', deleteDeposit);
   $('#report-open').addEventListener('click', openReport);
   const st = await loadQboStatus();
   renderSendPanel(st);
@@ -45,6 +46,35 @@ export async function reloadDeposit() {
     renderRecords();
   } catch (e) {
     notice(errorText(e), 'error');
+  }
+}
+
+/** Deletes the deposit after a second, explicit click (its receipts stay in QuickBooks). */
+async function deleteDeposit(ev) {
+  const b = ev.currentTarget;
+  const status = $('#deposit-delete-status');
+  if (b.dataset.confirm !== '1') {
+    b.dataset.confirm = '1';
+    b.classList.add('danger');
+    b.textContent = 'Really delete this deposit?';
+    status.textContent = 'Press again to delete it; this cannot be undone.';
+    setTimeout(() => {
+      if (!b.isConnected) return;
+      delete b.dataset.confirm;
+      b.classList.remove('danger');
+      b.textContent = 'Delete this deposit…';
+      status.textContent = '';
+    }, 8000);
+    return;
+  }
+  b.disabled = true;
+  status.textContent = 'Deleting…';
+  try {
+    await api('DELETE', `/api/deposits/${D.id}`);
+    location.assign('/');
+  } catch (e) {
+    b.disabled = false;
+    status.textContent = errorText(e);
   }
 }
 

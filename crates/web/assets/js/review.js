@@ -319,6 +319,9 @@ function refreshRowParts(tb, r) {
   // Source and merge history.
   const src = $('[data-part=source]', tb);
   clear(src).append(h('span', { class: 'source-text', text: sourceText(r.provenance) }));
+  if (r.edited && r.edited.length) {
+    src.append(' ', h('span', { class: 'badge muted', 'data-testid': 'edited-badge', title: `Changed by hand: ${r.edited.map((f) => FIELD_LABELS[f] || f).join(', ')}`, text: 'Edited' }));
+  }
   if (r.merge_history && r.merge_history.length) {
     const b = h('button', { type: 'button', class: 'badge-button', 'data-testid': 'merged-badge', 'aria-label': `Merged from ${plural(r.merge_history.length, 'other source', 'other sources')}: show history`, text: `Merged ×${r.merge_history.length}` });
     b.addEventListener('click', () => openDetails(tb, r.id));
@@ -339,6 +342,9 @@ function refreshRowParts(tb, r) {
   clear(sync);
   if (q.sync_status === 'sent') {
     sync.append(h('span', { class: 'badge ok', 'data-testid': 'sync-badge', text: `Sent #${q.sales_receipt_id || ''}` }));
+    if (q.receipt_outdated) {
+      sync.append(h('span', { class: 'badge warn', 'data-testid': 'receipt-outdated', title: 'The row was edited after its receipt was made', text: 'Receipt out of date' }));
+    }
   } else if (q.sync_status === 'error') {
     sync.append(h('span', { class: 'badge danger', 'data-testid': 'sync-badge', text: 'Error' }),
       h('span', { class: 'sync-error', 'data-testid': 'sync-error', text: sentence(q.last_error || '') }));
@@ -425,6 +431,20 @@ function keptOutWhy(r) {
   return map[r.id] || null;
 }
 
+/** Brings the row's receipt in QuickBooks in line with the edited row. */
+async function updateReceipt(tb, r, button) {
+  await busy(button, async () => {
+    try {
+      const rec = await api('POST', `/api/deposits/${D.id}/records/${r.id}/receipt`);
+      replaceRecord(rec);
+      if (tb.isConnected) refreshRowParts(tb, rec);
+      rowMessage(tb, `Receipt #${rec.qbo.sales_receipt_id} updated in QuickBooks.`, 'ok');
+    } catch (e) {
+      rowMessage(tb, errorText(e), 'error');
+    }
+  });
+}
+
 /** The treasurer keeps a row out of QuickBooks, or sends it after all. */
 async function setKeepOut(tb, r, keep, button) {
   await busy(button, async () => {
@@ -443,6 +463,11 @@ function rowActions(tb, r, name) {
   const out = [];
   const sent = q.sync_status === 'sent';
   const keptOut = !sent && keptOutWhy(r);
+  if (qbo.usable && sent && q.receipt_outdated) {
+    const up = actionButton('Update the receipt', 'update-receipt', (b) => updateReceipt(tb, r, b));
+    up.setAttribute('aria-label', `Update ${name}'s receipt in QuickBooks to match the row`);
+    out.push(up);
+  }
   if (qbo.usable && !sent) {
     const st = q.match_status;
     if (st === 'needs_review' && q.customer_id) {

@@ -114,6 +114,7 @@ async fn treasurer_flow_in_chromium() {
         "row-kept-out.png",
         "setup-item.png",
         "receipt-outdated.png",
+        "receipt-preview.png",
         "receipt-updated.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));
@@ -133,6 +134,30 @@ async fn treasurer_flow_in_chromium() {
     let before = notes.len();
     notes.dedup();
     assert_eq!(notes.len(), before, "a row was sent twice");
+    // The row whose deposit account was changed in its preview went to Checking; the others to
+    // the deployment's account.
+    let checking = fake
+        .accounts()
+        .into_iter()
+        .find(|a| a["Name"] == "Checking")
+        .map(|a| a["Id"].clone())
+        .unwrap();
+    let to_checking: Vec<&serde_json::Value> = receipts
+        .iter()
+        .filter(|r| r["DepositToAccountRef"]["value"] == checking)
+        .collect();
+    assert_eq!(to_checking.len(), 1, "{receipts:?}");
+    assert_eq!(to_checking[0]["PaymentRefNum"], "004512");
+    let services = fake
+        .items()
+        .into_iter()
+        .find(|i| i["Name"] == "Services")
+        .map(|i| i["Id"].clone())
+        .unwrap();
+    assert_eq!(
+        to_checking[0]["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"],
+        services
+    );
     // The receipt updated from the page carries the edited memo (one receipt, updated).
     let updated: Vec<&serde_json::Value> = receipts
         .iter()

@@ -186,6 +186,29 @@ pub struct QboState {
     /// receipt in QuickBooks no longer says what the row says until it is updated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receipt_outdated: bool,
+    /// The treasurer's choices for this row's receipt, over the deployment's.
+    #[serde(default, skip_serializing_if = "RowChoices::is_empty")]
+    pub choices: RowChoices,
+}
+
+/// Item, deposit account and payment method chosen for one row's receipt (QuickBooks ids);
+/// none follows the deployment's choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowChoices {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method_id: Option<String>,
+}
+
+impl RowChoices {
+    pub fn is_empty(&self) -> bool {
+        self.item_id.is_none()
+            && self.deposit_account_id.is_none()
+            && self.payment_method_id.is_none()
+    }
 }
 
 /// What one merge took from which source.
@@ -477,6 +500,10 @@ mod tests {
             last_error: None,
             keep_out: Some(false),
             receipt_outdated: true,
+            choices: RowChoices {
+                item_id: Some("21".into()),
+                ..RowChoices::default()
+            },
         };
         d.merge_history.push(MergeEntry {
             merged_at: Utc::now(),

@@ -94,6 +94,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::keep_address)
             .service(qbo::add_contact)
             .service(qbo::preview)
+            .service(qbo::set_choices)
             .service(qbo::send_one)
             .service(qbo::update_receipt)
             .service(qbo::send_all)

@@ -25,6 +25,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("donors.js", include_str!("../assets/js/donors.js")),
     ("format.js", include_str!("../assets/js/format.js")),
     ("list.js", include_str!("../assets/js/list.js")),
+    ("preview.js", include_str!("../assets/js/preview.js")),
     ("qbo.js", include_str!("../assets/js/qbo.js")),
     ("report.js", include_str!("../assets/js/report.js")),
     ("review.js", include_str!("../assets/js/review.js")),

@@ -453,6 +453,31 @@ pub async fn preview(
     Ok(ok(&qbo(&state)?.preview(&id, &rid.uuid()).await?))
 }
 
+/// A row's own item, deposit account and payment method for its receipt (`null`: the
+/// deployment's); answers the row.
+#[put("/api/deposits/{id}/records/{record_id}/choices")]
+pub async fn set_choices(
+    state: web::Data<AppState>,
+    path: web::Path<(DepositId, RecordId)>,
+    body: web::Json<fom_core::donation::RowChoices>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let c = &*body;
+    limits::check_all(
+        Scope::Defaults,
+        [
+            ("item_id", c.item_id.as_deref()),
+            ("deposit_account_id", c.deposit_account_id.as_deref()),
+            ("payment_method_id", c.payment_method_id.as_deref()),
+        ],
+    )
+    .map_err(|p| ApiError::invalid_fields(&p))?;
+    let row = qbo(&state)?
+        .set_choices(&id, &rid.uuid(), body.into_inner())
+        .await?;
+    Ok(ok(&row))
+}
+
 #[post("/api/deposits/{id}/records/{record_id}/send")]
 pub async fn send_one(
     req: HttpRequest,

@@ -116,6 +116,55 @@ pub fn kept_out(record: &Donation, online: OnlineGifts) -> Option<&'static str> 
 }
 
 impl Qbo {
+    /// Fills in the names of chosen ids that have none (a row's own choices).
+    async fn named(&self, mut d: SendDefaults) -> Result<SendDefaults, QboError> {
+        if let (Some(id), None) = (&d.item_id, &d.item_name) {
+            d.item_name = self
+                .items()
+                .await?
+                .into_iter()
+                .find(|i| i.id.as_ref() == Some(id))
+                .map(|i| i.name);
+        }
+        if let (Some(id), None) = (&d.deposit_account_id, &d.deposit_account_name) {
+            d.deposit_account_name = self
+                .accounts()
+                .await?
+                .into_iter()
+                .find(|a| a.id.as_ref() == Some(id))
+                .map(|a| a.name);
+        }
+        if let (Some(id), None) = (&d.payment_method_id, &d.payment_method_name) {
+            d.payment_method_name = self
+                .payment_methods()
+                .await?
+                .into_iter()
+                .find(|m| m.id.as_ref() == Some(id))
+                .map(|m| m.name);
+        }
+        Ok(d)
+    }
+
+    /// Sets a row's own item, deposit account and payment method (none: the deployment's).
+    /// Refused for a row already in QuickBooks (update its receipt instead).
+    pub async fn set_choices(
+        &self,
+        deposit_id: &str,
+        record_id: &Uuid,
+        choices: crate::donation::RowChoices,
+    ) -> Result<Donation, QboError> {
+        let record = self.record(deposit_id, record_id).await?;
+        if record.qbo.sales_receipt_id.is_some() {
+            return Err(QboError::Refused(
+                "the row is in QuickBooks already; its receipt keeps what it was sent with".into(),
+            ));
+        }
+        self.change_record(deposit_id, record_id, |r| {
+            r.qbo.choices = choices.clone();
+        })
+        .await
+    }
+
     /// How this deposit's online gifts are handled: its own choice, else the deployment's.
     pub async fn online_gifts(&self, deposit_id: &str) -> Result<OnlineGifts, QboError> {
         let opts = self.deposits.options(deposit_id).await?;
@@ -131,20 +180,27 @@ impl Qbo {
         let layout = self.layout().await?;
         let body = receipt_body(&record, &defaults, &layout, today());
         let out = kept_out(&record, self.online_gifts(deposit_id).await?);
+        let chosen = self.named(for_row(&defaults, &record)).await?;
+        let choices = json!({
+            "item_id": chosen.item_id, "deposit_account_id": chosen.deposit_account_id,
+            "payment_method_id": chosen.payment_method_id,
+            "own": record.qbo.choices,
+        });
         Ok(match body {
             Ok(body) => json!({
                 "kept_out": out,
                 "ready": true,
                 "receipt": body,
                 "customer": record.qbo.display_name,
-                "item": defaults.item_name,
-                "deposit_account": defaults.deposit_account_name,
+                "item": chosen.item_name,
+                "deposit_account": chosen.deposit_account_name,
                 "payment_method": if record.payment_method.is_some_and(|m| m.is_check()) {
-                    defaults.payment_method_name.clone()
+                    chosen.payment_method_name.clone()
                 } else { None },
+                "choices": choices,
                 "already_sent": record.qbo.sales_receipt_id,
             }),
-            Err(e) => json!({"ready": false, "reason": e.to_string(),
+            Err(e) => json!({"ready": false, "reason": e.to_string(), "choices": choices,
                              "already_sent": record.qbo.sales_receipt_id}),
         })
     }
@@ -433,6 +489,25 @@ fn record_ready(record: &Donation) -> bool {
             .any(|i| i.level == crate::donation::IssueLevel::Error)
 }
 
+/// The deployment's choices with this row's own over them (names dropped where the id changed).
+pub fn for_row(defaults: &SendDefaults, record: &Donation) -> SendDefaults {
+    let c = &record.qbo.choices;
+    let mut d = defaults.clone();
+    if c.item_id.is_some() && c.item_id != d.item_id {
+        d.item_id.clone_from(&c.item_id);
+        d.item_name = None;
+    }
+    if c.deposit_account_id.is_some() && c.deposit_account_id != d.deposit_account_id {
+        d.deposit_account_id.clone_from(&c.deposit_account_id);
+        d.deposit_account_name = None;
+    }
+    if c.payment_method_id.is_some() && c.payment_method_id != d.payment_method_id {
+        d.payment_method_id.clone_from(&c.payment_method_id);
+        d.payment_method_name = None;
+    }
+    d
+}
+
 /// The day receipts are sent, as the layout's `{import_date}`.
 fn today() -> NaiveDate {
     chrono::Local::now().date_naive()
@@ -449,6 +524,7 @@ pub fn receipt_body(
     layout: &ReceiptLayout,
     today: NaiveDate,
 ) -> Result<Value, QboError> {
+    let defaults = &for_row(defaults, record);
     let refuse = |why: &str| Err(QboError::Refused(why.to_string()));
     let customer = match (&record.qbo.customer_id, record.qbo.match_status) {
         (Some(c), MatchStatus::Matched | MatchStatus::AddressChanged) => c,
@@ -598,6 +674,25 @@ mod tests {
             .unwrap()
             .get("PaymentMethodRef")
             .is_none());
+    }
+
+    #[test]
+    fn a_rows_own_choices_win_over_the_deployments() {
+        let mut d = matched();
+        d.qbo.choices = crate::donation::RowChoices {
+            item_id: Some("21".into()),
+            deposit_account_id: Some("35".into()),
+            payment_method_id: None,
+        };
+        let b = body(&d, &defaults()).unwrap();
+        assert_eq!(
+            b["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"],
+            "21"
+        );
+        assert_eq!(b["DepositToAccountRef"]["value"], "35");
+        assert_eq!(b["PaymentMethodRef"]["value"], "117");
+        // The row's own item lets it go without a deployment item.
+        assert!(body(&d, &SendDefaults::default()).is_ok());
     }
 
     #[test]

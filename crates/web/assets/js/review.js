@@ -10,6 +10,7 @@ import { D, recordById, recordName, replaceRecord } from './state.js';
 import { addContact, addressReview, createCustomer, matchCustomer, openDonorDialog, recordAction } from './donors.js';
 import { sendRow } from './sending.js';
 import { reloadDeposit } from './deposit.js';
+import { receiptPreview } from './preview.js';
 
 const MATCH = {
   matched: ['Matched', 'ok'],
@@ -385,6 +386,7 @@ function refreshRowParts(tb, r) {
         m.merged_at ? ` (${new Date(m.merged_at).toLocaleString('en-US')})` : '')))));
   }
   extra.append(methodChooser(tb, r));
+  if (qbo.usable && q.sync_status !== 'sent') extra.append(receiptPreview(r));
 }
 
 const METHODS = [

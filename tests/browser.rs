@@ -60,6 +60,17 @@ async fn treasurer_flow_in_chromium() {
     ] {
         fake.add_customer(customer);
     }
+    // Most of the company's people are listed "Last, First": a new customer is named so.
+    for (given, family) in [
+        ("Harold", "Whitfield"),
+        ("Aiko", "Nakamura"),
+        ("Sean", "Brennan"),
+        ("Astrid", "Lindqvist"),
+        ("Kwame", "Osei"),
+    ] {
+        fake.add_customer(json!({"DisplayName": format!("{family}, {given}"),
+                                 "GivenName": given, "FamilyName": family}));
+    }
     // A company without an item for donations: the treasurer creates it from the page.
     assert!(fake.deactivate_item("Donations"));
     let stack = Stack::start(qbo_options("browser", &fake).with_worker());
@@ -115,6 +126,7 @@ async fn treasurer_flow_in_chromium() {
         "setup-item.png",
         "receipt-outdated.png",
         "receipt-preview.png",
+        "new-customer.png",
         "receipt-updated.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));

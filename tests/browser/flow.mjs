@@ -21,6 +21,8 @@
 //   [data-testid=field-error]         the inline validation message of an editor
 //   [data-testid=match-badge] / [data-testid=sync-badge]   badges of a row
 //   [data-testid=find-customer] / [data-testid=create-customer] / [data-testid=send-row]
+//   #customer-dialog: [data-testid=customer-<display_name|given_name|...>] inputs, [data-testid=
+//                                     customer-create]
 //   #donor-dialog, label "Search QuickBooks customers", [data-testid=customer-result]
 //   [data-testid=send-all], [data-testid=send-progress] (data-state running|done|failed),
 //   [data-testid=send-result] (data-outcome, data-record-id)
@@ -260,7 +262,17 @@ async function flow() {
     const who = await row('Thomas McDonald').locator('[data-testid=customer-name]').textContent();
     if (!who.includes('Tom McDonald')) fail(`Thomas McDonald is matched to "${who}"`);
 
+    // A new customer: the form is prefilled, named the way the list names people.
     await row('Emily Chen').locator('[data-testid=create-customer]').click();
+    const form = page.locator('#customer-dialog');
+    await form.waitFor({ state: 'visible' });
+    const display = form.locator('[data-testid=customer-display_name]');
+    await until('the prefilled name', async () => (await display.inputValue()) !== '');
+    if ((await display.inputValue()) !== 'Chen, Emily') fail(`the new customer is prefilled "${await display.inputValue()}", not "Chen, Emily"`);
+    if ((await form.locator('[data-testid=customer-given_name]').inputValue()) !== 'Emily') fail('the first name is not prefilled');
+    await page.screenshot({ path: path.join(OUT, 'new-customer.png'), fullPage: true });
+    await form.locator('[data-testid=customer-create]').click();
+    await form.waitFor({ state: 'hidden' });
     await until('Emily Chen matched to a new customer', async () => (await row('Emily Chen').getAttribute('data-match')) === 'matched', 30_000);
     if ((await row('Emily Chen').locator('[data-testid=match-badge]').textContent()) !== 'Matched') fail("Emily Chen's badge is not Matched");
     // An address change: old and new side by side; keep QuickBooks's, or take the new one.

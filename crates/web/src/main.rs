@@ -90,6 +90,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(qbo::match_record)
             .service(qbo::unmatch_record)
             .service(qbo::create_customer)
+            .service(qbo::customer_draft)
             .service(qbo::accept_address)
             .service(qbo::keep_address)
             .service(qbo::add_contact)

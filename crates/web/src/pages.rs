@@ -422,6 +422,7 @@ pub async fn deposit(
              <span id=\"deposit-delete-status\" role=\"status\"></span></p>\
              </section>\
              <dialog id=\"donor-dialog\" aria-labelledby=\"donor-dialog-title\" data-testid=\"donor-dialog\"></dialog>\
+             <dialog id=\"customer-dialog\" class=\"wide\" aria-labelledby=\"customer-dialog-title\" data-testid=\"customer-dialog\"></dialog>\
              <dialog id=\"setup-dialog\" aria-labelledby=\"setup-dialog-title\" data-testid=\"setup-dialog\"></dialog>\
              <dialog id=\"columns-dialog\" class=\"wide\" aria-labelledby=\"columns-dialog-title\" data-testid=\"columns-dialog\"></dialog>\
              </main>",

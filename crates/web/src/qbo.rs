@@ -362,9 +362,16 @@ pub async fn unmatch_record(
     Ok(ok(&qbo(&state)?.unmatch(&id, &rid.uuid()).await?))
 }
 
-#[derive(Deserialize, Default)]
-pub struct CustomerBody {
-    display_name: Option<String>,
+/// The new customer a row would make, prefilled, for the page's form: the display name in the
+/// pattern the company's customer list follows.
+#[get("/api/deposits/{id}/records/{record_id}/customer")]
+pub async fn customer_draft(
+    state: web::Data<AppState>,
+    path: web::Path<(DepositId, RecordId)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, rid) = path.into_inner();
+    let (draft, pattern) = qbo(&state)?.customer_draft(&id, &rid.uuid()).await?;
+    Ok(ok(&json!({"draft": draft, "pattern": pattern})))
 }
 
 #[post("/api/deposits/{id}/records/{record_id}/customer")]
@@ -372,16 +379,28 @@ pub async fn create_customer(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(DepositId, RecordId)>,
-    body: Option<web::Json<CustomerBody>>,
+    body: Option<web::Json<fom_core::qbo::customers::CustomerDraft>>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
-    let name = body.and_then(|b| b.into_inner().display_name);
-    if let Some(n) = &name {
-        limits::check(Scope::Customer, "display_name", n)
-            .map_err(|p| ApiError::invalid_fields(&[p]))?;
-    }
+    let edits = body.map(web::Json::into_inner).unwrap_or_default();
+    limits::check_all(
+        Scope::Customer,
+        [
+            ("display_name", edits.display_name.as_deref()),
+            ("given_name", edits.given_name.as_deref()),
+            ("family_name", edits.family_name.as_deref()),
+            ("company_name", edits.company_name.as_deref()),
+            ("email", edits.email.as_deref()),
+            ("phone", edits.phone.as_deref()),
+            ("address_line_1", edits.address_line_1.as_deref()),
+            ("city", edits.city.as_deref()),
+            ("state", edits.state.as_deref()),
+            ("zip", edits.zip.as_deref()),
+        ],
+    )
+    .map_err(|p| ApiError::invalid_fields(&p))?;
     let (outcome, record) = qbo(&state)?
-        .create_customer(&id, &rid.uuid(), name.as_deref())
+        .create_customer(&id, &rid.uuid(), &edits)
         .await?;
     if let Some(customer) = record.as_ref().and_then(|r| r.qbo.customer_id.clone()) {
         if matches!(outcome, CreateOutcome::Created { .. }) {

@@ -214,15 +214,38 @@ impl Qbo {
         .await
     }
 
-    /// Creates a QuickBooks customer from the row and matches the row to it.
+    /// The new customer the row would make: its fields, the display name in the pattern the
+    /// company's customer list follows.
+    pub async fn customer_draft(
+        &self,
+        deposit_id: &str,
+        record_id: &Uuid,
+    ) -> Result<(CustomerDraft, NamePattern), QboError> {
+        let record = self.unsent_record(deposit_id, record_id).await?;
+        let customers: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
+        let pattern = NamePattern::learn(&customers);
+        Ok((CustomerDraft::from_row(&record, pattern), pattern))
+    }
+
+    /// Creates a QuickBooks customer from the row, with the treasurer's `edits` over the
+    /// draft (a display name not given follows the list's pattern), and matches the row to it.
     pub async fn create_customer(
         &self,
         deposit_id: &str,
         record_id: &Uuid,
-        display_name: Option<&str>,
+        edits: &CustomerDraft,
     ) -> Result<(CreateOutcome, Option<Donation>), QboError> {
         let record = self.unsent_record(deposit_id, record_id).await?;
-        let body = customer_body(&record, display_name)?;
+        let pattern = if edits.display_name.is_some() {
+            NamePattern::FirstLast
+        } else {
+            let customers: Vec<Customer> =
+                self.client.query_all(&Query::select("Customer")).await?;
+            NamePattern::learn(&customers)
+        };
+        let body = CustomerDraft::from_row(&record, pattern)
+            .with(edits)
+            .body()?;
         let name = body
             .get("DisplayName")
             .and_then(Value::as_str)
@@ -469,72 +492,167 @@ fn set_match(r: &mut Donation, customer: &Customer, score: u8) {
     r.qbo.address_snapshot = Some(qbo_addr);
 }
 
-fn customer_body(record: &Donation, display_name: Option<&str>) -> Result<Value, QboError> {
-    let org = record
-        .payer
-        .organization_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let person = record
-        .payer
-        .aliases
-        .first()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty());
-    let (given, family) = person
-        .map(super::layout::split_name)
-        .unwrap_or((None, None));
-    let natural = match (org, &given, &family) {
-        (Some(o), _, _) => o.to_string(),
-        (None, Some(g), Some(f)) => format!("{g} {f}"),
-        (None, None, Some(f)) => f.clone(),
-        _ => String::new(),
-    };
-    let name = display_name
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .unwrap_or(natural);
-    if name.is_empty() {
-        return Err(QboError::Refused(
-            "the row has no donor name; type one before creating the customer".into(),
-        ));
-    }
-    if name.contains(':') {
-        return Err(QboError::Refused(
-            "QuickBooks does not allow a colon in a customer name".into(),
-        ));
-    }
-    let mut body = json!({"DisplayName": clip(&name, 500)});
-    if org.is_none() {
-        if let Some(g) = given {
-            body["GivenName"] = json!(clip(&g, 100));
+/// How an organisation writes its donors' names in QuickBooks, learned from its customer list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamePattern {
+    /// "Jane O'Brien", "John & Jane Smith".
+    #[default]
+    FirstLast,
+    /// "O'Brien, Jane", "Smith, John & Jane".
+    LastFirst,
+}
+
+impl NamePattern {
+    /// The pattern most of the list's people follow (a customer with given and family names
+    /// whose display name is "Family, Given" or "Given Family"); "First Last" when none tells.
+    pub fn learn(customers: &[Customer]) -> Self {
+        let (mut last_first, mut first_last) = (0usize, 0usize);
+        for c in customers.iter().filter(|c| c.company_name.is_none()) {
+            let (Some(g), Some(f)) = (c.given_name.as_deref(), c.family_name.as_deref()) else {
+                continue;
+            };
+            let name = c.name().trim();
+            if name.eq_ignore_ascii_case(&format!("{}, {}", f.trim(), g.trim())) {
+                last_first += 1;
+            } else if name.eq_ignore_ascii_case(&format!("{} {}", g.trim(), f.trim())) {
+                first_last += 1;
+            }
         }
-        if let Some(f) = family {
-            body["FamilyName"] = json!(clip(&f, 100));
+        if last_first > first_last {
+            NamePattern::LastFirst
+        } else {
+            NamePattern::FirstLast
         }
-    } else if let Some(o) = org {
-        body["CompanyName"] = json!(clip(o, 100));
     }
-    let c = &record.contact;
-    if c.address_line_1.is_some() || c.city.is_some() || c.zip.is_some() {
-        body["BillAddr"] = serde_json::to_value(PhysicalAddress {
-            line1: c.address_line_1.clone(),
-            city: c.city.clone(),
-            country_sub_division_code: c.state.clone(),
-            postal_code: c.zip.clone(),
-            ..PhysicalAddress::default()
-        })
-        .unwrap_or(Value::Null);
+
+    fn display(self, given: &str, family: &str) -> String {
+        match self {
+            NamePattern::FirstLast => format!("{given} {family}"),
+            NamePattern::LastFirst => format!("{family}, {given}"),
+        }
     }
-    if let Some(e) = c.email.as_deref().filter(|e| e.contains('@')) {
-        body["PrimaryEmailAddr"] = json!({"Address": e});
+}
+
+/// A new customer as it will be created: prefilled from the row (the display name in the
+/// list's own pattern), every field editable before creating. An empty text clears a field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerDraft {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line_1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+}
+
+impl CustomerDraft {
+    /// The row's donor as a new customer, named the way the list names people.
+    pub fn from_row(record: &Donation, pattern: NamePattern) -> Self {
+        let some = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        let org = some(record.payer.organization_name.as_deref());
+        let person = some(record.payer.aliases.first().map(String::as_str));
+        let (given, family) = match (&org, &person) {
+            (None, Some(p)) => super::layout::split_name(p),
+            _ => (None, None),
+        };
+        let display = match (&org, &given, &family) {
+            (Some(o), _, _) => Some(o.clone()),
+            (None, Some(g), Some(f)) => Some(pattern.display(g, f)),
+            (None, None, Some(f)) => Some(f.clone()),
+            _ => person.clone(),
+        };
+        let c = &record.contact;
+        Self {
+            display_name: display,
+            given_name: given,
+            family_name: family,
+            company_name: org,
+            email: some(c.email.as_deref()).filter(|e| e.contains('@')),
+            phone: some(c.phone.as_deref()),
+            address_line_1: some(c.address_line_1.as_deref()),
+            city: some(c.city.as_deref()),
+            state: some(c.state.as_deref()),
+            zip: some(c.zip.as_deref()),
+        }
     }
-    if let Some(p) = c.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-        body["PrimaryPhone"] = json!({"FreeFormNumber": p});
+
+    /// `self` with each field the treasurer sent in `edits` replaced (blank: cleared).
+    pub fn with(mut self, edits: &CustomerDraft) -> Self {
+        let take = |mine: &mut Option<String>, theirs: &Option<String>| {
+            if let Some(v) = theirs {
+                let v = v.trim();
+                *mine = (!v.is_empty()).then(|| v.to_string());
+            }
+        };
+        take(&mut self.display_name, &edits.display_name);
+        take(&mut self.given_name, &edits.given_name);
+        take(&mut self.family_name, &edits.family_name);
+        take(&mut self.company_name, &edits.company_name);
+        take(&mut self.email, &edits.email);
+        take(&mut self.phone, &edits.phone);
+        take(&mut self.address_line_1, &edits.address_line_1);
+        take(&mut self.city, &edits.city);
+        take(&mut self.state, &edits.state);
+        take(&mut self.zip, &edits.zip);
+        self
     }
-    Ok(body)
+
+    /// The create request, or why the draft cannot be created.
+    fn body(&self) -> Result<Value, QboError> {
+        let name = self.display_name.clone().unwrap_or_default();
+        if name.is_empty() {
+            return Err(QboError::Refused(
+                "the row has no donor name; type one before creating the customer".into(),
+            ));
+        }
+        if name.contains(':') {
+            return Err(QboError::Refused(
+                "a QuickBooks customer name cannot contain a colon".into(),
+            ));
+        }
+        let mut body = json!({ "DisplayName": clip(&name, 500) });
+        for (key, value) in [
+            ("GivenName", &self.given_name),
+            ("FamilyName", &self.family_name),
+            ("CompanyName", &self.company_name),
+        ] {
+            if let Some(v) = value {
+                body[key] = json!(clip(v, 100));
+            }
+        }
+        if self.address_line_1.is_some() || self.city.is_some() || self.zip.is_some() {
+            body["BillAddr"] = serde_json::to_value(PhysicalAddress {
+                line1: self.address_line_1.clone(),
+                city: self.city.clone(),
+                country_sub_division_code: self.state.clone(),
+                postal_code: self.zip.clone(),
+                ..PhysicalAddress::default()
+            })
+            .unwrap_or(Value::Null);
+        }
+        if let Some(e) = self.email.as_deref().filter(|e| e.contains('@')) {
+            body["PrimaryEmailAddr"] = json!({"Address": e});
+        }
+        if let Some(p) = &self.phone {
+            body["PrimaryPhone"] = json!({"FreeFormNumber": p});
+        }
+        Ok(body)
+    }
 }
 
 /// A sparse update of `current`: the row's address when `address`, plus an email or phone
@@ -575,6 +693,59 @@ fn contact_update(current: &Customer, record: &Donation, address: bool) -> Value
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    fn customer_body(record: &Donation, display_name: Option<&str>) -> Result<Value, QboError> {
+        let edits = CustomerDraft {
+            display_name: display_name.map(str::to_string),
+            ..CustomerDraft::default()
+        };
+        CustomerDraft::from_row(record, NamePattern::FirstLast)
+            .with(&edits)
+            .body()
+    }
+
+    fn person(display: &str, given: &str, family: &str) -> Customer {
+        Customer {
+            id: Some("1".into()),
+            display_name: Some(display.into()),
+            given_name: Some(given.into()),
+            family_name: Some(family.into()),
+            ..Customer::default()
+        }
+    }
+
+    #[test]
+    fn new_customers_are_named_the_way_the_list_names_people() {
+        let list = [
+            person("O'Brien, Mary", "Mary", "O'Brien"),
+            person("Kim, Grace", "Grace", "Kim"),
+            person("Tom McDonald", "Tom", "McDonald"),
+            Customer {
+                display_name: Some("Acme, Inc.".into()),
+                company_name: Some("Acme, Inc.".into()),
+                ..Customer::default()
+            },
+        ];
+        assert_eq!(NamePattern::learn(&list), NamePattern::LastFirst);
+        assert_eq!(NamePattern::learn(&list[2..]), NamePattern::FirstLast);
+        assert_eq!(NamePattern::learn(&[]), NamePattern::FirstLast);
+        let mut d = Donation::new("scan.pdf");
+        d.payer.aliases = vec!["John & Jane Smith".into()];
+        d.contact.email = Some("smiths@example.org".into());
+        let draft = CustomerDraft::from_row(&d, NamePattern::LastFirst);
+        assert_eq!(draft.display_name.as_deref(), Some("Smith, John & Jane"));
+        assert_eq!(draft.given_name.as_deref(), Some("John & Jane"));
+        assert_eq!(draft.family_name.as_deref(), Some("Smith"));
+        // The treasurer's edits win; a blank clears.
+        let edited = draft.with(&CustomerDraft {
+            display_name: Some(" Smith, John and Jane ".into()),
+            email: Some(String::new()),
+            ..CustomerDraft::default()
+        });
+        let b = edited.body().unwrap();
+        assert_eq!(b["DisplayName"], "Smith, John and Jane");
+        assert!(b.get("PrimaryEmailAddr").is_none());
+    }
 
     #[test]
     fn customer_from_a_row_keeps_escaping_to_the_query_layer() {

@@ -1,7 +1,7 @@
 // Fixing donors: the customer search dialog, matching or unmatching a row, creating a
 // customer, a changed address (use it or keep QuickBooks's) and adding contact details.
 
-import { $, actionButton, busy, clear, h } from './dom.js';
+import { $, actionButton, append, busy, clear, h } from './dom.js';
 import { fmtDate, money, plural } from './format.js';
 import { api, ApiFailure, errorText } from './api.js';
 import { D, recordById, recordName } from './state.js';
@@ -50,24 +50,87 @@ export async function matchCustomer(tb, r, customerId, button) {
   });
 }
 
+const DRAFT_FIELDS = [
+  ['display_name', 'Customer name in QuickBooks'],
+  ['given_name', 'First name'],
+  ['family_name', 'Last name'],
+  ['company_name', 'Organization'],
+  ['email', 'Email'],
+  ['phone', 'Phone'],
+  ['address_line_1', 'Address'],
+  ['city', 'City'],
+  ['state', 'State'],
+  ['zip', 'ZIP'],
+];
+
+/**
+ * "Create customer": a form prefilled from the row, its name written the way the company's
+ * customer list writes names ("O'Brien, Jane" or "Jane O'Brien"), every field editable; with
+ * `displayName` (another name after a clash) it creates at once.
+ */
 export async function createCustomer(tb, r, button, displayName) {
+  if (!displayName) {
+    await openCustomerForm(tb, r);
+    return;
+  }
+  await postCustomer(tb, r, button, { display_name: displayName });
+}
+
+async function openCustomerForm(tb, r) {
+  const dlg = $('#customer-dialog');
+  const status = h('p', { class: 'dialog-status', role: 'status', 'data-testid': 'customer-form-status', text: 'Loading…' });
+  const close = h('button', { type: 'button', class: 'icon close', 'aria-label': 'Close', text: '×' });
+  close.addEventListener('click', () => dlg.close());
+  const form = h('form', { class: 'customer-form', 'data-testid': 'customer-form' });
+  clear(dlg).append(
+    h('div', { class: 'dialog-head' }, h('h2', { id: 'customer-dialog-title', text: `New QuickBooks customer: ${recordName(r)}` }), close),
+    status, form);
+  dlg.showModal();
+  let data;
+  try {
+    data = await api('GET', `/api/deposits/${D.id}/records/${r.id}/customer`);
+  } catch (e) {
+    status.textContent = errorText(e);
+    return;
+  }
+  const draft = data.draft || {};
+  status.textContent = data.pattern === 'last_first'
+    ? 'Named like the other customers: "Last, First".'
+    : 'Named like the other customers: "First Last".';
+  const inputs = DRAFT_FIELDS.map(([key, label]) => {
+    const id = `cust-${key}`;
+    const input = h('input', { id, name: key, type: 'text', value: draft[key] || '', 'data-testid': `customer-${key}`, autocomplete: 'off' });
+    return h('div', { class: 'field' }, h('label', { for: id, text: label }), input);
+  });
+  const submit = h('button', { type: 'submit', 'data-testid': 'customer-create', text: 'Create in QuickBooks' });
+  append(clear(form), [h('div', { class: 'detail-grid' }, inputs), h('div', { class: 'dialog-foot' }, submit)]);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const [key] of DRAFT_FIELDS) body[key] = form.elements[key].value;
+    dlg.close();
+    await postCustomer($(`tbody.record[data-record-id="${r.id}"]`) || tb, r, null, body);
+  });
+  form.elements.display_name.focus();
+}
+
+async function postCustomer(tb, r, button, body) {
   await busy(button, async () => {
     try {
-      const body = displayName ? { display_name: displayName } : {};
       const res = await api('POST', `/api/deposits/${D.id}/records/${r.id}/customer`, body);
       const c = res.result && res.result.customer;
       showRecord(res.record, `Created the customer ${c ? c.display_name : ''} in QuickBooks.`);
     } catch (e) {
       if (e instanceof ApiFailure && e.code === 'qbo_duplicate_name') {
         const existing = e.details && e.details.existing;
-        const nameInput = h('input', { type: 'text', id: `newname-${r.id}`, value: `${recordName(r)} (2)` });
+        const nameInput = h('input', { type: 'text', id: `newname-${r.id}`, value: `${body.display_name || recordName(r)} (2)` });
         const extra = [];
         if (existing && existing.id) {
           extra.push(actionButton(`Match ${existing.display_name}`, 'match-existing', (b) => matchCustomer(tb, r, existing.id, b)));
         }
         extra.push(h('span', { class: 'inline-form' },
           h('label', { for: nameInput.id, text: 'Another name' }), nameInput,
-          actionButton('Create with this name', 'create-other-name', (b) => createCustomer(tb, r, b, nameInput.value.trim()))));
+          actionButton('Create with this name', 'create-other-name', (b) => postCustomer(tb, r, b, { ...body, display_name: nameInput.value.trim() }))));
         rowMessage(tb, e.message, 'error', ' ', extra);
       } else {
         rowMessage(tb, errorText(e), 'error');

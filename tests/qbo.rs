@@ -824,6 +824,81 @@ async fn a_sent_rows_receipt_is_updated_after_an_edit() {
     assert_eq!(s, 422, "{e}");
 }
 
+/// Matching beyond names: a row whose name finds no customer is matched by the one customer
+/// with its e-mail (or phone); search finds customers by e-mail and street; a donor chosen by
+/// hand goes back to the automatic match, and an automatic match is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matching_by_email_and_phone_search_by_contact_and_revert() {
+    let fake = fake(0);
+    let pat = fake.add_customer(
+        json!({"DisplayName": "Jones, Patricia", "GivenName": "Patricia",
+        "FamilyName": "Jones", "PrimaryEmailAddr": {"Address": "pat.jones@example.org"}}),
+    );
+    let lee = fake.add_customer(json!({"DisplayName": "Lee Wong",
+        "PrimaryPhone": {"FreeFormNumber": "(555) 010-2030"},
+        "BillAddr": {"Line1": "44 Harbor Way", "City": "Salem", "PostalCode": "01970"}}));
+    let other = fake.add_customer(json!({"DisplayName": "Zed Quill"}));
+    let stack = Stack::start(qbo_options("qbo-contact", &fake));
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let mut by_email = record("P. J.", "10.00", "501");
+    by_email.contact.email = Some("Pat.Jones@Example.org".into());
+    let mut by_phone = record("Mr. W.", "12.00", "502");
+    by_phone.contact.phone = Some("555.010.2030".into());
+    let id = deposit_with(&stack, vec![by_email.clone(), by_phone.clone()]).await;
+    let (s, m) = api.post(&format!("/api/deposits/{id}/match"), None).await;
+    assert_eq!(s, 200, "{m}");
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    let row = |rid: String| {
+        d["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == rid.as_str())
+            .unwrap()
+            .clone()
+    };
+    let e = row(by_email.id.to_string());
+    assert_eq!(e["qbo"]["customer_id"], pat.as_str(), "{e}");
+    assert_eq!(e["qbo"]["match_by"], "email");
+    assert_eq!(e["qbo"]["match_status"], "matched");
+    let p = row(by_phone.id.to_string());
+    assert_eq!(p["qbo"]["customer_id"], lee.as_str(), "{p}");
+    assert_eq!(p["qbo"]["match_by"], "phone");
+
+    // Search by e-mail, by street, by phone digits.
+    for (q, want) in [
+        ("pat.jones@example", &pat),
+        ("44%20Harbor", &lee),
+        ("5550102030", &lee),
+    ] {
+        let (s, found) = api.get(&format!("/api/qbo/customers?q={q}")).await;
+        assert_eq!(s, 200, "{found}");
+        let ids: Vec<&str> = found["customers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [want.as_str()], "{q}: {found}");
+    }
+
+    // Chosen by hand, then back to the automatic match (by e-mail).
+    let path = format!("/api/deposits/{id}/records/{}/match", by_email.id);
+    let (s, r) = api.post(&path, Some(json!({"customer_id": other}))).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["qbo"]["match_by"], "hand");
+    let (s, r) = api.send(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["qbo"]["customer_id"], pat.as_str(), "{r}");
+    assert_eq!(r["qbo"]["match_by"], "email");
+    // An automatic match undone: a new donor.
+    let (s, r) = api.send(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["qbo"]["match_status"], "new_donor", "{r}");
+    assert!(r["qbo"]["customer_id"].is_null());
+}
+
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
 /// out, every row is sent once and the job ends done; with no patience at all (each throttle
 /// ends the run), the job is queued again each time and still ends done, with no row error.

@@ -186,9 +186,28 @@ pub struct QboState {
     /// receipt in QuickBooks no longer says what the row says until it is updated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receipt_outdated: bool,
+    /// How the current customer was found (none: no match, or one made before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_by: Option<MatchBy>,
     /// The treasurer's choices for this row's receipt, over the deployment's.
     #[serde(default, skip_serializing_if = "RowChoices::is_empty")]
     pub choices: RowChoices,
+}
+
+/// How a row's customer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchBy {
+    /// Automatically, by name.
+    Name,
+    /// Automatically, by the one customer with the row's e-mail address.
+    Email,
+    /// Automatically, by the one customer with the row's phone number.
+    Phone,
+    /// Chosen by the treasurer ("Change donor" / "Find customer", or a confirmed suggestion).
+    Hand,
+    /// Created from the row.
+    Created,
 }
 
 /// Item, deposit account and payment method chosen for one row's receipt (QuickBooks ids);
@@ -500,6 +519,7 @@ mod tests {
             last_error: None,
             keep_out: Some(false),
             receipt_outdated: true,
+            match_by: Some(MatchBy::Hand),
             choices: RowChoices {
                 item_id: Some("21".into()),
                 ..RowChoices::default()

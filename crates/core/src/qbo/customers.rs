@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::donation::{Address, Donation, MatchStatus};
+use crate::donation::{Address, Donation, MatchBy, MatchStatus};
 use crate::qbo::client::request_id;
 use crate::qbo::entities::{Customer, PhysicalAddress};
 use crate::qbo::fault::Action;
@@ -105,8 +105,11 @@ impl Qbo {
         Ok(record)
     }
 
-    /// Customers whose name contains `q` (all active ones, by name, when `q` is empty).
+    /// Customers whose name contains `q` (all active ones, by name, when `q` is empty); a `q`
+    /// that looks like an e-mail, a street or a phone (an `@` or a digit), or that no name
+    /// holds, is looked for in every customer's names, e-mail, phone and address.
     pub async fn search_customers(&self, q: &str) -> Result<Vec<CustomerView>, QboError> {
+        const MAX: usize = 50;
         let q = q.trim();
         let mut query = Query::select("Customer");
         if !q.is_empty() {
@@ -117,12 +120,29 @@ impl Qbo {
             };
         }
         let query = query.order_by("DisplayName", false)?;
-        let rows: Vec<Customer> = self.client.query_page(&query, 1, 50).await?;
-        Ok(rows
+        let rows: Vec<Customer> = self.client.query_page(&query, 1, MAX as u32).await?;
+        let by_name: Vec<CustomerView> = rows
             .iter()
             .filter(|c| c.active.unwrap_or(true))
             .map(CustomerView::from)
-            .collect())
+            .collect();
+        let wider = q.contains('@') || q.chars().any(|c| c.is_ascii_digit());
+        if q.is_empty() || !(wider || by_name.is_empty()) {
+            return Ok(by_name);
+        }
+        let all: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
+        let mut found: Vec<CustomerView> = all
+            .iter()
+            .filter(|c| c.active.unwrap_or(true) && customer_holds(c, q))
+            .map(CustomerView::from)
+            .collect();
+        found.sort_by(|a, b| {
+            a.display_name
+                .to_lowercase()
+                .cmp(&b.display_name.to_lowercase())
+        });
+        found.truncate(MAX);
+        Ok(found)
     }
 
     /// Matches every record of a deposit that has not been matched yet (or every record when
@@ -134,6 +154,7 @@ impl Qbo {
     ) -> Result<MatchSummary, QboError> {
         let customers: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
         let index = CustomerIndex::new(&customers);
+        let contacts = ContactIndex::new(&customers);
         let t = self.client.connection().settings().thresholds;
         let fresh = |r: &Donation| {
             r.qbo.match_status == MatchStatus::Unmatched
@@ -147,8 +168,7 @@ impl Qbo {
             .into_iter()
             .filter(|r| fresh(r))
             .map(|mut r| {
-                let cands = index.candidates_for(&r);
-                apply_best(&mut r, &customers, &cands, t);
+                auto_match(&mut r, &customers, &index, &contacts, t);
                 (r.id, r)
             })
             .collect();
@@ -196,22 +216,51 @@ impl Qbo {
         self.unsent_record(deposit_id, record_id).await?;
         let customer: Customer = self.client.read(customer_id).await?;
         self.change_record(deposit_id, record_id, |r| {
-            set_match(r, &customer, 100);
+            set_match(r, &customer, 100, MatchBy::Hand);
         })
         .await
     }
 
-    /// Reverts a match: the row is unmatched again.
+    /// Reverts a match. A match the treasurer made by hand goes back to the automatic one
+    /// (by name, e-mail or phone, as matching would find it now); an automatic match is undone
+    /// and the row is a new donor.
     pub async fn unmatch(&self, deposit_id: &str, record_id: &Uuid) -> Result<Donation, QboError> {
-        self.unsent_record(deposit_id, record_id).await?;
-        self.change_record(deposit_id, record_id, |r| {
-            r.qbo.customer_id = None;
-            r.qbo.display_name = None;
-            r.qbo.match_score = None;
-            r.qbo.address_snapshot = None;
-            r.qbo.match_status = MatchStatus::NewDonor;
-        })
-        .await
+        let record = self.unsent_record(deposit_id, record_id).await?;
+        if record.qbo.match_by == Some(MatchBy::Hand) {
+            let customers: Vec<Customer> =
+                self.client.query_all(&Query::select("Customer")).await?;
+            let index = CustomerIndex::new(&customers);
+            let contacts = ContactIndex::new(&customers);
+            let t = self.client.connection().settings().thresholds;
+            let mut auto = record.clone();
+            auto_match(&mut auto, &customers, &index, &contacts, t);
+            // An automatic match that is the hand-made one is undone instead.
+            if auto.qbo.customer_id != record.qbo.customer_id {
+                return self
+                    .change_record(deposit_id, record_id, |r| {
+                        r.qbo = Self::keep_row_parts(&r.qbo, &auto.qbo)
+                    })
+                    .await;
+            }
+        }
+        self.change_record(deposit_id, record_id, |r| new_donor(r, 0))
+            .await
+    }
+
+    /// The match parts of `matched` with the row's own parts of `row` (receipt, choices).
+    fn keep_row_parts(
+        row: &crate::donation::QboState,
+        matched: &crate::donation::QboState,
+    ) -> crate::donation::QboState {
+        crate::donation::QboState {
+            customer_id: matched.customer_id.clone(),
+            display_name: matched.display_name.clone(),
+            match_status: matched.match_status,
+            match_score: matched.match_score,
+            address_snapshot: matched.address_snapshot.clone(),
+            match_by: matched.match_by,
+            ..row.clone()
+        }
     }
 
     /// The new customer the row would make: its fields, the display name in the pattern the
@@ -260,7 +309,9 @@ impl Qbo {
                     "qbo: customer created"
                 );
                 let updated = self
-                    .change_record(deposit_id, record_id, |r| set_match(r, &customer, 100))
+                    .change_record(deposit_id, record_id, |r| {
+                        set_match(r, &customer, 100, MatchBy::Created);
+                    })
                     .await?;
                 Ok((
                     CreateOutcome::Created {
@@ -443,6 +494,119 @@ impl<'a> CustomerIndex<'a> {
     }
 }
 
+/// Customers by e-mail address (lower case) and by phone key, to match a row whose name
+/// finds no customer by the one customer with its e-mail or phone.
+struct ContactIndex {
+    emails: std::collections::HashMap<String, Vec<usize>>,
+    phones: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl ContactIndex {
+    fn new(customers: &[Customer]) -> Self {
+        let mut emails: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        let mut phones: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for (i, c) in customers.iter().enumerate() {
+            if !c.active.unwrap_or(true) {
+                continue;
+            }
+            if let Some(e) = c.primary_email_addr.as_ref().map(|e| e.address.as_str()) {
+                let e = e.trim().to_lowercase();
+                if e.contains('@') {
+                    emails.entry(e).or_default().push(i);
+                }
+            }
+            if let Some(key) = c
+                .primary_phone
+                .as_ref()
+                .map(|p| p.free_form_number.as_str())
+                .and_then(matching::phone_key)
+            {
+                phones.entry(key).or_default().push(i);
+            }
+        }
+        Self { emails, phones }
+    }
+
+    /// The one customer with the row's e-mail, else the one with its phone.
+    fn find<'c>(&self, r: &Donation, customers: &'c [Customer]) -> Option<(&'c Customer, MatchBy)> {
+        let one = |hits: Option<&Vec<usize>>| match hits.map(Vec::as_slice) {
+            Some([i]) => customers.get(*i),
+            _ => None,
+        };
+        let email = r
+            .contact
+            .email
+            .as_deref()
+            .map(|e| e.trim().to_lowercase())
+            .and_then(|e| one(self.emails.get(&e)));
+        if let Some(c) = email {
+            return Some((c, MatchBy::Email));
+        }
+        r.contact
+            .phone
+            .as_deref()
+            .and_then(matching::phone_key)
+            .and_then(|k| one(self.phones.get(&k)))
+            .map(|c| (c, MatchBy::Phone))
+    }
+}
+
+/// Whether `q` (case-insensitive) is in one of the customer's names, its e-mail, its address,
+/// or (as digits) its phone.
+fn customer_holds(c: &Customer, q: &str) -> bool {
+    let q = q.to_lowercase();
+    let a = c.bill_addr.as_ref();
+    let texts = [
+        c.display_name.as_deref(),
+        c.given_name.as_deref(),
+        c.family_name.as_deref(),
+        c.company_name.as_deref(),
+        c.primary_email_addr.as_ref().map(|e| e.address.as_str()),
+        a.and_then(|a| a.line1.as_deref()),
+        a.and_then(|a| a.city.as_deref()),
+        a.and_then(|a| a.postal_code.as_deref()),
+    ];
+    if texts
+        .iter()
+        .flatten()
+        .any(|t| t.to_lowercase().contains(&q))
+    {
+        return true;
+    }
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    digits.len() >= 7
+        && c.primary_phone.as_ref().is_some_and(|p| {
+            let theirs: String = p
+                .free_form_number
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            theirs.contains(&digits)
+        })
+}
+
+/// A contact match is as sure as this (a unique e-mail or phone, not a name).
+const CONTACT_SCORE: u8 = 95;
+
+/// The automatic match of a row: by name, else by the one customer with its e-mail or phone.
+fn auto_match(
+    r: &mut Donation,
+    customers: &[Customer],
+    index: &CustomerIndex,
+    contacts: &ContactIndex,
+    t: matching::Thresholds,
+) {
+    let cands = index.candidates_for(r);
+    apply_best(r, customers, &cands, t);
+    if r.qbo.match_status != MatchStatus::Matched
+        && r.qbo.match_status != MatchStatus::AddressChanged
+    {
+        if let Some((c, by)) = contacts.find(r, customers) {
+            set_match(r, c, CONTACT_SCORE, by);
+        }
+    }
+}
+
 fn apply_best(
     r: &mut Donation,
     customers: &[Customer],
@@ -454,9 +618,12 @@ fn apply_best(
             let status = matching::decide(score, t);
             let customer = customers.iter().find(|x| x.id() == c.id);
             match (status, customer) {
-                (MatchStatus::Matched, Some(customer)) => set_match(r, customer, score),
+                (MatchStatus::Matched, Some(customer)) => {
+                    set_match(r, customer, score, MatchBy::Name);
+                }
                 (MatchStatus::NeedsReview, Some(customer)) => {
                     // A suggestion: shown, but a receipt needs the treasurer's confirmation.
+                    r.qbo.match_by = Some(MatchBy::Name);
                     r.qbo.customer_id = Some(customer.id().to_string());
                     r.qbo.display_name = Some(customer.name().to_string());
                     r.qbo.match_score = Some(score);
@@ -471,6 +638,7 @@ fn apply_best(
 }
 
 fn new_donor(r: &mut Donation, score: u8) {
+    r.qbo.match_by = None;
     r.qbo.customer_id = None;
     r.qbo.display_name = None;
     r.qbo.address_snapshot = None;
@@ -478,7 +646,8 @@ fn new_donor(r: &mut Donation, score: u8) {
     r.qbo.match_status = MatchStatus::NewDonor;
 }
 
-fn set_match(r: &mut Donation, customer: &Customer, score: u8) {
+fn set_match(r: &mut Donation, customer: &Customer, score: u8, by: MatchBy) {
+    r.qbo.match_by = Some(by);
     let qbo_addr = address_of_customer(customer);
     let extracted = matching::address_of(&r.contact);
     r.qbo.customer_id = Some(customer.id().to_string());

@@ -837,7 +837,8 @@ pub fn address_of(contact: &Contact) -> Address {
     }
 }
 
-fn phone_key(s: &str) -> Option<String> {
+/// A phone's last 10 digits (none under 7 digits), as [`same_phone`] compares them.
+pub fn phone_key(s: &str) -> Option<String> {
     let mut digits = String::new();
     for c in s.chars() {
         if c.is_ascii_digit() {

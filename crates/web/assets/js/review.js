@@ -337,6 +337,8 @@ function refreshRowParts(tb, r) {
     match.append(h('span', { class: 'customer', 'data-testid': 'customer-name' },
       q.match_status === 'needs_review' ? 'Suggested: ' : '→ ', q.display_name,
       q.match_status === 'needs_review' && q.match_score ? ` (${q.match_score}%)` : ''));
+    const how = { email: 'by e-mail', phone: 'by phone', hand: 'chosen by hand' }[q.match_by];
+    if (how) match.append(h('span', { class: 'match-by muted', 'data-testid': 'match-by', 'data-by': q.match_by, text: how }));
   }
   // QuickBooks status.
   const sync = $('[data-part=sync]', tb);
@@ -492,7 +494,12 @@ function rowActions(tb, r, name) {
       out.push(actionButton('Create customer', 'create-customer', (b) => createCustomer(tb, r, b), 'secondary'));
     }
     if (q.customer_id && (st === 'matched' || st === 'address_changed')) {
-      out.push(actionButton('Unmatch', 'unmatch', (b) => recordAction(tb, r, b, 'DELETE', 'match', 'The match was undone.'), 'secondary'));
+      // A match made by hand goes back to the automatic one; an automatic one is undone.
+      const byHand = q.match_by === 'hand';
+      const undo = actionButton(byHand ? 'Back to automatic' : 'Unmatch', 'unmatch',
+        (b) => recordAction(tb, r, b, 'DELETE', 'match', byHand ? 'Back to the automatic match.' : 'The match was undone.'), 'secondary');
+      undo.setAttribute('aria-label', byHand ? `Undo the donor chosen by hand for ${name}` : `Undo the match of ${name}`);
+      out.push(undo);
     }
     if (keptOut) {
       const b = actionButton('Send to QuickBooks', 'keep-in', (btn) => setKeepOut(tb, r, false, btn), 'secondary');

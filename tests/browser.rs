@@ -127,6 +127,7 @@ async fn treasurer_flow_in_chromium() {
         "receipt-outdated.png",
         "receipt-preview.png",
         "new-customer.png",
+        "possible-duplicate.png",
         "receipt-updated.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));

@@ -899,6 +899,89 @@ async fn matching_by_email_and_phone_search_by_contact_and_revert() {
     assert!(r["qbo"]["customer_id"].is_null());
 }
 
+/// The duplicate guard: a check already receipted by hand is flagged when the deposit is
+/// matched and is not sent by send-all until the treasurer says "send anyway"; the same check
+/// in a second deposit is flagged there, naming the first deposit's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn possible_duplicates_wait_for_the_treasurer() {
+    let fake = fake(0);
+    let rows = donors(&fake, "Twice Donor", 2, 600);
+    let item = fake
+        .items()
+        .into_iter()
+        .find(|i| i["Name"] == "Donations")
+        .map(|i| i["Id"].clone())
+        .unwrap();
+    // Check 600 was entered by hand in QuickBooks last week.
+    let by_hand = fake.add_sales_receipt(json!({
+        "CustomerRef": {"value": rows[0].qbo.customer_id},
+        "TxnDate": (chrono::Local::now().date_naive() - chrono::Days::new(7)).format("%Y-%m-%d").to_string(),
+        "PaymentRefNum": "600",
+        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 20.0,
+                  "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1, "UnitPrice": 20.0}}],
+    }));
+    assert!(!by_hand.is_empty());
+    let stack = Stack::start(qbo_options("qbo-dupes", &fake).with_worker());
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let id = deposit_with(&stack, rows.clone()).await;
+    let (s, m) = api.post(&format!("/api/deposits/{id}/match"), None).await;
+    assert_eq!(s, 200, "{m}");
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    let dup = &d["records"][0]["qbo"]["duplicate"];
+    assert_eq!(dup["kind"], "receipt", "{d}");
+    assert_eq!(dup["receipt_id"], by_hand.as_str());
+    assert!(dup["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("possible duplicate of receipt #"));
+    assert!(d["records"][1]["qbo"]["duplicate"].is_null(), "{d}");
+    // Send all: the other row goes, the flagged one waits.
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    let done = wait_send_job(&api, &id, 60).await;
+    let outcomes: Vec<&str> = done["results"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["duplicate", "sent"], "{done}");
+    assert_eq!(fake.sales_receipts().len(), 2);
+    // The treasurer looked: not a duplicate after all. Send-all sends it, once.
+    let (s, r) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/deposits/{id}/records/{}", rows[0].id),
+            Some(json!({"duplicate_ok": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &id, 60).await;
+    assert_eq!(fake.sales_receipts().len(), 3);
+
+    // The same check in a later deposit (not sent from the first one): flagged there.
+    let first = donors(&fake, "Listed Donor", 1, 650);
+    let a = deposit_with(&stack, first.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut again = first[0].clone();
+    // The same check read again, as a row of its own.
+    again.id = Donation::new("list.pdf").id;
+    let b = deposit_with(&stack, vec![again]).await;
+    let (s, _) = api.post(&format!("/api/deposits/{b}/match"), None).await;
+    assert_eq!(s, 200);
+    let (_, d) = api.get(&format!("/api/deposits/{b}")).await;
+    let dup = &d["records"][0]["qbo"]["duplicate"];
+    assert_eq!(dup["kind"], "deposit", "{d}");
+    assert_eq!(dup["deposit_id"], a.as_str());
+    assert_eq!(dup["row"], 1);
+    // The first deposit is not flagged by the later one.
+    let (_, d) = api.get(&format!("/api/deposits/{a}")).await;
+    assert!(d["records"][0]["qbo"]["duplicate"].is_null(), "{d}");
+}
+
 /// Throttling never fails a send: five 429s in a row on receipts during send-all are waited
 /// out, every row is sent once and the job ends done; with no patience at all (each throttle
 /// ends the run), the job is queued again each time and still ends done, with no row error.
@@ -1300,16 +1383,24 @@ async fn matching_5000_customers_in_bounded_memory() {
     assert_eq!(figures["matched"], 300, "{figures}");
     let peak = figures["peak_rss_mb"].as_f64().unwrap();
     assert!(peak < 80.0, "peak RSS {peak} MB");
-    // The list was read in pages of 1000.
-    let pages = fake
+    // The list was read in pages of 1000; the duplicate check asked for the 300 customers'
+    // receipts in a few queries, not one per row.
+    let queries: Vec<String> = fake
         .requests()
         .iter()
-        .filter(|r| r.path.ends_with("/query") && r.query.contains("Customer"))
+        .filter(|r| r.path.ends_with("/query"))
+        .map(|r| r.query.clone())
+        .collect();
+    let receipts = queries
+        .iter()
+        .filter(|q| q.contains("SalesReceipt"))
         .count();
+    let pages = queries.len() - receipts;
     assert_eq!(
         pages, 6,
         "5 full pages and the empty one that ends the list"
     );
+    assert!((1..=3).contains(&receipts), "{receipts} receipt queries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -491,6 +491,12 @@ async function flow() {
     // An online gift of a new deposit is kept out: send this one after all.
     if ((await row('Daniel Okafor').getAttribute('data-sync')) !== 'kept_out') fail('an online gift is not kept out by default');
     await row('Daniel Okafor').locator('[data-testid=keep-in]').click();
+    // The same gift was sent from the first deposit: it is a possible duplicate, and waits.
+    await until('Daniel Okafor flagged as a possible duplicate', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'duplicate');
+    const dupWhy = (await row('Daniel Okafor').locator('[data-testid=duplicate-reason]').textContent()) || '';
+    if (!/receipt #/.test(dupWhy)) fail(`the duplicate's reason reads "${dupWhy}"`);
+    await page.screenshot({ path: path.join(OUT, 'possible-duplicate.png'), fullPage: true });
+    await row('Daniel Okafor').locator('[data-testid=duplicate-send]').click();
     await until('Daniel Okafor taken back in', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'not_sent');
     await row('Daniel Okafor').locator('[data-testid=send-row]').click();
     await until('Daniel Okafor sent', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'sent');

@@ -540,6 +540,7 @@ pub const EDITABLE_FIELDS: &[&str] = &[
     "email",
     "phone",
     "keep_out",
+    "duplicate_ok",
 ];
 
 /// The fields a sales receipt shows: editing one of a sent row outdates its receipt.
@@ -576,7 +577,9 @@ pub fn apply_patch(
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => normalize::clean(Some(s.clone())),
             serde_json::Value::Number(n) if field == "amount" => Some(n.to_string()),
-            serde_json::Value::Bool(b) if field == "keep_out" => Some(b.to_string()),
+            serde_json::Value::Bool(b) if field == "keep_out" || field == "duplicate_ok" => {
+                Some(b.to_string())
+            }
             _ => {
                 problems.push(FieldProblem {
                     field: field.clone(),
@@ -606,7 +609,7 @@ pub fn apply_patch(
     });
     normalize::revalidate(&mut next, rules);
     for f in &changed {
-        if f != "keep_out" && !next.edited.contains(f) {
+        if f != "keep_out" && f != "duplicate_ok" && !next.edited.contains(f) {
             next.edited.push(f.clone());
         }
     }
@@ -672,6 +675,13 @@ fn set_field(d: &mut Donation, field: &str, v: Option<String>) -> Result<(), Str
         "zip" => d.contact.zip = v.map(|z| normalize::normalize_zip(&z).unwrap_or(z)),
         "email" => d.contact.email = v.map(|e| e.to_lowercase()),
         "phone" => d.contact.phone = v.map(|p| normalize::normalize_phone(&p)),
+        "duplicate_ok" => {
+            d.qbo.duplicate_ok = match v.as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err("must be true or false".into()),
+            };
+        }
         "keep_out" => {
             if d.qbo.sales_receipt_id.is_some() {
                 return Err("the row is in QuickBooks already".into());

@@ -186,12 +186,35 @@ pub struct QboState {
     /// receipt in QuickBooks no longer says what the row says until it is updated.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receipt_outdated: bool,
+    /// A receipt in QuickBooks, or a row of another deposit, that looks like this same gift:
+    /// send-all skips the row until the treasurer decides (send anyway, or keep out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<Duplicate>,
+    /// The treasurer looked at the possible duplicate and sends the row anyway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate_ok: bool,
     /// How the current customer was found (none: no match, or one made before this was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_by: Option<MatchBy>,
     /// The treasurer's choices for this row's receipt, over the deployment's.
     #[serde(default, skip_serializing_if = "RowChoices::is_empty")]
     pub choices: RowChoices,
+}
+
+/// What a row may duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicate {
+    /// `receipt` (already in QuickBooks) or `deposit` (a row of another deposit here).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_id: Option<String>,
+    /// 1-based row of the other deposit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<usize>,
+    /// What the page shows: "Possible duplicate of receipt #1234 of 02/03/2026".
+    pub message: String,
 }
 
 /// How a row's customer was found.
@@ -520,6 +543,8 @@ mod tests {
             keep_out: Some(false),
             receipt_outdated: true,
             match_by: Some(MatchBy::Hand),
+            duplicate: None,
+            duplicate_ok: true,
             choices: RowChoices {
                 item_id: Some("21".into()),
                 ..RowChoices::default()

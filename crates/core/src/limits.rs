@@ -59,6 +59,7 @@ pub const LIMITS: &[(Scope, &str, usize)] = &[
     (Scope::Record, "email", 254),
     (Scope::Record, "phone", 40),
     (Scope::Record, "keep_out", 5),
+    (Scope::Record, "duplicate_ok", 5),
     (Scope::Deposit, "name", 120),
     (Scope::Customer, "display_name", 500),
     (Scope::Customer, "customer_id", 50),

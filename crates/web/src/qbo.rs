@@ -505,6 +505,8 @@ pub async fn send_one(
 ) -> Result<HttpResponse, ApiError> {
     let (id, rid) = path.into_inner();
     let q = qbo(&state)?;
+    // Before any send: receipts may have been entered in QuickBooks meanwhile.
+    q.check_duplicates(&id).await?;
     let defaults = q.defaults().await?;
     let actor = audit::actor(&req, &state);
     let result = q.send_one(&id, &rid.uuid(), &defaults, &actor).await?;
@@ -515,7 +517,7 @@ pub async fn send_one(
         SendOutcome::Error if result.choose.is_some() => StatusCode::UNPROCESSABLE_ENTITY,
         SendOutcome::Error => StatusCode::BAD_GATEWAY,
         SendOutcome::FoundExisting | SendOutcome::AlreadySent => StatusCode::OK,
-        SendOutcome::KeptOut => StatusCode::CONFLICT,
+        SendOutcome::KeptOut | SendOutcome::Duplicate => StatusCode::CONFLICT,
     };
     Ok(json_no_store(status, &result))
 }

@@ -71,6 +71,9 @@ pub struct QboSettings {
     /// (they reach the books through the platform's own sync or the bank feed); a deposit can
     /// say otherwise.
     pub online_gifts: OnlineGifts,
+    /// `DUPLICATE_WINDOW_DAYS`: a receipt of the same customer and amount this many days
+    /// either side of a row's date is a possible duplicate.
+    pub duplicate_window_days: u32,
     /// Whether a throttled request waits at all: the worker waits; the web answers a page
     /// action at once ("QuickBooks is busy, trying again in N s") and the page asks again.
     pub wait_throttles: bool,
@@ -205,6 +208,7 @@ impl QboSettings {
             throttle_wait,
             throttle_patience,
             online_gifts,
+            duplicate_window_days: env.number("DUPLICATE_WINDOW_DAYS", 60u32, 0, 3650),
             wait_throttles: true,
             max_concurrent,
             realm_max_concurrent,

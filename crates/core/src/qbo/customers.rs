@@ -203,6 +203,10 @@ impl Qbo {
             new = summary.new_donor,
             "qbo: deposit matched"
         );
+        // Matched rows are compared with the receipts their customers already have.
+        if let Err(e) = self.check_duplicates(deposit_id).await {
+            tracing::warn!(error = %e, "qbo: duplicate check skipped; it runs again before sending");
+        }
         Ok(summary)
     }
 

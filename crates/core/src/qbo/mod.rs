@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod customers;
+pub mod duplicates;
 pub mod entities;
 pub mod fault;
 pub mod gate;

@@ -95,6 +95,15 @@ impl Query {
         Ok(self)
     }
 
+    /// `property >= 'from' AND property <= 'to'` (dates as `YYYY-MM-DD`).
+    pub fn between(mut self, property: &str, from: &str, to: &str) -> Result<Self, QueryError> {
+        check_property(property)?;
+        self.conditions
+            .push(format!("{property} >= {}", quote(from)));
+        self.conditions.push(format!("{property} <= {}", quote(to)));
+        Ok(self)
+    }
+
     pub fn is_in(mut self, property: &str, values: &[&str]) -> Result<Self, QueryError> {
         check_property(property)?;
         if values.is_empty() {

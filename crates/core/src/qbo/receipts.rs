@@ -50,12 +50,18 @@ pub enum SendOutcome {
     /// The row is kept out of QuickBooks (an online gift under `ONLINE_GIFTS=report`, or the
     /// treasurer's choice); it stays in the report. Not a failure.
     KeptOut,
+    /// The row looks like a receipt QuickBooks already has, or a row of another deposit; it
+    /// waits for the treasurer ("Send anyway" or "Keep out").
+    Duplicate,
 }
 
 impl SendOutcome {
     /// The row was not sent and needs the treasurer.
     pub fn is_failure(self) -> bool {
-        matches!(self, SendOutcome::Refused | SendOutcome::Error)
+        matches!(
+            self,
+            SendOutcome::Refused | SendOutcome::Error | SendOutcome::Duplicate
+        )
     }
 
     /// The name the JSON carries, for logs.
@@ -67,6 +73,7 @@ impl SendOutcome {
             SendOutcome::Refused => "refused",
             SendOutcome::Error => "error",
             SendOutcome::KeptOut => "kept_out",
+            SendOutcome::Duplicate => "duplicate",
         }
     }
 }
@@ -226,6 +233,16 @@ impl Qbo {
         };
         if let Some(id) = &record.qbo.sales_receipt_id {
             return Ok(result(SendOutcome::AlreadySent, Some(id.clone()), None));
+        }
+        if let (Some(dup), false) = (&record.qbo.duplicate, record.qbo.duplicate_ok) {
+            return Ok(result(
+                SendOutcome::Duplicate,
+                None,
+                Some(format!(
+                    "{}; choose \"Send anyway\" or \"Keep out\" on the row",
+                    dup.message
+                )),
+            ));
         }
         if let Some(why) = kept_out(&record, self.online_gifts(deposit_id).await?) {
             return Ok(result(
@@ -422,6 +439,18 @@ impl Qbo {
         deposit_id: &str,
         mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
     ) -> Result<SendAll, QboError> {
+        // Again before any send: receipts may have been entered meanwhile.
+        match self.check_duplicates(deposit_id).await {
+            Err(QboError::Throttled { .. }) => {
+                return Ok(SendAll {
+                    results: Vec::new(),
+                    stopped: true,
+                    throttled: true,
+                })
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
         let d = self.deposit(deposit_id).await?;
         let defaults = self.defaults().await?;
         let ids: Vec<Uuid> = d.records.iter().map(|r| r.id).collect();

@@ -86,13 +86,18 @@ impl FakeQbo {
     /// nameless customers are allowed here); returns its Id ("" when `customer` is not an
     /// object with string name fields).
     pub fn add_customer(&self, customer: Value) -> String {
+        self.add(Kind::Customer, customer, false)
+    }
+
+    /// Creates an entity as a person would in QuickBooks; its id ("" when refused).
+    fn add(&self, kind: Kind, entity: Value, validate: bool) -> String {
         let mut g = self.shared.lock();
         let now = g.now();
-        let body = match customer {
+        let body = match entity {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        match g.company.create(Kind::Customer, body, now, false) {
+        match g.company.create(kind, body, now, validate) {
             Ok(v) => v
                 .get("Id")
                 .and_then(Value::as_str)
@@ -100,6 +105,11 @@ impl FakeQbo {
                 .to_string(),
             Err(_) => String::new(),
         }
+    }
+
+    /// A sales receipt entered by hand in QuickBooks (no marker of ours); its id.
+    pub fn add_sales_receipt(&self, receipt: Value) -> String {
+        self.add(Kind::SalesReceipt, receipt, true)
     }
 
     /// A Vendor or Employee display name: customers cannot use it (6240).

@@ -297,7 +297,8 @@ function refreshRowParts(tb, r) {
   main.dataset.donor = [r.payer && r.payer.organization_name, ...((r.payer && r.payer.aliases) || [])].filter(Boolean).join(' | ');
   main.dataset.match = (r.qbo && r.qbo.match_status) || 'unmatched';
   const keptOut = keptOutWhy(r);
-  main.dataset.sync = keptOut ? 'kept_out' : (r.qbo && r.qbo.sync_status) || 'not_sent';
+  const unsentDuplicate = r.qbo && r.qbo.duplicate && !r.qbo.duplicate_ok && r.qbo.sync_status !== 'sent' && !keptOut;
+  main.dataset.sync = keptOut ? 'kept_out' : unsentDuplicate ? 'duplicate' : (r.qbo && r.qbo.sync_status) || 'not_sent';
   for (const input of $$('input[data-field]', tb)) {
     if (input === document.activeElement || input.dataset.pending !== undefined) continue;
     if (input.getAttribute('aria-invalid') === 'true') continue;
@@ -351,6 +352,9 @@ function refreshRowParts(tb, r) {
   } else if (q.sync_status === 'error') {
     sync.append(h('span', { class: 'badge danger', 'data-testid': 'sync-badge', text: 'Error' }),
       h('span', { class: 'sync-error', 'data-testid': 'sync-error', text: sentence(q.last_error || '') }));
+  } else if (q.duplicate && !q.duplicate_ok && !keptOut) {
+    sync.append(h('span', { class: 'badge warn', 'data-testid': 'sync-badge', text: 'Duplicate?' }),
+      h('span', { class: 'kept-out', 'data-testid': 'duplicate-reason', text: sentence(q.duplicate.message) }));
   } else if (keptOut) {
     sync.append(h('span', { class: 'badge muted', 'data-testid': 'sync-badge', title: sentence(keptOut.message), text: 'Kept out' }),
       h('span', { class: 'kept-out', 'data-testid': 'kept-out-reason', 'data-by': keptOut.by, title: sentence(keptOut.message),
@@ -435,6 +439,20 @@ function keptOutWhy(r) {
   return map[r.id] || null;
 }
 
+/** The treasurer looked at the possible duplicate: the row is sent like any other. */
+async function sendAnyway(tb, r, button) {
+  await busy(button, async () => {
+    try {
+      const rec = await api('PATCH', `/api/deposits/${D.id}/records/${r.id}`, { duplicate_ok: true });
+      replaceRecord(rec);
+      if (tb.isConnected) refreshRowParts(tb, rec);
+      rowMessage(tb, 'Not a duplicate: this row will be sent.', 'ok');
+    } catch (e) {
+      rowMessage(tb, errorText(e), 'error');
+    }
+  });
+}
+
 /** Brings the row's receipt in QuickBooks in line with the edited row. */
 async function updateReceipt(tb, r, button) {
   await busy(button, async () => {
@@ -500,6 +518,11 @@ function rowActions(tb, r, name) {
         (b) => recordAction(tb, r, b, 'DELETE', 'match', byHand ? 'Back to the automatic match.' : 'The match was undone.'), 'secondary');
       undo.setAttribute('aria-label', byHand ? `Undo the donor chosen by hand for ${name}` : `Undo the match of ${name}`);
       out.push(undo);
+    }
+    if (q.duplicate && !q.duplicate_ok && !keptOut) {
+      const anyway = actionButton('Send anyway', 'duplicate-send', (btn) => sendAnyway(tb, r, btn), 'secondary');
+      anyway.setAttribute('aria-label', `${name} is not a duplicate: send it anyway`);
+      out.push(anyway);
     }
     if (keptOut) {
       const b = actionButton('Send to QuickBooks', 'keep-in', (btn) => setKeepOut(tb, r, false, btn), 'secondary');

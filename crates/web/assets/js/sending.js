@@ -17,6 +17,7 @@ const OUTCOMES = {
   refused: 'Not sent',
   error: 'Error',
   kept_out: 'Kept out',
+  duplicate: 'Possible duplicate',
 };
 const DONE = ['sent', 'found_existing', 'already_sent', 'kept_out'];
 
@@ -271,7 +272,7 @@ function renderSendResults(results, fresh) {
     h('ul', { class: 'send-results', 'data-testid': 'send-results' }, results.map((res) => {
       const rec = recordById(res.record_id);
       const ok = DONE.includes(res.outcome);
-      const badge = res.outcome === 'kept_out' ? 'muted' : ok ? 'ok' : res.outcome === 'refused' ? 'warn' : 'danger';
+      const badge = res.outcome === 'kept_out' ? 'muted' : ok ? 'ok' : ['refused', 'duplicate'].includes(res.outcome) ? 'warn' : 'danger';
       return h('li', { class: ok ? 'ok' : 'bad', 'data-testid': 'send-result', 'data-outcome': res.outcome, 'data-record-id': res.record_id },
         h('span', { class: `badge ${badge}`, text: OUTCOMES[res.outcome] || res.outcome }), ' ',
         h('strong', { text: rec ? recordName(rec) : 'A deleted row' }),

@@ -105,6 +105,16 @@ impl Qbo {
         Ok(record)
     }
 
+    /// Every customer of the company, read page by page.
+    async fn all_customers(&self) -> Result<Vec<Customer>, QboError> {
+        self.client.query_all(&Query::select("Customer")).await
+    }
+
+    /// How the company's customer list names people.
+    async fn name_pattern(&self) -> Result<NamePattern, QboError> {
+        Ok(NamePattern::learn(&self.all_customers().await?))
+    }
+
     /// Customers whose name contains `q` (all active ones, by name, when `q` is empty); a `q`
     /// that looks like an e-mail, a street or a phone (an `@` or a digit), or that no name
     /// holds, is looked for in every customer's names, e-mail, phone and address.
@@ -130,7 +140,7 @@ impl Qbo {
         if q.is_empty() || !(wider || by_name.is_empty()) {
             return Ok(by_name);
         }
-        let all: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
+        let all = self.all_customers().await?;
         let mut found: Vec<CustomerView> = all
             .iter()
             .filter(|c| c.active.unwrap_or(true) && customer_holds(c, q))
@@ -152,7 +162,7 @@ impl Qbo {
         deposit_id: &str,
         all: bool,
     ) -> Result<MatchSummary, QboError> {
-        let customers: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
+        let customers = self.all_customers().await?;
         let index = CustomerIndex::new(&customers);
         let contacts = ContactIndex::new(&customers);
         let t = self.client.connection().settings().thresholds;
@@ -231,8 +241,7 @@ impl Qbo {
     pub async fn unmatch(&self, deposit_id: &str, record_id: &Uuid) -> Result<Donation, QboError> {
         let record = self.unsent_record(deposit_id, record_id).await?;
         if record.qbo.match_by == Some(MatchBy::Hand) {
-            let customers: Vec<Customer> =
-                self.client.query_all(&Query::select("Customer")).await?;
+            let customers = self.all_customers().await?;
             let index = CustomerIndex::new(&customers);
             let contacts = ContactIndex::new(&customers);
             let t = self.client.connection().settings().thresholds;
@@ -275,8 +284,7 @@ impl Qbo {
         record_id: &Uuid,
     ) -> Result<(CustomerDraft, NamePattern), QboError> {
         let record = self.unsent_record(deposit_id, record_id).await?;
-        let customers: Vec<Customer> = self.client.query_all(&Query::select("Customer")).await?;
-        let pattern = NamePattern::learn(&customers);
+        let pattern = self.name_pattern().await?;
         Ok((CustomerDraft::from_row(&record, pattern), pattern))
     }
 
@@ -292,9 +300,7 @@ impl Qbo {
         let pattern = if edits.display_name.is_some() {
             NamePattern::FirstLast
         } else {
-            let customers: Vec<Customer> =
-                self.client.query_all(&Query::select("Customer")).await?;
-            NamePattern::learn(&customers)
+            self.name_pattern().await?
         };
         let body = CustomerDraft::from_row(&record, pattern)
             .with(edits)

@@ -128,6 +128,9 @@ async fn treasurer_flow_in_chromium() {
         "receipt-preview.png",
         "new-customer.png",
         "possible-duplicate.png",
+        "duplicates-resolved.png",
+        "bank-deposit-ready.png",
+        "bank-deposit-recorded.png",
         "receipt-updated.png",
     ] {
         let meta = std::fs::metadata(out_dir.join(shot));
@@ -182,6 +185,12 @@ async fn treasurer_flow_in_chromium() {
         .collect();
     assert_eq!(updated.len(), 1, "{receipts:?}");
     assert_eq!(updated[0]["SyncToken"], "1");
+    // The bank deposit recorded from the page: one QuickBooks Deposit into Checking, linking
+    // the one receipt of its deposit.
+    let deposits = fake.deposits();
+    assert_eq!(deposits.len(), 1, "{deposits:?}");
+    assert_eq!(deposits[0]["DepositToAccountRef"]["value"], checking);
+    assert_eq!(deposits[0]["Line"].as_array().map(Vec::len), Some(1));
     drop(stack);
 }
 

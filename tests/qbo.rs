@@ -1565,3 +1565,319 @@ async fn the_audit_log_records_who_did_what_and_keeps_secrets_out() {
         }
     }
 }
+
+/// Waits until the deposit's bank deposit is recorded (or its job ends otherwise); answers the
+/// deposit's `bank` view.
+async fn wait_bank(api: &Api<'_>, deposit: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, d) = api.get(&format!("/api/deposits/{deposit}")).await;
+        let bank = d["bank"].clone();
+        let job = bank["job"]["state"].as_str().unwrap_or("");
+        if bank["recorded"]["qbo_id"].is_string() || matches!(job, "failed" | "dead") {
+            return bank;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bank deposit never ended: {bank}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The fake's Deposits whose memo carries this deposit's marker.
+fn qbo_deposits_of(fake: &fom_testkit::qbo::FakeQbo, deposit: &str) -> Vec<Value> {
+    let mark = fom_core::qbo::bank::marker(deposit);
+    fake.deposits()
+        .into_iter()
+        .filter(|d| d["PrivateNote"].as_str().unwrap_or("").contains(&mark))
+        .collect()
+}
+
+/// The receipt ids a QuickBooks Deposit links, sorted.
+fn linked(deposit: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = deposit["Line"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["LinkedTxn"].as_array().cloned().unwrap_or_default())
+        .filter(|t| t["TxnType"] == "SalesReceipt")
+        .map(|t| t["TxnId"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The bank deposit: refused until every row is sent, then one QuickBooks Deposit into the
+/// bank account linking every receipt of the deposit, exactly once when the worker is killed
+/// (kill -9) after QuickBooks made it and before the answer arrived, and when QuickBooks
+/// answers 500 after making it (requestid replay off); shown on the page and in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_deposit_is_recorded_once_across_kill_9_and_a_500() {
+    let fake = fake(0);
+    let stack = Stack::start(
+        qbo_options("qbo-bank", &fake)
+            .with_worker()
+            .env("WORKER_MISSED_HEARTBEATS", "3"),
+    );
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    let mut rows = donors(&fake, "Bank Donor", 3, 700);
+    rows[2].qbo.keep_out = Some(true);
+    let id = deposit_with(&stack, rows.clone()).await;
+    let (s, accounts) = api.get("/api/qbo/bank-accounts").await;
+    assert_eq!(s, 200, "{accounts}");
+    let names: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Checking"), "{accounts}");
+    assert!(
+        !accounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["AccountSubType"] == "UndepositedFunds"),
+        "{accounts}"
+    );
+    let checking = accounts[0]["Id"].as_str().unwrap().to_string();
+    let ask = json!({"account_id": checking, "date": "2026-11-20"});
+
+    // Not before the rows are sent.
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    assert_eq!(d["bank"]["ready"], false, "{d}");
+    let (s, r) = api
+        .post(
+            &format!("/api/deposits/{id}/bank-deposit"),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(s, 422, "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("row 1"),
+        "{r}"
+    );
+
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &id, 60).await;
+    assert_eq!(fake.sales_receipts().len(), 2);
+
+    // QuickBooks makes the Deposit, then the answer is held back; the worker is killed
+    // while it waits. A fresh worker finds the Deposit instead of making another.
+    fake.inject(
+        Inject::DelayAfterWrite(Duration::from_secs(6)),
+        1,
+        Some("/deposit"),
+    );
+    let (s, r) = api
+        .post(
+            &format!("/api/deposits/{id}/bank-deposit"),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.deposits().is_empty() {
+        assert!(Instant::now() < deadline, "the Deposit was never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(signal_worker_children(&stack, "-9").await, 1);
+    let bank = wait_bank(&api, &id, 90).await;
+    assert!(bank["job"]["crashes"].as_u64().unwrap() >= 1, "{bank}");
+    let made = qbo_deposits_of(&fake, &id);
+    assert_eq!(made.len(), 1, "one Deposit after the crash");
+    assert_eq!(fake.deposits().len(), 1);
+    let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+    let mut sent: Vec<String> = d["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["qbo"]["sales_receipt_id"].as_str().map(String::from))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        linked(&made[0]),
+        sent,
+        "every receipt of the deposit, linked"
+    );
+    assert_eq!(made[0]["TxnDate"], "2026-11-20");
+    assert_eq!(made[0]["DepositToAccountRef"]["value"], checking.as_str());
+    assert_eq!(made[0]["TotalAmt"].as_f64(), Some(40.0));
+    let rec = &bank["recorded"];
+    assert_eq!(rec["qbo_id"], made[0]["Id"], "{bank}");
+    assert_eq!(rec["total"], "40", "{bank}");
+    assert_eq!(rec["receipts"], 2);
+    // Recorded once: asking again is refused.
+    let (s, r) = api
+        .post(
+            &format!("/api/deposits/{id}/bank-deposit"),
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(s, 422, "{r}");
+    assert_eq!(fake.deposits().len(), 1);
+    // The report says so, with QuickBooks's id.
+    let (_, report) = api.get(&format!("/api/deposits/{id}/report")).await;
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "bank deposit #{}",
+            rec["qbo_id"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+
+    // A 500 after QuickBooks made it, with requestid replay off: found, not made again.
+    fake.set_requestid_dedupe(false);
+    let more = donors(&fake, "Second Bank Donor", 2, 800);
+    let id2 = deposit_with(&stack, more).await;
+    let (s, _) = api.post(&format!("/api/deposits/{id2}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &id2, 60).await;
+    fake.inject(Inject::ServerErrorAfterWrite, 1, Some("/deposit"));
+    let (s, r) = api
+        .post(
+            &format!("/api/deposits/{id2}/bank-deposit"),
+            Some(json!({"account_id": checking})),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let bank = wait_bank(&api, &id2, 60).await;
+    let made = qbo_deposits_of(&fake, &id2);
+    assert_eq!(made.len(), 1, "{bank}");
+    assert_eq!(bank["recorded"]["qbo_id"], made[0]["Id"]);
+    assert_eq!(linked(&made[0]).len(), 2);
+    assert_eq!(fake.deposits().len(), 2);
+}
+
+/// `ATTACH_SOURCES=1`: after send-all, each receipt of a 50-page scanned deposit gets the page
+/// it was read from as one QuickBooks attachment, exactly once under 500s after the write and
+/// a throttle, one page image at a time: the attach job's peak RSS stays under 100 MB. The
+/// upload is let go once every row is attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_receipt_gets_its_page_attached_once_in_bounded_memory() {
+    const PAGES: u32 = 50;
+    let fake = fake(0);
+    let stack = Stack::start(
+        qbo_options("qbo-attach", &fake)
+            .with_worker()
+            .env("ATTACH_SOURCES", "1")
+            // Every page rendered and encoded (the heavier path), not passed through.
+            .env("PDF_JPEG_PASSTHROUGH", "0"),
+    );
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    // The scan, stored as an upload is.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("deposit.pdf");
+    fom_core::pdf::synth::write_scan_pdf(
+        &pdf,
+        &fom_core::pdf::synth::ScanOptions {
+            pages: PAGES,
+            dpi: 200,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let store =
+        fom_core::store::UploadStore::from_spec("redis", conn, Keys::new(stack.prefix.clone()))
+            .unwrap();
+    let file = tokio::fs::File::open(&pdf).await.unwrap();
+    let stored = store.put("deposit.pdf", file, u64::MAX).await.unwrap();
+    // One row per page, each read from its page.
+    let mut rows = donors(&fake, "Scanned Donor", PAGES as usize, 1000);
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.provenance = fom_core::donation::Source {
+            file: "deposit.pdf".into(),
+            pages: vec![i as u32 + 1],
+            kind: fom_core::donation::SourceKind::Check,
+            job: Some("job-scan".into()),
+            ..Default::default()
+        };
+    }
+    let id = deposit_with(&stack, rows).await;
+    deposits(&stack)
+        .await
+        .update(&id, |d| {
+            d.files = vec![fom_core::deposits::DepositFile {
+                id: stored.id.clone(),
+                name: "deposit.pdf".into(),
+                size: stored.size,
+                kind: "pdf".into(),
+                job_id: "job-scan".into(),
+                uploaded_at: 0,
+            }];
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+
+    // Lost answers (replay off, so only the look-up saves us) and a throttle.
+    fake.set_requestid_dedupe(false);
+    fake.inject(Inject::ServerErrorAfterWrite, 2, Some("/upload"));
+    fake.inject(Inject::Throttle, 1, Some("/upload"));
+    let (s, _) = api.post(&format!("/api/deposits/{id}/send"), None).await;
+    assert_eq!(s, 202);
+    wait_send_job(&api, &id, 120).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let bank = loop {
+        let (_, d) = api.get(&format!("/api/deposits/{id}")).await;
+        let state = d["bank"]["attach_job"]["state"].as_str().unwrap_or("");
+        if matches!(state, "done" | "failed" | "dead") {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attaching never ended: {}",
+            d["bank"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let job = &bank["bank"]["attach_job"];
+    assert_eq!(job["state"], "done", "{job}");
+
+    let receipts = fake.sales_receipts();
+    assert_eq!(receipts.len(), PAGES as usize);
+    let attachables = fake.attachables();
+    assert_eq!(
+        attachables.len(),
+        PAGES as usize,
+        "exactly one attachment per receipt"
+    );
+    for r in &receipts {
+        let rid = r["Id"].as_str().unwrap();
+        let mine: Vec<&Value> = attachables
+            .iter()
+            .filter(|a| a["AttachableRef"][0]["EntityRef"]["value"] == rid)
+            .collect();
+        assert_eq!(mine.len(), 1, "receipt {rid}");
+        assert_eq!(
+            mine[0]["AttachableRef"][0]["EntityRef"]["type"],
+            "SalesReceipt"
+        );
+        assert_eq!(mine[0]["ContentType"], "image/jpeg");
+        let bytes = fake
+            .attachment_bytes(mine[0]["Id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    }
+    // Each row's attachment is its own page.
+    for r in bank["records"].as_array().unwrap() {
+        let page = r["provenance"]["pages"][0].as_u64().unwrap();
+        let a = attachables
+            .iter()
+            .find(|a| Some(a["Id"].as_str().unwrap()) == r["qbo"]["attachment_id"].as_str())
+            .unwrap_or_else(|| panic!("row of page {page} has no attachment: {r}"));
+        assert_eq!(a["FileName"], format!("deposit-p{page}.jpg"));
+    }
+    let peak = job["peak_rss_mb"].as_f64().unwrap();
+    println!("attach job: {PAGES} pages, peak RSS {peak:.1} MB");
+    assert!(peak > 0.0 && peak <= 100.0, "peak RSS {peak} MB");
+    // Attached: the upload is let go.
+    assert!(!store.exists(&stored.id).await.unwrap());
+}

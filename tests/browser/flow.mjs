@@ -27,6 +27,9 @@
 //   [data-testid=send-all], [data-testid=send-progress] (data-state running|done|failed),
 //   [data-testid=send-result] (data-outcome, data-record-id)
 //   [data-testid=error-row]           a page/file that gave no records
+//   [data-testid=bank]                the bank deposit panel: [data-testid=bank-not-ready],
+//                                     [data-testid=bank-account], [data-testid=bank-date],
+//                                     [data-testid=bank-record], [data-testid=bank-recorded]
 //   [data-testid=report-open], [data-testid=report-text], [data-testid=report-download-csv],
 //   [data-testid=report-download-txt], [data-testid=report-download-export] (every field)
 //   [data-testid=choose-columns]      a CSV file's "Choose columns" / "Check columns" button;
@@ -522,6 +525,57 @@ async function flow() {
     await page.locator('table.list a').first().waitFor();
     const listed = await page.locator(`a[href="${here}"]`).count();
     if (listed !== 0) fail('the deleted deposit is still listed');
+  });
+
+  await step('the same gifts uploaded again: one possible duplicate kept out, one sent anyway; then the bank deposit recorded in QuickBooks', async () => {
+    await newDeposit();
+    await page.locator('[data-testid=file-input]').setInputFiles([CSV]);
+    await waitFileState('online-gifts.csv', 'done');
+    await page.locator('[data-testid=online-gifts]').selectOption('send');
+    // Sent from the first deposit (and Daniel Okafor again from the second): flagged.
+    for (const donor of ['Daniel Okafor', 'Emily Chen']) {
+      await until(`${donor} flagged as a possible duplicate`, async () => (await row(donor).getAttribute('data-sync')) === 'duplicate', 60_000);
+    }
+    await row('Daniel Okafor').locator('[data-testid=keep-out]').click();
+    await until('Daniel Okafor kept out', async () => (await row('Daniel Okafor').getAttribute('data-sync')) === 'kept_out');
+    await row('Emily Chen').locator('[data-testid=duplicate-send]').click();
+    await until('Emily Chen taken back in', async () => (await row('Emily Chen').getAttribute('data-sync')) === 'not_sent');
+    await page.screenshot({ path: path.join(OUT, 'duplicates-resolved.png'), fullPage: true });
+    // The rest are kept out too, so the bank deposit is this one gift.
+    const rows = page.locator('[data-testid=record-row]');
+    for (let i = 0; i < await rows.count(); i++) {
+      const r = rows.nth(i);
+      const donor = (await r.getAttribute('data-donor')) || '';
+      if (/Emily Chen|Daniel Okafor/.test(donor) || (await r.getAttribute('data-sync')) === 'kept_out') continue;
+      await r.locator('[data-testid=keep-out]').click();
+      await until(`${donor} kept out`, async () => (await r.getAttribute('data-sync')) === 'kept_out');
+    }
+    const bank = page.locator('[data-testid=bank]');
+    await bank.locator('[data-testid=bank-not-ready]').waitFor();
+    await page.locator('[data-testid=send-all]').click();
+    await page.locator('[data-testid=send-progress][data-state=done]').waitFor({ timeout: 120_000 });
+    await until('Emily Chen sent', async () => (await row('Emily Chen').getAttribute('data-sync')) === 'sent');
+    // Duplicates the treasurer kept out are settled: reported kept out, not as waiting.
+    if (await page.locator('[data-testid=send-result][data-outcome=duplicate]').count()) fail('a kept-out duplicate is still reported as waiting');
+    // Every row sent or kept out: the bank deposit can be recorded, into Checking.
+    const account = bank.locator('[data-testid=bank-account]');
+    await until('the bank account preselected', async () => (await account.inputValue()) !== '');
+    const chosen = (await account.locator('option:checked').textContent()) || '';
+    if (!/Checking/.test(chosen)) fail(`the bank deposit would go into "${chosen}"`);
+    if (!(await bank.locator('[data-testid=bank-date]').inputValue())) fail('the bank deposit has no date');
+    await page.screenshot({ path: path.join(OUT, 'bank-deposit-ready.png'), fullPage: true });
+    await bank.locator('[data-testid=bank-record]').click();
+    const recorded = bank.locator('[data-testid=bank-recorded]');
+    await recorded.waitFor({ timeout: 60_000 });
+    const said = (await recorded.textContent()) || '';
+    if (!/deposit #\S+ into Checking/.test(said) || !/\$100\.00 for 1 receipt/.test(said)) fail(`the bank deposit reads "${said}"`);
+    await page.locator('#bank-panel').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(OUT, 'bank-deposit-recorded.png'), fullPage: true });
+    // It is in the report, with QuickBooks's id.
+    await page.locator('[data-testid=report-open]').click();
+    const text = page.locator('[data-testid=report-text]');
+    await text.waitFor();
+    if (!/Recorded in QuickBooks as bank deposit #\S+ into Checking/.test(await text.inputValue())) fail('the report does not name the bank deposit');
   });
 
   await step('a CSV whose columns are not recognised: choose them in the page, its rows appear; the next file like it is read without asking', async () => {

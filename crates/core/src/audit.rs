@@ -45,10 +45,14 @@ pub enum AuditKind {
     ColumnsChosen,
     /// The receipt layout (Description, DocNumber, customer memo) was changed.
     ReceiptLayoutChanged,
+    /// The deposit's receipts were moved into a bank account by a QuickBooks Deposit.
+    BankDepositRecorded,
+    /// A receipt got its scan as a QuickBooks attachment.
+    SourceAttached,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 20] = [
+    pub const ALL: [AuditKind; 22] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -69,6 +73,8 @@ impl AuditKind {
         Self::ReportDownloaded,
         Self::ColumnsChosen,
         Self::ReceiptLayoutChanged,
+        Self::BankDepositRecorded,
+        Self::SourceAttached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +99,8 @@ impl AuditKind {
             Self::ReportDownloaded => "report_downloaded",
             Self::ColumnsChosen => "columns_chosen",
             Self::ReceiptLayoutChanged => "receipt_layout_changed",
+            Self::BankDepositRecorded => "bank_deposit_recorded",
+            Self::SourceAttached => "source_attached",
         }
     }
 

@@ -41,6 +41,9 @@ pub struct Deposit {
     /// Totals its lists, slips and reports state, to compare with its rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stated_totals: Vec<crate::extract::StatedTotal>,
+    /// The QuickBooks Deposit that moves its receipts into the bank: asked for, then made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_deposit: Option<crate::qbo::bank::BankDeposit>,
 }
 
 /// A difference between what the deposit's papers state and what its rows add up to.
@@ -260,6 +263,7 @@ impl DepositStore {
             errors: Vec::new(),
             merged_jobs: Vec::new(),
             stated_totals: Vec::new(),
+            bank_deposit: None,
         };
         let written = self.write(&deposit, "").await?;
         if written != 1 {
@@ -307,6 +311,10 @@ impl DepositStore {
             .zrem(self.keys.deposits(), id)
             .ignore()
             .del(self.keys.deposit_send(id))
+            .ignore()
+            .del(self.keys.deposit_bank(id))
+            .ignore()
+            .del(self.keys.deposit_attach(id))
             .ignore();
         let (gone,): (i64,) = pipe.query_async(&mut self.redis.get().await?).await?;
         Ok(gone > 0)
@@ -745,6 +753,7 @@ mod tests {
             errors: Vec::new(),
             merged_jobs: Vec::new(),
             stated_totals: vec![total("list.jpg", "deposit_list", Some(124_000), Some(2))],
+            bank_deposit: None,
         };
         assert!(d.warnings().is_empty(), "{:?}", d.warnings());
         d.stated_totals = vec![total("list.jpg", "deposit_list", Some(125_000), Some(3))];

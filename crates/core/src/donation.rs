@@ -193,6 +193,13 @@ pub struct QboState {
     /// The treasurer looked at the possible duplicate and sends the row anyway.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate_ok: bool,
+    /// The scan behind the receipt, attached to it in QuickBooks (`ATTACH_SOURCES`): the
+    /// Attachable's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment_id: Option<String>,
+    /// Why the scan could not be attached (the next run tries again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment_error: Option<String>,
     /// How the current customer was found (none: no match, or one made before this was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_by: Option<MatchBy>,
@@ -545,6 +552,8 @@ mod tests {
             match_by: Some(MatchBy::Hand),
             duplicate: None,
             duplicate_ok: true,
+            attachment_id: Some("7001".into()),
+            attachment_error: None,
             choices: RowChoices {
                 item_id: Some("21".into()),
                 ..RowChoices::default()

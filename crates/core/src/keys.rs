@@ -144,6 +144,18 @@ impl Keys {
         format!("{}:deposit:{deposit_id}:send", self.prefix)
     }
 
+    /// STRING: the id of the deposit's latest bank-deposit job (as [`Keys::deposit_send`]).
+    /// TTL [`JOB_TTL`].
+    pub fn deposit_bank(&self, deposit_id: &str) -> String {
+        format!("{}:deposit:{deposit_id}:bank", self.prefix)
+    }
+
+    /// STRING: the id of the deposit's latest job attaching scans to its receipts (as
+    /// [`Keys::deposit_send`]). TTL [`JOB_TTL`].
+    pub fn deposit_attach(&self, deposit_id: &str) -> String {
+        format!("{}:deposit:{deposit_id}:attach", self.prefix)
+    }
+
     /// The name of a job queue (apalis keeps its own keys under it).
     pub fn queue(&self, name: &str) -> String {
         format!("{}:queue:{name}", self.prefix)
@@ -197,6 +209,8 @@ mod tests {
             k.qbo_in_flight("1"),
             k.qbo_rate("1"),
             k.deposit_send("d"),
+            k.deposit_bank("d"),
+            k.deposit_attach("d"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

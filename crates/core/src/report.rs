@@ -64,6 +64,20 @@ pub fn text_report(records: &[Donation], report_date: NaiveDate) -> String {
     out
 }
 
+/// The report's closing line once the deposit's bank deposit is in QuickBooks: "Recorded in
+/// QuickBooks as bank deposit #512 into Checking on 11/20/2026: $1,240.00 (12 receipts)".
+pub fn bank_deposit_line(b: &crate::qbo::bank::BankDeposit) -> Option<String> {
+    let id = b.qbo_id.as_deref()?;
+    let total = b.total.map(format_amount).unwrap_or_default();
+    Some(format!(
+        "Recorded in QuickBooks as bank deposit #{id} into {} on {}: ${total} ({} receipt{})\n",
+        b.account_name.as_deref().unwrap_or("the bank account"),
+        b.txn_date.format(US_DATE),
+        b.receipts,
+        if b.receipts == 1 { "" } else { "s" }
+    ))
+}
+
 /// The lines of one entry, without numbering or indentation.
 fn entry_lines(r: &Donation) -> Vec<String> {
     let mut lines = Vec::with_capacity(6);
@@ -645,6 +659,28 @@ Total Deposits: $2,810.00
         assert!(!report.contains("\n\n\n"), "{report}");
         assert!(report.contains("Check No. 1001\n\nTotal Deposits: $11.00\n"));
         assert!(report.starts_with("Deposit Report: 03/14/2026\nBelow is a list"));
+    }
+
+    #[test]
+    fn the_bank_deposit_closes_the_report_once_recorded() {
+        let mut b = crate::qbo::bank::BankDeposit {
+            account_id: "35".into(),
+            account_name: Some("Checking".into()),
+            txn_date: day(2026, 11, 20),
+            tried_dates: Vec::new(),
+            qbo_id: None,
+            total: Some(dec("1240")),
+            receipts: 12,
+            error: None,
+            recorded_at: None,
+        };
+        assert_eq!(bank_deposit_line(&b), None);
+        b.qbo_id = Some("512".into());
+        assert_eq!(
+            bank_deposit_line(&b).unwrap(),
+            "Recorded in QuickBooks as bank deposit #512 into Checking on 11/20/2026: \
+             $1,240.00 (12 receipts)\n"
+        );
     }
 
     #[test]

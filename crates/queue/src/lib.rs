@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{Config, RedisStorage};
-use fom_core::jobs::{DocumentJob, Job, Queued, SendAllJob};
+use fom_core::jobs::{DocumentJob, Job, QboJob, Queued};
 use fom_core::keys::{Keys, JOB_TTL};
 use fom_core::queue::{Enqueue, PushError, QueueName};
 use fom_core::redis_conn::{RedisPool, RedisSettings, SteadyConnection};
@@ -85,7 +85,7 @@ impl RedisQueues {
     ) -> Result<(), PushError> {
         match queue {
             QueueName::Documents => self.push_job::<DocumentJob>(job_id, idempotent).await,
-            QueueName::Qbo => self.push_job::<SendAllJob>(job_id, idempotent).await,
+            QueueName::Qbo => self.push_job::<QboJob>(job_id, idempotent).await,
         }
     }
 

@@ -119,15 +119,7 @@ async fn post(
     requestid: Option<&str>,
 ) -> Answer {
     let params: Vec<(&str, &str)> = requestid.map(|r| ("requestid", r)).into_iter().collect();
-    let res = client()
-        .post(api_url(fake, entity, &params))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    finish(res).await
+    post_with(fake, token, entity, &params, body).await
 }
 
 fn fault_code(body: &Value) -> &str {
@@ -833,4 +825,542 @@ async fn concurrency_gate() {
     assert_eq!(ok + throttled, 5);
     assert!(throttled >= 3, "{ok} ok, {throttled} throttled");
     assert_eq!(fake.max_concurrency_seen(), 2);
+}
+
+/// Posts `body` to `tail` with extra query parameters (`operation=delete`).
+async fn post_with(
+    fake: &FakeQbo,
+    token: &str,
+    tail: &str,
+    params: &[(&str, &str)],
+    body: &Value,
+) -> Answer {
+    let res = client()
+        .post(api_url(fake, tail, params))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    finish(res).await
+}
+
+fn fault_detail(body: &Value) -> &str {
+    body.pointer("/Fault/Error/0/Detail")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn account_id(fake: &FakeQbo, name: &str) -> String {
+    let accounts = fake.accounts();
+    let account = accounts.iter().find(|a| a["Name"] == name).unwrap();
+    account["Id"].as_str().unwrap().to_string()
+}
+
+/// A receipt of one donation line of `amount`, created through the API; its Id.
+async fn receipt_of(
+    fake: &FakeQbo,
+    token: &str,
+    customer: &str,
+    amount: f64,
+    deposit_to: Option<&str>,
+) -> String {
+    let mut body = receipt(customer, &donations_id(fake));
+    body["Line"][0]["Amount"] = json!(amount);
+    body["Line"][0]["SalesItemLineDetail"]["UnitPrice"] = json!(amount);
+    if let Some(account) = deposit_to {
+        body["DepositToAccountRef"] = json!({"value": account});
+    }
+    let res = post(fake, token, "salesreceipt", &body, None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.body["SalesReceipt"]["Id"].as_str().unwrap().to_string()
+}
+
+/// A deposit into `account` of whole receipts, as our client sends it.
+fn deposit_body(account: &str, lines: &[(&str, f64)]) -> Value {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|(id, amount)| {
+            json!({"Amount": amount,
+                   "LinkedTxn": [{"TxnId": id, "TxnType": "SalesReceipt", "TxnLineId": "0"}]})
+        })
+        .collect();
+    json!({"TxnDate": "2026-11-27", "DepositToAccountRef": {"value": account},
+           "PrivateNote": "Sunday collection [fom-deposit:abc]", "Line": lines})
+}
+
+#[tokio::test]
+async fn deposits_move_receipts_out_of_undeposited_funds_and_freeze_them() {
+    let fake = start();
+    let token = fake.issue_grant().access_token;
+    let customer = fake.add_customer(json!({"DisplayName": "Jane O'Brien"}));
+    let bank = account_id(&fake, "Checking");
+    let uf = account_id(&fake, "12000 Undeposited Funds");
+    let first = receipt_of(&fake, &token, &customer, 150.0, None).await;
+    let second = receipt_of(&fake, &token, &customer, 75.5, None).await;
+    let spare = receipt_of(&fake, &token, &customer, 40.0, None).await;
+    let direct = receipt_of(&fake, &token, &customer, 20.0, Some(&bank)).await;
+
+    let made = post(
+        &fake,
+        &token,
+        "deposit",
+        &deposit_body(&bank, &[(&first, 150.0), (&second, 75.5)]),
+        Some("dep-1"),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    assert!(made.body["time"].is_string());
+    let deposit = &made.body["Deposit"];
+    let deposit_id = deposit["Id"].as_str().unwrap().to_string();
+    assert_eq!(deposit["TotalAmt"], 225.5);
+    assert_eq!(deposit["SyncToken"], "0");
+    assert_eq!(deposit["TxnDate"], "2026-11-27");
+    assert_eq!(deposit["CurrencyRef"]["value"], "USD");
+    assert_eq!(
+        deposit["DepositToAccountRef"],
+        json!({"value": bank, "name": "Checking"})
+    );
+    assert_eq!(
+        deposit["PrivateNote"],
+        "Sunday collection [fom-deposit:abc]"
+    );
+    let lines = deposit["Line"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["Id"], "2");
+    assert_eq!(lines[1]["LineNum"], 2);
+    assert_eq!(lines[1]["Amount"], 75.5);
+    assert_eq!(lines[1]["DetailType"], "DepositLineDetail");
+    assert_eq!(
+        lines[0]["LinkedTxn"],
+        json!([{"TxnId": first, "TxnType": "SalesReceipt", "TxnLineId": "0"}])
+    );
+    assert_eq!(fake.deposits(), vec![deposit.clone()]);
+
+    // An "other funds" line names the account the money comes from.
+    let mut mixed = deposit_body(&bank, &[(&spare, 40.0)]);
+    mixed["Line"].as_array_mut().unwrap().push(json!({
+        "Amount": 12.25, "DetailType": "DepositLineDetail",
+        "DepositLineDetail": {"AccountRef": {"value": account_id(&fake, "Donation Income")}}}));
+    mixed.as_object_mut().unwrap().remove("TxnDate");
+    let res = post(&fake, &token, "deposit", &mixed, None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let other = &res.body["Deposit"];
+    assert_eq!(other["TotalAmt"], 52.25);
+    assert_eq!(
+        other["Line"][1]["DepositLineDetail"]["AccountRef"]["name"],
+        "Donation Income"
+    );
+    assert!(other["TxnDate"].as_str().unwrap().starts_with("20"));
+    // Deleting it lets its receipt go again.
+    let deleted = post_with(
+        &fake,
+        &token,
+        "deposit",
+        &[("operation", "delete")],
+        &json!({"Id": other["Id"], "SyncToken": "0"}),
+    )
+    .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(deleted.body["Deposit"]["status"], "Deleted");
+
+    let refused = [
+        (
+            deposit_body(&bank, &[(&first, 150.0)]),
+            "6000",
+            "has already been deposited",
+        ),
+        (
+            deposit_body(&bank, &[(&direct, 20.0)]),
+            "6000",
+            "not in Undeposited Funds",
+        ),
+        (
+            deposit_body(&bank, &[(&spare, 41.0)]),
+            "6000",
+            "41.00 does not match",
+        ),
+        (
+            deposit_body(&bank, &[(&spare, 40.0), (&spare, 40.0)]),
+            "6000",
+            "more than one line",
+        ),
+        (
+            deposit_body(&uf, &[(&spare, 40.0)]),
+            "6000",
+            "cannot go to Undeposited Funds",
+        ),
+        (
+            deposit_body(&account_id(&fake, "Donation Income"), &[(&spare, 40.0)]),
+            "6000",
+            "Bank or Other Current Asset",
+        ),
+        (
+            deposit_body(&bank, &[("99999", 40.0)]),
+            "2500",
+            "SalesReceipt id 99999 not found",
+        ),
+        (
+            deposit_body("99999", &[(&spare, 40.0)]),
+            "2500",
+            "id 99999 not found",
+        ),
+        (deposit_body(&bank, &[]), "2020", "Line"),
+        (
+            json!({"Line": deposit_body(&bank, &[(&spare, 40.0)])["Line"]}),
+            "2020",
+            "DepositToAccountRef",
+        ),
+    ];
+    for (body, code, detail) in refused {
+        let res = post(&fake, &token, "deposit", &body, None).await;
+        assert_eq!(res.status, 400, "{body}");
+        assert_eq!(res.body["Fault"]["type"], "ValidationFault");
+        assert_eq!(fault_code(&res.body), code, "{body}: {}", res.text);
+        assert!(fault_detail(&res.body).contains(detail), "{}", res.text);
+    }
+    let mut payment = deposit_body(&bank, &[(&spare, 40.0)]);
+    payment["Line"][0]["LinkedTxn"][0]["TxnType"] = json!("Payment");
+    let res = post(&fake, &token, "deposit", &payment, None).await;
+    assert_eq!(fault_code(&res.body), "2500", "{}", res.text);
+    let mut no_line_id = deposit_body(&bank, &[(&spare, 40.0)]);
+    no_line_id["Line"][0]["LinkedTxn"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("TxnLineId");
+    let res = post(&fake, &token, "deposit", &no_line_id, None).await;
+    assert_eq!(fault_code(&res.body), "2020", "{}", res.text);
+    assert_eq!(fake.deposits().len(), 1);
+
+    // A deposited receipt is frozen: update, delete and void get 6540.
+    let frozen = "This transaction has been deposited. If you want to change or delete it, you \
+                  must edit the deposit it appears on and remove it first.";
+    for (params, body) in [
+        (
+            vec![],
+            json!({"Id": first, "SyncToken": "0", "sparse": true, "PrivateNote": "edited"}),
+        ),
+        (
+            vec![("operation", "delete")],
+            json!({"Id": first, "SyncToken": "0"}),
+        ),
+        (
+            vec![("operation", "update"), ("include", "void")],
+            json!({"Id": first, "SyncToken": "0"}),
+        ),
+    ] {
+        let res = post_with(&fake, &token, "salesreceipt", &params, &body).await;
+        assert_eq!(res.status, 400, "{params:?}");
+        assert_eq!(fault_code(&res.body), "6540", "{}", res.text);
+        let error = &res.body["Fault"]["Error"][0];
+        assert_eq!(error["Message"], "Deposited Transaction cannot be changed");
+        assert_eq!(error["Detail"], frozen);
+    }
+    let receipts = fake.sales_receipts();
+    let stored = receipts.iter().find(|r| r["Id"] == first.as_str()).unwrap();
+    assert_eq!(stored["SyncToken"], "0");
+    // The receipt freed by the deleted deposit can change.
+    let res = post(
+        &fake,
+        &token,
+        "salesreceipt",
+        &json!({"Id": spare, "SyncToken": "0", "sparse": true, "PrivateNote": "edited"}),
+        None,
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    let found = query(
+        &fake,
+        &token,
+        "SELECT * FROM Deposit WHERE TxnDate = '2026-11-27'",
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let rows = found.body["QueryResponse"]["Deposit"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["Id"], deposit_id.as_str());
+    let found = query(
+        &fake,
+        &token,
+        &format!("SELECT * FROM Deposit WHERE DepositToAccountRef = '{bank}' AND TotalAmt > 200"),
+    )
+    .await;
+    assert_eq!(
+        found.body["QueryResponse"]["Deposit"][0]["Id"],
+        deposit_id.as_str()
+    );
+    let read = get(&fake, &token, &format!("deposit/{deposit_id}")).await;
+    assert_eq!(read.body["Deposit"], *deposit);
+}
+
+/// Our client's upload: `file_metadata_NN` (JSON) and `file_content_NN` (the bytes) parts.
+fn upload_form(files: &[(Value, &str, &str, Vec<u8>)]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for (n, (meta, name, content_type, bytes)) in files.iter().enumerate() {
+        let meta = reqwest::multipart::Part::text(meta.to_string())
+            .mime_str("application/json")
+            .unwrap();
+        let file = reqwest::multipart::Part::bytes(bytes.clone())
+            .file_name(name.to_string())
+            .mime_str(content_type)
+            .unwrap();
+        form = form
+            .part(format!("file_metadata_{:02}", n + 1), meta)
+            .part(format!("file_content_{:02}", n + 1), file);
+    }
+    form
+}
+
+async fn upload(
+    fake: &FakeQbo,
+    token: &str,
+    form: reqwest::multipart::Form,
+    requestid: Option<&str>,
+) -> Answer {
+    let params: Vec<(&str, &str)> = requestid.map(|r| ("requestid", r)).into_iter().collect();
+    let res = client()
+        .post(api_url(fake, "upload", &params))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    finish(res).await
+}
+
+fn scan_metadata(receipt: &str) -> Value {
+    json!({"AttachableRef": [{"EntityRef": {"type": "SalesReceipt", "value": receipt},
+                              "IncludeOnSend": false}],
+           "FileName": "deposit-p3.jpg", "ContentType": "image/jpeg",
+           "Note": "Scan of the check [fom:0b6f1c2e-4d7a-4b8e-9a51-3f2d8c9e1a70]"})
+}
+
+/// Binary bytes that look like the framing: CRLFs, dashes, NULs, invalid UTF-8.
+fn scan_bytes() -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00];
+    bytes.extend_from_slice(b"\r\n--\r\n\r\n--x");
+    bytes.extend((0..20_000u32).map(|i| (i * 31 % 256) as u8));
+    bytes.extend_from_slice(&[0xFF, 0xD9]);
+    bytes
+}
+
+#[tokio::test]
+async fn upload_attaches_files_to_receipts() {
+    let fake = start();
+    let token = fake.issue_grant().access_token;
+    let customer = fake.add_customer(json!({"DisplayName": "Jane O'Brien"}));
+    let first = receipt_of(&fake, &token, &customer, 150.0, None).await;
+    let second = receipt_of(&fake, &token, &customer, 75.0, None).await;
+    let bytes = scan_bytes();
+
+    let form = upload_form(&[(
+        scan_metadata(&first),
+        "deposit-p3.jpg",
+        "image/jpeg",
+        bytes.clone(),
+    )]);
+    let res = upload(&fake, &token, form, Some("up-1")).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert!(res.body["time"].is_string());
+    let items = res.body["AttachableResponse"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    let attachable = &items[0]["Attachable"];
+    let id = attachable["Id"].as_str().unwrap().to_string();
+    assert_eq!(attachable["FileName"], "deposit-p3.jpg");
+    assert_eq!(attachable["ContentType"], "image/jpeg");
+    assert_eq!(attachable["Size"], bytes.len());
+    assert_eq!(attachable["SyncToken"], "0");
+    assert_eq!(
+        attachable["Note"],
+        "Scan of the check [fom:0b6f1c2e-4d7a-4b8e-9a51-3f2d8c9e1a70]"
+    );
+    assert_eq!(
+        attachable["AttachableRef"],
+        json!([{"EntityRef": {"type": "SalesReceipt", "value": first}, "IncludeOnSend": false}])
+    );
+    assert_eq!(fake.attachables(), vec![attachable.clone()]);
+    assert_eq!(fake.attachment_bytes(&id).unwrap(), bytes);
+    let uri = attachable["TempDownloadUri"].as_str().unwrap();
+    assert!(uri.starts_with(&fake.base_url()), "{uri}");
+    let downloaded = client().get(uri).send().await.unwrap();
+    assert_eq!(downloaded.headers()["content-type"], "image/jpeg");
+    assert_eq!(downloaded.bytes().await.unwrap().to_vec(), bytes);
+    let read = get(&fake, &token, &format!("attachable/{id}")).await;
+    assert_eq!(read.body["Attachable"], *attachable);
+
+    // The same requestid answers the stored result without a second attachable.
+    let form = upload_form(&[(
+        scan_metadata(&first),
+        "deposit-p3.jpg",
+        "image/jpeg",
+        bytes.clone(),
+    )]);
+    let again = upload(&fake, &token, form, Some("up-1")).await;
+    assert_eq!(again.text, res.text);
+    assert_eq!(fake.attachables().len(), 1);
+
+    // Our client's lookup, the type in any case, and IN.
+    for sql in [
+        format!(
+            "SELECT * FROM Attachable WHERE AttachableRef.EntityRef.Type = 'SalesReceipt' \
+             AND AttachableRef.EntityRef.value = '{first}' STARTPOSITION 1 MAXRESULTS 1000"
+        ),
+        format!(
+            "SELECT * FROM Attachable WHERE AttachableRef.EntityRef.Type = 'salesreceipt' \
+             AND AttachableRef.EntityRef.Value IN ('{second}', '{first}')"
+        ),
+    ] {
+        let found = query(&fake, &token, &sql).await;
+        assert_eq!(found.status, 200, "{}", found.text);
+        let rows = found.body["QueryResponse"]["Attachable"]
+            .as_array()
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{sql}");
+        assert_eq!(rows[0]["Id"], id.as_str());
+    }
+    let none = query(
+        &fake,
+        &token,
+        &format!(
+            "SELECT * FROM Attachable WHERE AttachableRef.EntityRef.Type = 'SalesReceipt' \
+             AND AttachableRef.EntityRef.value = '{second}'"
+        ),
+    )
+    .await;
+    assert_eq!(none.body["QueryResponse"], json!({}));
+
+    // Two pairs at once: the file name from the content part; a refused type is a per-file
+    // fault beside the stored one. An unknown receipt alone: still 200, one fault.
+    let mut nameless = scan_metadata(&second);
+    nameless.as_object_mut().unwrap().remove("FileName");
+    let mut zipped = scan_metadata(&second);
+    zipped["ContentType"] = json!("application/zip");
+    let form = upload_form(&[
+        (nameless, "scan 2 é.jpg", "image/jpeg", vec![1, 2, 3]),
+        (zipped, "scans.zip", "application/zip", vec![4, 5]),
+    ]);
+    let res = upload(&fake, &token, form, None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let items = res.body["AttachableResponse"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["Attachable"]["FileName"], "scan 2 é.jpg");
+    assert_eq!(items[0]["Attachable"]["Size"], 3);
+    assert_eq!(items[1]["Fault"]["type"], "ValidationFault");
+    assert_eq!(items[1]["Fault"]["Error"][0]["code"], "6000");
+    assert_eq!(items[1]["Fault"]["Error"][0]["element"], "ContentType");
+    assert_eq!(fake.attachables().len(), 2);
+
+    let form = upload_form(&[(
+        scan_metadata("99999"),
+        "deposit-p3.jpg",
+        "image/jpeg",
+        bytes.clone(),
+    )]);
+    let res = upload(&fake, &token, form, None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let items = res.body["AttachableResponse"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    let error = &items[0]["Fault"]["Error"][0];
+    assert_eq!(error["code"], "2500");
+    assert_eq!(
+        error["Detail"],
+        "Invalid Reference Id : SalesReceipt id 99999 not found"
+    );
+    assert_eq!(items[0]["Fault"]["type"], "ValidationFault");
+    assert!(items[0].get("Attachable").is_none());
+    assert_eq!(fake.attachables().len(), 2);
+
+    // Not multipart, or a half pair: a fault for the whole request.
+    let res = post(&fake, &token, "upload", &scan_metadata(&first), None).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(fault_code(&res.body), "2020");
+    assert!(
+        fault_detail(&res.body).contains("multipart/form-data"),
+        "{}",
+        res.text
+    );
+    let meta_only = reqwest::multipart::Form::new().part(
+        "file_metadata_01",
+        reqwest::multipart::Part::text(scan_metadata(&first).to_string())
+            .mime_str("application/json")
+            .unwrap(),
+    );
+    let res = upload(&fake, &token, meta_only, None).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(fault_code(&res.body), "2020");
+    assert_eq!(res.body["Fault"]["Error"][0]["element"], "file_content_01");
+    assert_eq!(fake.attachables().len(), 2);
+
+    // A note without a file through the JSON create.
+    let note = post(
+        &fake,
+        &token,
+        "attachable",
+        &json!({"Note": "Deposit slip to follow",
+                "AttachableRef": [{"EntityRef": {"type": "SalesReceipt", "value": second}}]}),
+        None,
+    )
+    .await;
+    assert_eq!(note.status, 200, "{}", note.text);
+    let note_id = note.body["Attachable"]["Id"].as_str().unwrap();
+    assert!(fake.attachment_bytes(note_id).is_none());
+    assert_eq!(fake.attachables().len(), 3);
+}
+
+#[tokio::test]
+async fn upload_server_error_after_write_then_retry_returns_the_write() {
+    let fake = start();
+    let token = fake.issue_grant().access_token;
+    let customer = fake.add_customer(json!({"DisplayName": "Jane O'Brien"}));
+    let receipt = receipt_of(&fake, &token, &customer, 150.0, None).await;
+    let form = || {
+        upload_form(&[(
+            scan_metadata(&receipt),
+            "deposit-p3.jpg",
+            "image/jpeg",
+            scan_bytes(),
+        )])
+    };
+
+    fake.inject(Inject::ServerErrorAfterWrite, 1, Some("/upload"));
+    let failed = upload(&fake, &token, form(), Some("up-9")).await;
+    assert_eq!(failed.status, 500);
+    assert_eq!(fault_code(&failed.body), "10000");
+    let stored = fake.attachables();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        fake.attachment_bytes(stored[0]["Id"].as_str().unwrap())
+            .unwrap(),
+        scan_bytes()
+    );
+
+    let retried = upload(&fake, &token, form(), Some("up-9")).await;
+    assert_eq!(retried.status, 200);
+    assert_eq!(
+        retried.body["AttachableResponse"][0]["Attachable"]["Id"],
+        stored[0]["Id"]
+    );
+    assert_eq!(fake.attachables().len(), 1);
+}
+
+#[tokio::test]
+async fn upload_refuses_a_file_over_100_mb() {
+    let fake = start();
+    let token = fake.issue_grant().access_token;
+    let customer = fake.add_customer(json!({"DisplayName": "Jane O'Brien"}));
+    let receipt = receipt_of(&fake, &token, &customer, 150.0, None).await;
+    let big = vec![0u8; 100 * 1024 * 1024 + 1];
+    let form = upload_form(&[(scan_metadata(&receipt), "huge.pdf", "application/pdf", big)]);
+    let res = upload(&fake, &token, form, None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let error = &res.body["AttachableResponse"][0]["Fault"]["Error"][0];
+    assert_eq!(error["code"], "6000");
+    assert!(
+        error["Detail"].as_str().unwrap().contains("at most 100 MB"),
+        "{}",
+        res.text
+    );
+    assert!(fake.attachables().is_empty());
 }

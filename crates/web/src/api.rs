@@ -172,6 +172,9 @@ pub struct DepositView {
     online_gifts: Option<fom_core::qbo::config::OnlineGifts>,
     /// Rows kept out of QuickBooks, by id, with why (they stay in the report).
     kept_out: std::collections::BTreeMap<uuid::Uuid, KeptOut>,
+    /// The bank deposit in QuickBooks ([`crate::qbo::bank_view`]); none without QuickBooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank: Option<serde_json::Value>,
 }
 
 fn is_finished(state: &str) -> bool {
@@ -270,6 +273,7 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
                 .collect()
         })
         .unwrap_or_default();
+    let bank = crate::qbo::bank_view(state, &d).await?;
     let mut errors = d.errors;
     for f in &files {
         if let (Some(e), true) = (&f.error, f.finished) {
@@ -294,6 +298,7 @@ async fn deposit_view(state: &AppState, d: Deposit) -> Result<DepositView, ApiEr
         warnings,
         online_gifts,
         kept_out,
+        bank,
     })
 }
 
@@ -386,10 +391,13 @@ pub async fn delete_deposit(
 ) -> Result<HttpResponse, ApiError> {
     let d = load(&state, &id).await?;
     let mut job_ids: Vec<String> = d.files.iter().map(|f| f.job_id.clone()).collect();
-    let send = fom_core::jobs::send_all::latest(&state.services, &d.id)
-        .await
-        .map_err(ApiError::storage)?;
-    job_ids.extend(send);
+    for latest in [
+        fom_core::jobs::send_all::latest(&state.services, &d.id).await,
+        fom_core::jobs::bank::latest(&state.services, &d.id).await,
+        fom_core::jobs::attach::latest(&state.services, &d.id).await,
+    ] {
+        job_ids.extend(latest.map_err(ApiError::storage)?);
+    }
     let jobs = state.services.jobs.get_many(&job_ids).await?;
     if jobs
         .iter()

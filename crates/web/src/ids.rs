@@ -47,10 +47,15 @@ fn hex32(s: &str) -> bool {
 pub fn valid(kind: IdKind, raw: &str) -> bool {
     match kind {
         IdKind::Deposit | IdKind::File => hex32(raw),
-        IdKind::Job => hex32(
-            raw.strip_prefix(fom_core::jobs::send_all::ID_PREFIX)
-                .unwrap_or(raw),
-        ),
+        IdKind::Job => {
+            use fom_core::jobs::{attach, bank, send_all};
+            hex32(
+                [send_all::ID_PREFIX, bank::ID_PREFIX, attach::ID_PREFIX]
+                    .iter()
+                    .find_map(|p| raw.strip_prefix(p))
+                    .unwrap_or(raw),
+            )
+        }
         IdKind::Record => uuid::Uuid::try_parse(raw).is_ok_and(|u| {
             u.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer())
@@ -175,6 +180,13 @@ mod tests {
             uuid::Uuid::new_v4().simple()
         );
         assert!(valid(IdKind::Job, &send));
+        let bank = format!(
+            "{}{}",
+            fom_core::jobs::bank::ID_PREFIX,
+            uuid::Uuid::new_v4().simple()
+        );
+        assert!(valid(IdKind::Job, &bank));
+        assert!(!valid(IdKind::Job, "bank-nothex"));
     }
 
     /// Every route takes its path ids through these types: a `String` path parameter would skip

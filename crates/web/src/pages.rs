@@ -19,6 +19,7 @@ const ICON: &str = include_str!("../assets/icon.svg");
 pub(crate) const MODULES: &[(&str, &str)] = &[
     ("api.js", include_str!("../assets/js/api.js")),
     ("audit.js", include_str!("../assets/js/audit.js")),
+    ("bank.js", include_str!("../assets/js/bank.js")),
     ("columns.js", include_str!("../assets/js/columns.js")),
     ("deposit.js", include_str!("../assets/js/deposit.js")),
     ("dom.js", include_str!("../assets/js/dom.js")),
@@ -407,6 +408,10 @@ pub async fn deposit(
              <section aria-labelledby=\"send-title\" class=\"panel\" id=\"send-panel\">\
              <h2 id=\"send-title\">Send to QuickBooks</h2>\
              <div id=\"send\"><p class=\"empty\">Checking QuickBooks…</p></div>\
+             </section>\
+             <section aria-labelledby=\"bank-title\" class=\"panel\" id=\"bank-panel\" hidden>\
+             <h2 id=\"bank-title\">Bank deposit</h2>\
+             <div id=\"bank\" data-testid=\"bank\"></div>\
              </section>\
              <section aria-labelledby=\"report-title\" class=\"panel\">\
              <h2 id=\"report-title\">Deposit report</h2>\

@@ -511,6 +511,12 @@ pub async fn send_one(
     let actor = audit::actor(&req, &state);
     let result = q.send_one(&id, &rid.uuid(), &defaults, &actor).await?;
     use fom_core::qbo::receipts::SendOutcome;
+    if matches!(
+        result.outcome,
+        SendOutcome::Sent | SendOutcome::FoundExisting
+    ) {
+        fom_core::jobs::attach::after_sending(&state.services, &id).await;
+    }
     let status = match result.outcome {
         SendOutcome::Sent => StatusCode::CREATED,
         SendOutcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -579,4 +585,130 @@ pub async fn send_status(
     let job = state.services.jobs.get(&job_id).await?;
     let results = state.services.jobs.result(&job_id).await?;
     Ok(ok(&json!({"job": job, "results": results})))
+}
+
+/// The accounts a bank deposit can go into (Bank and Other Current Asset, not Undeposited
+/// Funds), banks first.
+#[get("/api/qbo/bank-accounts")]
+pub async fn bank_accounts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&qbo(&state)?.bank_accounts().await?))
+}
+
+#[derive(Deserialize)]
+pub struct BankDepositAsk {
+    account_id: String,
+    /// YYYY-MM-DD or MM/DD/YYYY; none: the deposit date its rows carry.
+    #[serde(default)]
+    date: Option<String>,
+}
+
+/// "Record the bank deposit in QuickBooks": checks it can be made (every row sent or kept
+/// out, not made yet), keeps the account and date on the deposit and queues the job that
+/// makes it, or answers the one already running.
+#[post("/api/deposits/{id}/bank-deposit")]
+pub async fn record_bank_deposit(
+    state: web::Data<AppState>,
+    id: web::Path<DepositId>,
+    body: web::Json<BankDepositAsk>,
+) -> Result<HttpResponse, ApiError> {
+    let q = qbo(&state)?;
+    let d = load(&state, &id).await?;
+    let date = match body
+        .date
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(text) => Some(
+            fom_core::donation::parse_date(text)
+                .map_err(|e| ApiError::bad_request(ErrorCode::BadBody, format!("date: {e}")))?,
+        ),
+    };
+    let asked = q
+        .ask_bank_deposit(&d.id, body.account_id.trim(), date)
+        .await?;
+    let started = fom_core::jobs::bank::start(&state.services, &d.id)
+        .await
+        .map_err(ApiError::storage)?;
+    tracing::info!(deposit = %d.id, job = %started.job_id, "bank deposit asked");
+    Ok(json_no_store(
+        StatusCode::ACCEPTED,
+        &json!({"job_id": started.job_id, "state": started.state,
+                "already_running": started.already_running, "bank_deposit": asked}),
+    ))
+}
+
+/// The deposit's bank deposit as the page shows it (none without QuickBooks): what was
+/// recorded, the total of its receipts beside the total its slip states, the date and account
+/// it would get, whether it can be made now (and why not), and its latest job.
+pub async fn bank_view(
+    state: &AppState,
+    d: &fom_core::deposits::Deposit,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    use fom_core::qbo::bank;
+    let Some(q) = state.services.qbo.as_ref() else {
+        return Ok(None);
+    };
+    let online = q.online_gifts(&d.id).await?;
+    let ready = bank::receipts_to_deposit(d, online);
+    let receipts_total: rust_decimal::Decimal = d
+        .records
+        .iter()
+        .filter(|r| r.qbo.sales_receipt_id.is_some())
+        .filter_map(|r| r.amount)
+        .sum();
+    let job = match fom_core::jobs::bank::latest(&state.services, &d.id)
+        .await
+        .map_err(ApiError::storage)?
+    {
+        Some(j) => state.services.jobs.get(&j).await?,
+        None => None,
+    };
+    let attach_on = fom_core::jobs::attach::enabled(&state.services);
+    let attach_job = if attach_on {
+        match fom_core::jobs::attach::latest(&state.services, &d.id)
+            .await
+            .map_err(ApiError::storage)?
+        {
+            Some(j) => state.services.jobs.get(&j).await?,
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Some(json!({
+        "recorded": d.bank_deposit,
+        "stated_total": bank::stated_total(d).map(|t| t.to_string()),
+        "receipts_total": receipts_total.to_string(),
+        "receipts": d.records.iter().filter(|r| r.qbo.sales_receipt_id.is_some()).count(),
+        "default_date": bank::default_date(d),
+        "ready": ready.is_ok(),
+        "why_not": ready.err().map(|e| e.to_string()),
+        "job": job,
+        "attach_sources": attach_on,
+        "attach_job": attach_job,
+    })))
+}
+
+/// Attaches the scans to the deposit's receipts again (rows whose attachment failed, or sent
+/// while no attach job ran), on the worker.
+#[post("/api/deposits/{id}/attach")]
+pub async fn attach_sources(
+    state: web::Data<AppState>,
+    id: web::Path<DepositId>,
+) -> Result<HttpResponse, ApiError> {
+    qbo(&state)?;
+    let d = load(&state, &id).await?;
+    if !fom_core::jobs::attach::enabled(&state.services) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::BadState,
+            "scans are not attached to receipts on this server (ATTACH_SOURCES is off)",
+        ));
+    }
+    let started = fom_core::jobs::attach::start(&state.services, &d.id)
+        .await
+        .map_err(ApiError::storage)?;
+    Ok(json_no_store(StatusCode::ACCEPTED, &started))
 }

@@ -21,6 +21,9 @@ struct Report {
     #[serde(with = "rust_decimal::serde::str")]
     total: rust_decimal::Decimal,
     text: String,
+    /// QuickBooks's id of the deposit's bank deposit, once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank_deposit_id: Option<String>,
 }
 
 #[get("/api/deposits/{id}/report")]
@@ -33,12 +36,21 @@ pub async fn report(
     let details = serde_json::json!({"deposit_id": d.id, "format": "text"});
     crate::audit::record(&req, &state, AuditKind::ReportDownloaded, details).await;
     let date = report_date_for(&d.records, chrono::Local::now().date_naive());
+    let mut text = text_report(&d.records, date);
+    if let Some(line) = d
+        .bank_deposit
+        .as_ref()
+        .and_then(fom_core::report::bank_deposit_line)
+    {
+        text.push_str(&line);
+    }
     Ok(json_no_store(
         StatusCode::OK,
         &Report {
             date: date.format("%Y-%m-%d").to_string(),
             total: total(&d.records),
-            text: text_report(&d.records, date),
+            text,
+            bank_deposit_id: d.bank_deposit.and_then(|b| b.qbo_id),
         },
     ))
 }

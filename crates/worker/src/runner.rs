@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use apalis::prelude::*;
 use fom_core::ceiling::Ceiling;
 use fom_core::jobs::{
-    Begin, DocumentJob, Job, JobContext, JobEnd, JobState, JobStore, Queued, SendAllJob,
+    Begin, DocumentJob, Job, JobContext, JobEnd, JobState, JobStore, QboJob, Queued,
 };
 use fom_core::memory;
 use fom_core::pipeline::PipelineSettings;
@@ -234,11 +234,11 @@ pub async fn run(
         .on_event(beat_of(&runner, QueueName::Documents))
         .build(handle::<DocumentJob>);
     let sends = WorkerBuilder::new(send_worker_id.clone())
-        .backend(queues.storage::<SendAllJob>())
+        .backend(queues.storage::<QboJob>())
         .data(runner.clone())
         .concurrency(1)
         .on_event(beat_of(&runner, QueueName::Qbo))
-        .build(handle::<SendAllJob>);
+        .build(handle::<QboJob>);
     let (result, lost) = consume(
         &runner,
         documents.run_until(stop.clone().consumers_stopped()),

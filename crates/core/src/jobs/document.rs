@@ -217,6 +217,9 @@ impl Job for DocumentJob {
         });
         let keep = if keep {
             REREAD_KEEP
+        } else if outcome.csv.is_none() && super::attach::enabled(s) {
+            // Its pages go to QuickBooks with their receipts; the attach job lets it go then.
+            super::attach::KEEP_FOR_ATTACHING
         } else {
             std::time::Duration::ZERO
         };

@@ -3,12 +3,17 @@
 //! - [`record`]: our own job records in Redis (state, stage, progress, result), which the page
 //!   and the operator read.
 //! - [`document`]: one uploaded file through pages and extraction into its deposit.
-//! - [`send_all`]: every unsent row of a deposit to QuickBooks.
+//! - [`send_all`]: the `qbo` queue's job ([`QboJob`]) and send-all, every unsent row of a
+//!   deposit to QuickBooks;
+//! - [`bank`]: the deposit's receipts moved into the bank by one QuickBooks Deposit;
+//! - [`attach`]: each receipt's scan attached to it in QuickBooks (`ATTACH_SOURCES`).
 //!
 //! A job's payload is its id only; everything else is in its record. The queue library's glue
 //! (claiming, acknowledging, the budget) is the worker's; a job only says how it ended
 //! ([`JobEnd`]) and the worker maps that onto the queue.
 
+pub mod attach;
+pub mod bank;
 pub mod document;
 pub mod record;
 pub mod send_all;
@@ -23,7 +28,7 @@ use tracing::Instrument;
 
 pub use document::DocumentJob;
 pub use record::*;
-pub use send_all::SendAllJob;
+pub use send_all::QboJob;
 
 use crate::deposits::DepositError;
 use crate::memory;
@@ -77,10 +82,14 @@ impl<J> std::fmt::Debug for Queued<J> {
     }
 }
 
-/// The queue a job record's job runs on (send-all ids are made by [`send_all::start`]).
+/// The queue a job record's job runs on (`qbo` job ids are made by [`send_all::start`],
+/// [`bank::start`] and [`attach::start`]).
 pub fn queue_of(job_id: &str) -> QueueName {
-    if job_id.starts_with(send_all::ID_PREFIX) {
-        SendAllJob::QUEUE
+    if [send_all::ID_PREFIX, bank::ID_PREFIX, attach::ID_PREFIX]
+        .iter()
+        .any(|p| job_id.starts_with(p))
+    {
+        QboJob::QUEUE
     } else {
         DocumentJob::QUEUE
     }
@@ -172,9 +181,11 @@ mod tests {
             serde_json::to_string(&q).ok().as_deref(),
             Some(r#"{"job_id":"abc"}"#)
         );
-        let back: Result<Queued<SendAllJob>, _> = serde_json::from_str(r#"{"job_id":"send-1"}"#);
+        let back: Result<Queued<QboJob>, _> = serde_json::from_str(r#"{"job_id":"send-1"}"#);
         assert_eq!(back.map(|b| b.job_id).ok().as_deref(), Some("send-1"));
         assert_eq!(queue_of("send-1"), QueueName::Qbo);
+        assert_eq!(queue_of("bank-1"), QueueName::Qbo);
+        assert_eq!(queue_of("attach-1"), QueueName::Qbo);
         assert_eq!(queue_of("0123abcd"), QueueName::Documents);
     }
 }

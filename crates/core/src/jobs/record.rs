@@ -62,6 +62,8 @@ pub enum Stage {
     Match,
     /// Send-all: receipts going to QuickBooks.
     Send,
+    /// Scans going to QuickBooks as attachments of their receipts.
+    Attach,
     Done,
 }
 
@@ -74,6 +76,7 @@ impl Stage {
             Stage::Merge => "merge",
             Stage::Match => "match",
             Stage::Send => "send",
+            Stage::Attach => "attach",
             Stage::Done => "done",
         }
     }
@@ -86,6 +89,7 @@ impl Stage {
             "merge" => Stage::Merge,
             "match" => Stage::Match,
             "send" => Stage::Send,
+            "attach" => Stage::Attach,
             "done" => Stage::Done,
             _ => return None,
         })

@@ -1,7 +1,9 @@
-//! The send-all job: every unsent row of a deposit to QuickBooks, continuing past per-row
-//! errors, on the `qbo` queue. [`start`] queues it (or answers the one already running) and
-//! [`latest`] finds the deposit's latest one; the deposit's pointer to it is set atomically, so
-//! two clicks at once start one job.
+//! The jobs of the `qbo` queue, one kind per id prefix: send-all (every unsent row of a
+//! deposit to QuickBooks, continuing past per-row errors), the bank deposit
+//! ([`super::bank`]) and the scans attached to receipts ([`super::attach`]). [`start`] queues
+//! a send-all (or answers the one already running) and [`latest`] finds the deposit's latest
+//! one; the deposit's pointer to each kind's job is set atomically, so two clicks at once
+//! start one job.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -18,26 +20,45 @@ use crate::services::Services;
 /// Send-all job ids start with this ([`super::queue_of`]).
 pub const ID_PREFIX: &str = "send-";
 
-/// The send-all job kind.
-pub struct SendAllJob;
+/// The `qbo` queue's job: its id's prefix says which kind it is.
+pub struct QboJob;
 
-impl Job for SendAllJob {
-    const NAME: &'static str = "send_all";
+impl Job for QboJob {
+    const NAME: &'static str = "qbo";
     const QUEUE: QueueName = QueueName::Qbo;
 
     async fn run(id: &str, ctx: &JobContext) -> Result<JobEnd, JobFault> {
-        let s = &ctx.services;
-        let deposit_id = s
+        let deposit_id = ctx
+            .services
             .jobs
             .get(id)
             .await?
             .map(|r| r.deposit_id)
             .unwrap_or_default();
-        let Some(qbo) = s.qbo.clone() else {
+        let Some(qbo) = ctx.services.qbo.clone() else {
             return Ok(JobEnd::Dead(
                 "QuickBooks is not set up on the worker (QBO_CLIENT_ID)".into(),
             ));
         };
+        if id.starts_with(super::bank::ID_PREFIX) {
+            super::bank::run(id, ctx, &deposit_id, &qbo).await
+        } else if id.starts_with(super::attach::ID_PREFIX) {
+            super::attach::run(id, ctx, &deposit_id, &qbo).await
+        } else {
+            run(id, ctx, deposit_id, &qbo).await
+        }
+    }
+}
+
+/// One send-all.
+async fn run(
+    id: &str,
+    ctx: &JobContext,
+    deposit_id: String,
+    qbo: &crate::qbo::sync::Qbo,
+) -> Result<JobEnd, JobFault> {
+    {
+        let s = &ctx.services;
         let (tx, writer) = progress_writer(s.jobs.clone(), id.to_string(), Stage::Send);
         let stop = ctx.stop.clone();
         let sent = qbo
@@ -85,6 +106,7 @@ impl Job for SendAllJob {
                                            "rows": results.len(), "errors": errors}),
                     )
                     .await;
+                super::attach::after_sending(s, &deposit_id).await;
                 Ok(JobEnd::Done)
             }
             // Busy before any row (reading the deposit's lists): queued again, not failed.
@@ -138,12 +160,25 @@ return {1, ARGV[2], 'queued'}
 
 /// Queues a send-all of the deposit, or answers the one already queued or running.
 pub async fn start(s: &Services, deposit_id: &str) -> Result<SendStart, StartError> {
-    let job_id = format!("{ID_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let pointer = s.keys.deposit_send(deposit_id);
+    start_pointed(s, deposit_id, &pointer, ID_PREFIX, "Send to QuickBooks").await
+}
+
+/// Queues a `qbo` job of the kind `prefix` names for the deposit, unless the one `pointer`
+/// names is still queued or running (then that one is the answer).
+pub(super) async fn start_pointed(
+    s: &Services,
+    deposit_id: &str,
+    pointer: &str,
+    prefix: &str,
+    label: &str,
+) -> Result<SendStart, StartError> {
+    let job_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
     // The record exists before the pointer names it, so a reader never finds a dangling one.
-    let job = JobRecord::new(&job_id, deposit_id, "", "Send to QuickBooks", now_ms());
+    let job = JobRecord::new(&job_id, deposit_id, "", label, now_ms());
     s.jobs.create(&job).await?;
     let (took, current, state): (i64, String, String) = redis::Script::new(POINT)
-        .key(s.keys.deposit_send(deposit_id))
+        .key(pointer)
         .arg(s.keys.job(""))
         .arg(&job_id)
         .arg(JOB_TTL.as_secs())
@@ -157,15 +192,15 @@ pub async fn start(s: &Services, deposit_id: &str) -> Result<SendStart, StartErr
             already_running: true,
         });
     }
-    if let Err(e) = s.queue.push(SendAllJob::QUEUE, &job_id).await {
-        // Failed, not queued: the next click starts a new send instead of joining this one.
+    if let Err(e) = s.queue.push(QboJob::QUEUE, &job_id).await {
+        // Failed, not queued: the next click starts a new job instead of joining this one.
         let _ = s
             .jobs
-            .mark_unqueued(&job, "the send could not be queued; press Send all again")
+            .mark_unqueued(&job, "the job could not be queued; press the button again")
             .await;
         return Err(e.into());
     }
-    tracing::info!(deposit = %deposit_id, job = %job_id, "send all queued");
+    tracing::info!(deposit = %deposit_id, job = %job_id, label, "qbo job queued");
     Ok(SendStart {
         job_id,
         state: JobState::Queued,
@@ -175,5 +210,13 @@ pub async fn start(s: &Services, deposit_id: &str) -> Result<SendStart, StartErr
 
 /// The id of the deposit's latest send-all job, if any (kept a week).
 pub async fn latest(s: &Services, deposit_id: &str) -> Result<Option<String>, redis::RedisError> {
-    redis::AsyncCommands::get(&mut s.redis.get().await?, s.keys.deposit_send(deposit_id)).await
+    latest_at(s, &s.keys.deposit_send(deposit_id)).await
+}
+
+/// The job id a deposit's pointer names, if any.
+pub(super) async fn latest_at(
+    s: &Services,
+    pointer: &str,
+) -> Result<Option<String>, redis::RedisError> {
+    redis::AsyncCommands::get(&mut s.redis.get().await?, pointer).await
 }

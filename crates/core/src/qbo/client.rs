@@ -12,7 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::qbo::connection::Connection;
-use crate::qbo::entities::Entity;
+use crate::qbo::entities::{Attachable, Entity};
 use crate::qbo::fault::{self, Action};
 use crate::qbo::gate::RealmGate;
 use crate::qbo::query::{next_start, Query, MAX_PAGE};
@@ -82,7 +82,8 @@ impl QboClient {
         request_id: Option<&str>,
         max_attempts: u32,
     ) -> Result<Value, QboError> {
-        self.call_traced(method, path, params, body, request_id, max_attempts)
+        let payload = body.map_or(Payload::None, Payload::Json);
+        self.call_traced(method, path, params, payload, request_id, max_attempts)
             .await
             .map(|(answer, _)| answer)
     }
@@ -94,7 +95,7 @@ impl QboClient {
         method: Method,
         path: &str,
         params: &[(&str, &str)],
-        body: Option<&Value>,
+        body: Payload<'_>,
         request_id: Option<&str>,
         max_attempts: u32,
     ) -> Result<(Value, Option<String>), QboError> {
@@ -124,8 +125,12 @@ impl QboClient {
                 .query(&query)
                 .bearer_auth(&tokens.access_token)
                 .header("Accept", "application/json");
-            if let Some(b) = body {
-                req = req.json(b);
+            match body {
+                Payload::None => {}
+                Payload::Json(b) => req = req.json(b),
+                // Built again for every try: a form is consumed by sending it (the bytes are
+                // shared, not copied).
+                Payload::Upload(u) => req = req.multipart(u.form()?),
             }
             let (status, tid, text) = match self.exchange(&tokens.realm_id, req, path).await? {
                 Ok(answer) => answer,
@@ -386,9 +391,90 @@ impl QboClient {
         request_id: &str,
     ) -> Result<(T, Option<String>), QboError> {
         let (answer, tid) = self
-            .call_traced(Method::POST, T::PATH, &[], Some(body), Some(request_id), 1)
+            .call_traced(
+                Method::POST,
+                T::PATH,
+                &[],
+                Payload::Json(body),
+                Some(request_id),
+                1,
+            )
             .await?;
         Ok((unwrap_entity(answer)?, tid))
+    }
+
+    /// One try of a file upload to the attachments endpoint (a 401 still refreshes once, and
+    /// throttles are waited out): the caller looks for the attachment before trying again.
+    /// A fault QuickBooks reports for the file itself, inside `AttachableResponse`, is a
+    /// [`QboError::Fault`] like any other.
+    pub async fn upload_once(
+        &self,
+        upload: &Upload,
+        request_id: &str,
+    ) -> Result<Attachable, QboError> {
+        let (answer, tid) = self
+            .call_traced(
+                Method::POST,
+                "upload",
+                &[],
+                Payload::Upload(upload),
+                Some(request_id),
+                1,
+            )
+            .await?;
+        let first = answer
+            .get("AttachableResponse")
+            .and_then(Value::as_array)
+            .and_then(|items| items.first())
+            .ok_or_else(|| {
+                QboError::Decode("the upload answer has no AttachableResponse".into())
+            })?;
+        if let Some(fault) = fault::parse(first) {
+            let action = fault.action(400);
+            return Err(QboError::Fault {
+                status: 400,
+                action,
+                fault,
+                intuit_tid: tid,
+            });
+        }
+        unwrap_entity(first.clone())
+    }
+}
+
+/// What a request carries.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    None,
+    Json(&'a Value),
+    Upload(&'a Upload),
+}
+
+/// A file for QuickBooks's attachments endpoint: the Attachable that links it (to a sales
+/// receipt) and its bytes, held once and shared by every try.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub metadata: Value,
+    pub file_name: String,
+    pub content_type: String,
+    pub content: bytes::Bytes,
+}
+
+impl Upload {
+    /// Intuit's multipart framing: `file_metadata_01` (the Attachable as JSON) and
+    /// `file_content_01` (the file), paired by their suffix.
+    fn form(&self) -> Result<reqwest::multipart::Form, QboError> {
+        let bad = |e: reqwest::Error| QboError::Refused(format!("the file cannot be sent: {e}"));
+        let meta = reqwest::multipart::Part::text(self.metadata.to_string())
+            .mime_str("application/json")
+            .map_err(bad)?;
+        let file = reqwest::multipart::Part::stream(self.content.clone())
+            .file_name(self.file_name.clone())
+            .mime_str(&self.content_type)
+            .map_err(bad)?;
+        Ok(reqwest::multipart::Form::new()
+            .part("file_metadata_01", meta)
+            .part("file_content_01", file))
     }
 }
 

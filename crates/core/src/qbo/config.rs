@@ -74,6 +74,9 @@ pub struct QboSettings {
     /// `DUPLICATE_WINDOW_DAYS`: a receipt of the same customer and amount this many days
     /// either side of a row's date is a possible duplicate.
     pub duplicate_window_days: u32,
+    /// `ATTACH_SOURCES`: each receipt gets the page image (or photo) it was read from as a
+    /// QuickBooks attachment; uploads are then kept until their receipts are sent.
+    pub attach_sources: bool,
     /// Whether a throttled request waits at all: the worker waits; the web answers a page
     /// action at once ("QuickBooks is busy, trying again in N s") and the page asks again.
     pub wait_throttles: bool,
@@ -209,6 +212,7 @@ impl QboSettings {
             throttle_patience,
             online_gifts,
             duplicate_window_days: env.number("DUPLICATE_WINDOW_DAYS", 60u32, 0, 3650),
+            attach_sources: env.flag("ATTACH_SOURCES", false),
             wait_throttles: true,
             max_concurrent,
             realm_max_concurrent,

@@ -1,5 +1,5 @@
 //! The QuickBooks entities we read and write (Customer, SalesReceipt, Item, Account,
-//! PaymentMethod), with only the fields we use.
+//! PaymentMethod, Deposit, Attachable), with only the fields we use.
 //! Everything is optional when reading: QBO returns only properties that have values, and
 //! unknown fields are ignored. Amounts are exact decimals (JSON numbers on the wire).
 
@@ -215,4 +215,86 @@ impl Entity for Account {
 impl Entity for PaymentMethod {
     const NAME: &'static str = "PaymentMethod";
     const PATH: &'static str = "paymentmethod";
+}
+
+/// The transaction a deposit line moves out of Undeposited Funds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LinkedTxn {
+    pub txn_id: String,
+    pub txn_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub txn_line_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DepositLine {
+    #[serde(with = "rust_decimal::serde::float")]
+    pub amount: Decimal,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_txn: Vec<LinkedTxn>,
+}
+
+/// A bank deposit: receipts moved from Undeposited Funds into a bank account, as the bank
+/// statement shows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Deposit {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub txn_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deposit_to_account_ref: Option<Ref>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub private_note: Option<String>,
+    #[serde(default)]
+    pub line: Vec<DepositLine>,
+    /// Computed by QuickBooks; never sent.
+    #[serde(skip_serializing, default, with = "rust_decimal::serde::float_option")]
+    pub total_amt: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttachableRef {
+    pub entity_ref: EntityRef,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub include_on_send: Option<bool>,
+}
+
+/// A file attached to a transaction (the scan behind a receipt).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Attachable {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub file_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub attachable_ref: Vec<AttachableRef>,
+    /// Computed by QuickBooks; never sent.
+    #[serde(skip_serializing, default)]
+    pub size: Option<f64>,
+}
+
+impl Entity for Deposit {
+    const NAME: &'static str = "Deposit";
+    const PATH: &'static str = "deposit";
+}
+impl Entity for Attachable {
+    const NAME: &'static str = "Attachable";
+    const PATH: &'static str = "attachable";
 }

@@ -2,6 +2,8 @@
 //! Accounting API client (query language, faults, retries, requestid), donor matching, the
 //! lists a receipt refers to, customers, and sales receipts sent exactly once.
 
+pub mod attach;
+pub mod bank;
 pub mod catalog;
 pub mod client;
 pub mod config;

@@ -234,6 +234,16 @@ impl Qbo {
         if let Some(id) = &record.qbo.sales_receipt_id {
             return Ok(result(SendOutcome::AlreadySent, Some(id.clone()), None));
         }
+        // Kept out first: a possible duplicate the treasurer kept out is settled, not waiting.
+        if let Some(why) = kept_out(&record, self.online_gifts(deposit_id).await?) {
+            return Ok(result(
+                SendOutcome::KeptOut,
+                None,
+                Some(format!(
+                    "{why}; choose \"Send to QuickBooks\" on the row to send it"
+                )),
+            ));
+        }
         if let (Some(dup), false) = (&record.qbo.duplicate, record.qbo.duplicate_ok) {
             return Ok(result(
                 SendOutcome::Duplicate,
@@ -241,15 +251,6 @@ impl Qbo {
                 Some(format!(
                     "{}; choose \"Send anyway\" or \"Keep out\" on the row",
                     dup.message
-                )),
-            ));
-        }
-        if let Some(why) = kept_out(&record, self.online_gifts(deposit_id).await?) {
-            return Ok(result(
-                SendOutcome::KeptOut,
-                None,
-                Some(format!(
-                    "{why}; choose \"Send to QuickBooks\" on the row to send it"
                 )),
             ));
         }
@@ -492,7 +493,7 @@ impl Qbo {
 }
 
 /// Failures after which the write may or may not have happened.
-fn retryable(e: &QboError) -> bool {
+pub(super) fn retryable(e: &QboError) -> bool {
     matches!(
         e,
         QboError::Unavailable(_)
@@ -636,7 +637,7 @@ pub fn receipt_body(
 
 /// An exact decimal as a JSON number, parsed from its text so that no binary rounding
 /// happens on our side.
-fn decimal_number(d: Decimal) -> Value {
+pub(super) fn decimal_number(d: Decimal) -> Value {
     serde_json::from_str::<Value>(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 

@@ -60,6 +60,7 @@ pub(super) async fn handle(
 
     let injected = take_injection(&mut shared.lock(), req.path());
     let mut after_write = false;
+    let mut hold_answer = None;
     match injected {
         Some(Inject::Throttle) => return Fault::throttle().response(shared.lock().now()),
         Some(Inject::ServerError) => return Fault::system().response(shared.lock().now()),
@@ -70,6 +71,7 @@ pub(super) async fn handle(
         }
         Some(Inject::Delay(d)) => actix_web::rt::time::sleep(d).await,
         Some(Inject::ServerErrorAfterWrite) => after_write = true,
+        Some(Inject::DelayAfterWrite(d)) => hold_answer = Some(d),
         None => {}
     }
 
@@ -122,6 +124,9 @@ pub(super) async fn handle(
         (status, text)
     };
     drop(guard);
+    if let Some(d) = hold_answer {
+        actix_web::rt::time::sleep(d).await;
+    }
     if after_write && status == 200 {
         return Fault::system().response(shared.lock().now());
     }

@@ -1,6 +1,7 @@
 //! The company's store: one table per entity kind, lookups, and the operations a request
 //! dispatches to: read, create, full or sparse update (with the SyncToken check), delete and
-//! void. Each kind's own rules are in `customer`, `receipt` and `lists`.
+//! void. Each kind's own rules are in `customer`, `receipt`, `lists`, `deposit` and
+//! `attachable` (which also answers the multipart upload).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +23,10 @@ pub(super) struct Company {
     tables: HashMap<Kind, BTreeMap<u64, Value>>,
     /// Vendor and Employee display names.
     pub(super) other_names: Vec<String>,
+    /// The uploaded files by Attachable Id: bytes stay out of the JSON the API answers with.
+    pub(super) attachment_bytes: HashMap<String, Vec<u8>>,
+    /// The fake's base URL, for the `TempDownloadUri` of uploaded files.
+    pub(super) base: String,
 }
 
 impl Company {
@@ -36,6 +41,8 @@ impl Company {
                 .map(|k| (k, BTreeMap::new()))
                 .collect(),
             other_names: Vec::new(),
+            attachment_bytes: HashMap::new(),
+            base: String::new(),
         }
     }
 
@@ -44,7 +51,7 @@ impl Company {
         self.tables.get(&kind).unwrap_or(&EMPTY)
     }
 
-    fn table_mut(&mut self, kind: Kind) -> &mut BTreeMap<u64, Value> {
+    pub(super) fn table_mut(&mut self, kind: Kind) -> &mut BTreeMap<u64, Value> {
         self.tables.entry(kind).or_default()
     }
 
@@ -127,11 +134,12 @@ impl Company {
         tail: &str,
         params: &[(String, String)],
         body: &[u8],
-        _content_type: &str,
+        content_type: &str,
         now: DateTime<Utc>,
     ) -> Result<Value, Fault> {
         let segs: Vec<&str> = tail.trim_end_matches('/').split('/').collect();
         match (method, segs.as_slice()) {
+            ("POST", ["upload"]) => self.upload(body, content_type, now),
             ("GET", ["query"]) | ("POST", ["query"]) => {
                 let sql = match param(params, "query") {
                     Some(q) => q.to_string(),
@@ -213,7 +221,8 @@ impl Company {
         Ok(value)
     }
 
-    /// The stored entity an update or delete names, after the SyncToken check.
+    /// The stored entity an update, delete or void names, after the SyncToken check and,
+    /// for a sales receipt, the check that no deposit holds it.
     fn target(&self, kind: Kind, obj: &Map<String, Value>) -> Result<(u64, Value), Fault> {
         let id = obj.get("Id").and_then(id_of).unwrap_or_default();
         let old = self
@@ -237,6 +246,9 @@ impl Company {
             ));
         }
         let numeric: u64 = id.parse().unwrap_or_default();
+        if kind == Kind::SalesReceipt && self.deposit_of(&numeric.to_string()).is_some() {
+            return Err(Fault::deposited());
+        }
         Ok((numeric, old))
     }
 
@@ -297,6 +309,8 @@ impl Company {
             "BalanceWithJobs",
             "CurrentBalance",
             "CurrentBalanceWithSubAccounts",
+            "Size",
+            "TempDownloadUri",
         ] {
             if let Some(v) = old.get(key) {
                 new.insert(key.to_string(), v.clone());
@@ -314,8 +328,10 @@ impl Company {
         Ok(self.store_revision(kind, id, &old, new, now))
     }
 
+    /// Transactions and attachments can be deleted; name-list entities only made inactive.
+    /// Deleting a deposit frees its receipts.
     fn delete(&mut self, kind: Kind, obj: Map<String, Value>) -> Result<Value, Fault> {
-        if kind != Kind::SalesReceipt {
+        if !matches!(kind, Kind::SalesReceipt | Kind::Deposit | Kind::Attachable) {
             return Err(Fault::unsupported(format!(
                 "Operation delete is not supported for {}; set Active to false",
                 kind.name()
@@ -323,6 +339,9 @@ impl Company {
         }
         let (id, _) = self.target(kind, &obj)?;
         self.table_mut(kind).remove(&id);
+        if kind == Kind::Attachable {
+            self.attachment_bytes.remove(&id.to_string());
+        }
         Ok(json!({"Id": id.to_string(), "status": "Deleted", "domain": "QBO"}))
     }
 
@@ -372,6 +391,8 @@ impl Company {
             Kind::Item => self.prepare_item(obj, self_id, strict),
             Kind::Account => self.prepare_account(obj, self_id, strict),
             Kind::PaymentMethod => self.prepare_payment_method(obj, self_id, strict),
+            Kind::Deposit => self.prepare_deposit(obj, self_id, now),
+            Kind::Attachable => self.prepare_attachable(obj, self_id),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a test does to a running fake besides HTTP: move its clock, mint or expire tokens,
-//! inject faults, seed customers, and read back what it stored and the requests it answered.
+//! inject faults, seed customers, and read back what it stored (uploaded bytes included) and
+//! the requests it answered.
 
 use std::time::Duration;
 
@@ -154,6 +155,22 @@ impl FakeQbo {
 
     pub fn payment_methods(&self) -> Vec<Value> {
         self.entities(Kind::PaymentMethod)
+    }
+
+    /// Stored deposits, in Id order.
+    pub fn deposits(&self) -> Vec<Value> {
+        self.entities(Kind::Deposit)
+    }
+
+    /// Stored attachables (uploaded files and notes), in Id order; the files' bytes are in
+    /// [`attachment_bytes`](Self::attachment_bytes).
+    pub fn attachables(&self) -> Vec<Value> {
+        self.entities(Kind::Attachable)
+    }
+
+    /// The bytes uploaded for Attachable `id` (`None` for a note-only attachable).
+    pub fn attachment_bytes(&self, id: &str) -> Option<Vec<u8>> {
+        self.shared.lock().company.attachment_bytes.get(id).cloned()
     }
 
     fn entities(&self, kind: Kind) -> Vec<Value> {

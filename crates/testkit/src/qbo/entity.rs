@@ -11,15 +11,19 @@ pub(super) enum Kind {
     Item,
     Account,
     PaymentMethod,
+    Deposit,
+    Attachable,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 5] = [
+    pub(super) const ALL: [Kind; 7] = [
         Kind::Customer,
         Kind::SalesReceipt,
         Kind::Item,
         Kind::Account,
         Kind::PaymentMethod,
+        Kind::Deposit,
+        Kind::Attachable,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -29,6 +33,8 @@ impl Kind {
             Kind::Item => "Item",
             Kind::Account => "Account",
             Kind::PaymentMethod => "PaymentMethod",
+            Kind::Deposit => "Deposit",
+            Kind::Attachable => "Attachable",
         }
     }
 
@@ -40,6 +46,13 @@ impl Kind {
 
     pub(super) fn from_name(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// An `EntityRef.type`: QuickBooks takes it in any case (`SalesReceipt`, `salesreceipt`).
+    pub(super) fn from_name_any_case(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// Properties a WHERE or ORDERBY may name.
@@ -106,6 +119,27 @@ impl Kind {
                 "Name",
                 "Type",
                 "Active",
+                "SyncToken",
+                "MetaData.CreateTime",
+                "MetaData.LastUpdatedTime",
+            ],
+            Kind::Deposit => &[
+                "Id",
+                "TxnDate",
+                "TotalAmt",
+                "DepositToAccountRef",
+                "PrivateNote",
+                "SyncToken",
+                "MetaData.CreateTime",
+                "MetaData.LastUpdatedTime",
+            ],
+            Kind::Attachable => &[
+                "Id",
+                "FileName",
+                "Note",
+                "ContentType",
+                "AttachableRef.EntityRef.Type",
+                "AttachableRef.EntityRef.value",
                 "SyncToken",
                 "MetaData.CreateTime",
                 "MetaData.LastUpdatedTime",

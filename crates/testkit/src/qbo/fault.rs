@@ -4,7 +4,7 @@
 
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::entity::Kind;
 use super::http::json_response;
@@ -87,6 +87,16 @@ impl Fault {
         )
     }
 
+    /// 6540: a sales receipt on a stored Deposit is frozen until the deposit lets it go.
+    pub(super) fn deposited() -> Self {
+        Self::validation(
+            "6540",
+            "Deposited Transaction cannot be changed",
+            "This transaction has been deposited. If you want to change or delete it, you \
+             must edit the deposit it appears on and remove it first.",
+        )
+    }
+
     pub(super) fn duplicate(detail: &str) -> Self {
         Self::validation("6240", "Duplicate Name Exists Error", detail.to_string())
     }
@@ -134,20 +144,22 @@ impl Fault {
         )
     }
 
-    pub(super) fn body(&self, now: DateTime<Utc>) -> String {
+    /// The `Fault` member alone (`{"Error": [...], "type"}`): the whole answer wraps it, and
+    /// an upload's `AttachableResponse` holds one per refused file.
+    pub(super) fn value(&self) -> Value {
         json!({
-            "Fault": {
-                "Error": [{
-                    "Message": self.message,
-                    "Detail": self.detail,
-                    "code": self.code,
-                    "element": self.element,
-                }],
-                "type": self.kind,
-            },
-            "time": api_time(now),
+            "Error": [{
+                "Message": self.message,
+                "Detail": self.detail,
+                "code": self.code,
+                "element": self.element,
+            }],
+            "type": self.kind,
         })
-        .to_string()
+    }
+
+    pub(super) fn body(&self, now: DateTime<Utc>) -> String {
+        json!({"Fault": self.value(), "time": api_time(now)}).to_string()
     }
 
     pub(super) fn response(&self, now: DateTime<Utc>) -> HttpResponse {

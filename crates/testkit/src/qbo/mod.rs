@@ -13,6 +13,8 @@
 //! | `POST /v2/oauth2/tokens/revoke` | revoke, JSON or form body |
 //! | `GET /v1/openid_connect/userinfo`, `GET /op/v1/jwks` | OpenID odds and ends |
 //! | `/v3/company/{realm}/...` | the accounting API: query, create, read, update, delete, void |
+//! | `POST /v3/company/{realm}/upload` | multipart attachment upload (`file_metadata_NN` + `file_content_NN` pairs) |
+//! | `GET /attachments/{id}` | an uploaded file's bytes: where its `TempDownloadUri` points |
 //!
 //! Every answer carries an `intuit_tid` header. The fake has its own clock (real time plus an
 //! offset that [`FakeQbo::advance`] moves forward); token lifetimes, authorization codes,
@@ -29,6 +31,7 @@
 //! | `FaultIn200` | HTTP 200 whose body is a `ValidationFault` (code 6000); nothing is done |
 //! | `Delay(d)` | sleeps `d`, then answers normally |
 //! | `ServerErrorAfterWrite` | performs the request, remembers the success under its `requestid`, answers 500/10000 |
+//! | `DelayAfterWrite(d)` | performs the request, then holds the answer back `d` (a client that dies meanwhile never learns it was done) |
 //!
 //! Where things are:
 //! - this file: the public types, start-up and the routes; `control`: [`FakeQbo`]'s test
@@ -38,13 +41,16 @@
 //!   `gate`: its 429 gate (concurrency and rate buckets); `fault`: the error bodies;
 //! - `entity`: the entity kinds; `company`: the store and its read, create, update, delete
 //!   and void; `seed`: the starting data; `customer`, `receipt`, `lists` (Item, Account,
-//!   PaymentMethod): each entity's rules;
+//!   PaymentMethod), `deposit` (Deposit; it freezes the receipts it holds): each entity's
+//!   rules; `attachable`: Attachable's rules, the multipart upload and the download link;
 //! - `query`: parsing the query language; `query_run`: running a query over the store.
 
 mod api;
+mod attachable;
 mod company;
 mod control;
 mod customer;
+mod deposit;
 mod entity;
 mod fault;
 mod gate;
@@ -151,6 +157,7 @@ pub enum Inject {
     FaultIn200,
     Delay(Duration),
     ServerErrorAfterWrite,
+    DelayAfterWrite(Duration),
 }
 
 /// One request the fake answered (every route, OAuth included), in order of completion.
@@ -187,7 +194,9 @@ impl FakeQbo {
             let logger = data.clone();
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                // Room for a 100 MB attachment plus its framing, so the upload's own size
+                // check answers rather than the payload limit.
+                .app_data(web::PayloadConfig::new(110 * 1024 * 1024))
                 .wrap_fn(move |req, srv| {
                     let shared = logger.clone();
                     let method = req.method().as_str().to_string();
@@ -241,6 +250,7 @@ impl FakeQbo {
                     "/v3/company/{realm}/{tail:.*}",
                     web::route().to(api::handle),
                 )
+                .route("/attachments/{id}", web::get().to(attachable::download))
                 .default_service(web::to(unknown_route))
         })?;
         Ok(FakeQbo { shared, server })

@@ -54,24 +54,48 @@ impl Company {
 
 /// Ids and `Ref`s compare numerically when both sides are numbers.
 fn numeric_prop(prop: &str) -> bool {
-    prop == "Id" || prop == "SyncToken" || prop.ends_with("Ref")
+    prop == "Id" || prop == "SyncToken" || prop.ends_with("Ref") || prop.ends_with("Ref.value")
 }
 
-/// The value a property path names; a `Ref` gives its `value`, an email its `Address`.
+/// The first value a property path names (what ORDERBY sorts on).
 fn resolve(row: &Value, prop: &str) -> Option<Value> {
-    let mut cur = row;
-    for part in prop.split('.') {
-        let obj = cur.as_object()?;
-        cur = obj.get(part).or_else(|| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(part))
-                .map(|(_, v)| v)
-        })?;
-    }
-    match cur {
-        Value::Object(m) => m.get("value").or_else(|| m.get("Address")).cloned(),
-        Value::Null => None,
-        v => Some(v.clone()),
+    resolve_all(row, prop).into_iter().next()
+}
+
+/// Every value a property path names: one for a path through objects, one per element for
+/// a path through an array (`AttachableRef.EntityRef.value`). A `Ref` gives its `value`, an
+/// email its `Address`.
+fn resolve_all(row: &Value, prop: &str) -> Vec<Value> {
+    let parts: Vec<&str> = prop.split('.').collect();
+    let mut found = Vec::new();
+    walk(row, &parts, &mut found);
+    found
+}
+
+fn walk(cur: &Value, parts: &[&str], found: &mut Vec<Value>) {
+    match (cur, parts.split_first()) {
+        (Value::Array(items), _) => {
+            for item in items {
+                walk(item, parts, found);
+            }
+        }
+        (Value::Object(obj), Some((part, rest))) => {
+            let next = obj.get(*part).or_else(|| {
+                obj.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(part))
+                    .map(|(_, v)| v)
+            });
+            if let Some(next) = next {
+                walk(next, rest, found);
+            }
+        }
+        (_, Some(_)) | (Value::Null, None) => {}
+        (Value::Object(m), None) => {
+            if let Some(v) = m.get("value").or_else(|| m.get("Address")) {
+                found.push(v.clone());
+            }
+        }
+        (v, None) => found.push(v.clone()),
     }
 }
 
@@ -149,13 +173,18 @@ fn like(text: &str, pattern: &[Option<char>]) -> bool {
 }
 
 impl Cond {
+    /// Whether the row has a value for the property that satisfies the condition (any one
+    /// of them when the path goes through an array).
     fn matches(&self, row: &Value) -> bool {
-        let Some(field) = resolve(row, &self.prop) else {
-            return false;
-        };
+        resolve_all(row, &self.prop)
+            .iter()
+            .any(|field| self.holds(field))
+    }
+
+    fn holds(&self, field: &Value) -> bool {
         let numeric = numeric_prop(&self.prop);
         let ord = |lit: &Lit| -> Option<Ordering> {
-            match (lit, &field) {
+            match (lit, field) {
                 (Lit::Bool(b), Value::Bool(f)) => Some(f.cmp(b)),
                 (Lit::Bool(b), Value::String(s)) => Some(s.as_str().cmp(&b.to_string()[..])),
                 (Lit::Bool(_), _) => None,
@@ -170,7 +199,7 @@ impl Cond {
         };
         match self.op {
             CondOp::Like => match self.values.first() {
-                Some(Lit::Str(_, pattern)) => like(&text_of(&field), pattern),
+                Some(Lit::Str(_, pattern)) => like(&text_of(field), pattern),
                 _ => false,
             },
             CondOp::Eq | CondOp::In => self.values.iter().any(|v| ord(v) == Some(Ordering::Equal)),

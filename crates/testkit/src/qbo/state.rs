@@ -116,7 +116,8 @@ pub(super) struct Shared {
 impl Shared {
     /// The state of a fake that starts now and answers at `base`.
     pub(super) fn new(opts: FakeQboOptions, base: String) -> Shared {
-        let inner = Inner::new(&opts, Utc::now());
+        let mut inner = Inner::new(&opts, Utc::now());
+        inner.company.base = base.clone();
         Shared {
             opts,
             base,

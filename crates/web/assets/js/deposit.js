@@ -14,6 +14,7 @@ import { renderFiles, setupUpload, watchProgress } from './upload.js';
 import { renderRecords } from './review.js';
 import { renderSendPanel, resumeSend } from './sending.js';
 import { openReport } from './report.js';
+import { renderBank } from './bank.js';
 
 export async function depositPage() {
   D.id = $('#deposit').dataset.depositId;
@@ -44,6 +45,7 @@ export async function reloadDeposit() {
     D.lastRecords = d.records.length;
     renderFiles();
     renderRecords();
+    renderBank(d);
   } catch (e) {
     notice(errorText(e), 'error');
   }

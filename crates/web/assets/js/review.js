@@ -349,6 +349,9 @@ function refreshRowParts(tb, r) {
     if (q.receipt_outdated) {
       sync.append(h('span', { class: 'badge warn', 'data-testid': 'receipt-outdated', title: 'The row was edited after its receipt was made', text: 'Receipt out of date' }));
     }
+    if (q.attachment_id) {
+      sync.append(h('span', { class: 'badge muted', 'data-testid': 'scan-attached', title: 'The scan is attached to the receipt in QuickBooks', text: 'Scan attached' }));
+    }
   } else if (q.sync_status === 'error') {
     sync.append(h('span', { class: 'badge danger', 'data-testid': 'sync-badge', text: 'Error' }),
       h('span', { class: 'sync-error', 'data-testid': 'sync-error', text: sentence(q.last_error || '') }));

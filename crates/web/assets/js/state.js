@@ -13,6 +13,7 @@ export const D = {
   expanded: new Set(),
   reloadTimer: 0,
   sendPoll: 0,
+  bankPoll: 0,
   uploadSeq: 0,
 };
 

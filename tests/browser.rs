@@ -73,7 +73,10 @@ async fn treasurer_flow_in_chromium() {
     }
     // A company without an item for donations: the treasurer creates it from the page.
     assert!(fake.deactivate_item("Donations"));
-    let stack = Stack::start(qbo_options("browser", &fake).with_worker());
+    // The processes' logs stay beside the screenshots, for a failure to be read afterwards.
+    let logs = out_dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let stack = Stack::start(qbo_options("browser", &fake).with_worker().logs_in(&logs));
     // The deployment is connected to QuickBooks (sandbox) before the treasurer arrives.
     let api = signed_in(&stack).await;
     connect(&api).await;

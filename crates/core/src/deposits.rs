@@ -463,15 +463,18 @@ impl DepositStore {
         .await
     }
 
-    /// Refuses a write of a `doc_len`-byte deposit that would leave Redis less than
+    /// Refuses a write of a `doc_len`-byte deposit that would leave Redis less than half of
     /// `min_headroom` free (a Redis at its `maxmemory` refuses every write, jobs and sessions
-    /// too). No limit (`maxmemory` 0) means no check.
+    /// too). Uploads stop at the whole headroom; a merge may use half of it, since the merge is
+    /// what lets a job end and free its upload: with uploads queued up to the limit, a job must
+    /// still be able to add its records. No limit (`maxmemory` 0) means no check.
     async fn check_room(&self, doc_len: usize) -> Result<(), DepositError> {
         let mem = crate::redis_conn::memory_info(&mut self.redis.get().await?).await?;
         let Some(free) = mem.headroom() else {
             return Ok(());
         };
-        let need = ((doc_len as f64 * WRITE_COST_FACTOR) as u64).saturating_add(self.min_headroom);
+        let need =
+            ((doc_len as f64 * WRITE_COST_FACTOR) as u64).saturating_add(self.min_headroom / 2);
         if need > free {
             tracing::warn!(
                 need_mb = mb(need),

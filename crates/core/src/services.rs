@@ -38,8 +38,8 @@ pub struct Settings {
     pub upload_retention: Duration,
     /// `DEPOSIT_TTL_DAYS`: deposits kept after their last change.
     pub deposit_ttl: Duration,
-    /// `REDIS_MIN_HEADROOM_MB`: Redis memory an upload (into the Redis store) or a job's merge
-    /// into its deposit must leave free.
+    /// `REDIS_MIN_HEADROOM_MB`: Redis memory an upload (into the Redis store) must leave free;
+    /// a job's merge into its deposit must leave half of it.
     pub min_headroom_bytes: u64,
     /// `WORKER_MAX_CRASHES`: a document that crashed its worker this often is dead.
     pub max_crashes: u32,

@@ -12,10 +12,12 @@ demo: pdfium build
 	@RUST_LOG=warn ./target/release/fom-worker report examples/deposit.pdf examples/online-gifts.csv
 
 ## test: install pdfium, moto and the browser (chromium, playwright-core), make sure Redis
-## answers, run lints, check fom-core's dependencies and run every test
+## answers, run lints (the heap-profile feature too, so it cannot break unseen), check
+## fom-core's dependencies and run every test
 test: pdfium redis moto browser
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p fom-worker --all-targets --features heap-profile --locked -- -D warnings
 	CARGO=$(CARGO) ./scripts/check-core-deps.sh
 	CARGO=$(CARGO) ./scripts/cargo-test-summary.sh --workspace --locked
 

@@ -49,10 +49,12 @@ pub enum AuditKind {
     BankDepositRecorded,
     /// A receipt got its scan as a QuickBooks attachment.
     SourceAttached,
+    /// The text of a legal page (licence agreement, privacy policy) was changed or reset.
+    LegalTextChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 23] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -75,6 +77,7 @@ impl AuditKind {
         Self::ReceiptLayoutChanged,
         Self::BankDepositRecorded,
         Self::SourceAttached,
+        Self::LegalTextChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +104,7 @@ impl AuditKind {
             Self::ReceiptLayoutChanged => "receipt_layout_changed",
             Self::BankDepositRecorded => "bank_deposit_recorded",
             Self::SourceAttached => "source_attached",
+            Self::LegalTextChanged => "legal_text_changed",
         }
     }
 

@@ -134,6 +134,17 @@ impl EnvReader {
     }
 }
 
+/// The bytes of a string of hex digits (an even number of them), or `None`.
+pub fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +167,13 @@ mod tests {
         let mut env = EnvReader::from_pairs([("A", "  ")]);
         assert_eq!(env.number::<u32>("A", 5, 0, 10), 5);
         assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn hex_digits_become_bytes() {
+        assert_eq!(hex_bytes("00ff7A"), Some(vec![0, 255, 0x7a]));
+        assert_eq!(hex_bytes("abc"), None);
+        assert_eq!(hex_bytes("zz"), None);
+        assert_eq!(hex_bytes(""), None);
     }
 }

@@ -120,6 +120,12 @@ impl Keys {
         format!("{}:qbo:defaults", self.prefix)
     }
 
+    /// STRING: the operator's own text of a legal page (`eula`, `privacy`), set on the
+    /// settings page; none: the default text. No TTL.
+    pub fn legal_text(&self, page: &str) -> String {
+        format!("{}:settings:legal:{page}", self.prefix)
+    }
+
     /// STRING: the receipt layout (Description, DocNumber and customer memo templates) as
     /// JSON, set on the settings page. No TTL.
     pub fn receipt_layout(&self) -> String {
@@ -159,6 +165,12 @@ impl Keys {
     /// The name of a job queue (apalis keeps its own keys under it).
     pub fn queue(&self, name: &str) -> String {
         format!("{}:queue:{name}", self.prefix)
+    }
+
+    /// Pub/sub CHANNEL: a job was pushed on queue `name` (the message is its id); idle worker
+    /// children subscribe and fetch at once instead of at their next heartbeat.
+    pub fn queue_wake(&self, name: &str) -> String {
+        format!("{}:queue:{name}:wake", self.prefix)
     }
 
     /// STREAM: the audit log, capped at `AUDIT_MAX_EVENTS` (`audit::AuditLog`).
@@ -206,6 +218,7 @@ mod tests {
             k.qbo_oauth_state("s"),
             k.qbo_defaults(),
             k.receipt_layout(),
+            k.legal_text("eula"),
             k.qbo_in_flight("1"),
             k.qbo_rate("1"),
             k.deposit_send("d"),

@@ -39,6 +39,7 @@ pub mod imports;
 pub mod intake;
 pub mod jobs;
 pub mod keys;
+pub mod legal;
 pub mod limits;
 pub mod memory;
 pub mod normalize;

@@ -101,6 +101,8 @@ pub struct Services {
     pub audit: AuditLog,
     /// The treasurer's column choices for CSV layouts.
     pub columns: crate::imports::ColumnChoices,
+    /// The licence agreement and privacy policy the site shows.
+    pub legal: crate::legal::LegalTexts,
     pub queue: Arc<dyn Enqueue>,
     /// QuickBooks, when set up.
     pub qbo: Option<Qbo>,
@@ -129,6 +131,7 @@ impl Services {
         Ok(Self {
             workers: WorkerRegistry::new(redis.clone(), keys.clone()),
             columns: crate::imports::ColumnChoices::new(redis.clone(), keys.clone()),
+            legal: crate::legal::LegalTexts::new(redis.clone(), keys.clone()),
             audit,
             keys,
             redis,

@@ -5,6 +5,7 @@
 //! - [`connect`]: the one way both processes open Redis and build `fom_core::services::Services`.
 //! - [`release_and_deregister`]: what a cleanly stopping consumer must do that apalis 1.0
 //!   leaves undone.
+//! - [`wake`]: a push wakes idle consumers at once (instead of at their next heartbeat).
 //!
 //! apalis-redis 1.0 traps handled here (docs/RULES.md#apalis-queue-traps): `batch_size(1)` so a worker
 //! never claims jobs it is not running; an idempotency TTL so pushes with the same key dedupe
@@ -13,7 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{TaskBuilder, TaskSink};
+pub mod wake;
+
+use apalis::prelude::{PollWith, StreamStrategy, TaskBuilder, TaskSink};
 use apalis_redis::{Config, RedisStorage};
 use fom_core::jobs::{DocumentJob, Job, QboJob, Queued};
 use fom_core::keys::{Keys, JOB_TTL};
@@ -63,6 +66,14 @@ impl RedisQueues {
         RedisStorage::new(self.conn.clone()).with_config(self.config(J::QUEUE))
     }
 
+    /// [`Self::storage`], also polled whenever `wake` says a job was pushed on its queue.
+    pub fn woken_storage<J: Job>(&self, wake: &wake::Wakeups) -> WokenStorage<J> {
+        PollWith::new(
+            self.storage::<J>(),
+            StreamStrategy::new(wake.stream(J::QUEUE)),
+        )
+    }
+
     async fn push_job<J: Job>(&self, job_id: &str, idempotent: bool) -> Result<(), PushError> {
         let mut task = TaskBuilder::new(Queued::<J>::new(job_id));
         if idempotent {
@@ -74,7 +85,19 @@ impl RedisQueues {
             .map_err(|e| PushError {
                 job_id: job_id.to_string(),
                 reason: e.to_string(),
-            })
+            })?;
+        // Idle consumers fetch now rather than at their next heartbeat; a lost wake-up only
+        // costs that heartbeat, so it is not the push's failure.
+        let channel = self.keys.queue_wake(J::QUEUE.as_str());
+        let woken: Result<i64, _> = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(job_id)
+            .query_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = woken {
+            tracing::warn!(error = %e, "queue wake-up not published");
+        }
+        Ok(())
     }
 
     async fn push_to(
@@ -120,6 +143,10 @@ impl Enqueue for RedisQueues {
         Box::pin(self.push_to(queue, job_id, false))
     }
 }
+
+/// A consumer's storage that also fetches as soon as a push wakes it ([`wake`]).
+pub type WokenStorage<J> =
+    PollWith<RedisStorage<Queued<J>, SteadyConnection>, StreamStrategy<wake::WakeStream>>;
 
 /// How a process reaches Redis for its own reads and writes.
 #[derive(Debug, Clone, Copy)]

@@ -142,7 +142,8 @@ impl Config {
     }
 }
 
-/// `SESSION_SECRET`: at least 64 random bytes, base64 (`openssl rand -base64 64`).
+/// `SESSION_SECRET`: at least 64 random bytes, base64 (`openssl rand -base64 64`), or at least
+/// 64 hex digits (Heroku's generated secret).
 fn session_key(env: &mut EnvReader) -> Key {
     const HOW: &str =
         "required: at least 64 random bytes, base64 (openssl rand -base64 64 | tr -d '\\n')";
@@ -151,6 +152,13 @@ fn session_key(env: &mut EnvReader) -> Key {
         return Key::generate();
     };
     let raw = raw.trim();
+    // Heroku's `secret` generator (app.json) makes 64 hex digits: 32 random bytes, from which
+    // the signing and encryption keys are derived.
+    if raw.len() >= 64 {
+        if let Some(bytes) = fom_core::config::hex_bytes(raw) {
+            return Key::derive_from(&bytes);
+        }
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(raw)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(raw))
@@ -212,5 +220,19 @@ mod tests {
             ("HEALTH_TOKEN", "short"),
         ]);
         assert!(err.contains("HEALTH_TOKEN"), "{err}");
+        // What Heroku's `secret` generator makes (app.json): 64 hex digits.
+        let generated = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            problems(&[
+                ("APP_PASSWORD", "long enough"),
+                ("SESSION_SECRET", &generated)
+            ]),
+            ""
+        );
+        let err = problems(&[
+            ("APP_PASSWORD", "long enough"),
+            ("SESSION_SECRET", &generated[..32]),
+        ]);
+        assert!(err.contains("SESSION_SECRET"), "{err}");
     }
 }

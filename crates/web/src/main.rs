@@ -11,6 +11,7 @@ mod error_code;
 mod health;
 mod http;
 mod ids;
+mod legal;
 mod pages;
 mod qbo;
 mod report;
@@ -26,7 +27,10 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
 fn main() -> std::process::ExitCode {
-    fom_core::runtime::init_logs("info");
+    if let Err(e) = fom_core::runtime::init_logs("info") {
+        eprint!("fom-web: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cfg = match config::Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -111,6 +115,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(settings::get_layout)
             .service(settings::put_layout)
             .service(settings::preview_layout)
+            .service(legal::get_texts)
+            .service(legal::put_text)
             .service(audit::list);
         App::new()
             .app_data(app_state.clone())
@@ -145,6 +151,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(pages::favicon)
             // Intuit's redirect: it handles a missing session itself (sign in, then back).
             .service(qbo::callback)
+            // What Intuit's developer portal links to: read without signing in.
+            .service(legal::eula)
+            .service(legal::privacy)
+            .service(legal::disconnected)
             .service(protected)
             .default_service(web::to(http::not_found))
     })

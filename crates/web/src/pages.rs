@@ -25,6 +25,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("dom.js", include_str!("../assets/js/dom.js")),
     ("donors.js", include_str!("../assets/js/donors.js")),
     ("format.js", include_str!("../assets/js/format.js")),
+    ("legal.js", include_str!("../assets/js/legal.js")),
     ("list.js", include_str!("../assets/js/list.js")),
     ("preview.js", include_str!("../assets/js/preview.js")),
     ("qbo.js", include_str!("../assets/js/qbo.js")),
@@ -83,7 +84,12 @@ pub fn esc(s: &str) -> String {
 
 /// A whole page. `page_kind` (the `data-page` of `<body>`) tells `app.js` what to load; pages
 /// without one carry no script.
-fn page(status: StatusCode, title: &str, page_kind: Option<&str>, body: &str) -> HttpResponse {
+pub(crate) fn page(
+    status: StatusCode,
+    title: &str,
+    page_kind: Option<&str>,
+    body: &str,
+) -> HttpResponse {
     let (body_attrs, script) = match page_kind {
         Some(kind) => {
             // The modules are announced up front, so the browser fetches them side by side
@@ -333,6 +339,10 @@ pub async fn settings() -> HttpResponse {
              <section class=\"card settings-card\"><h2>Preview</h2><p id=\"layout-example\" class=\"muted\"></p>\
              <dl id=\"layout-preview\" class=\"preview\" data-testid=\"layout-preview\"></dl></section>\
              <section class=\"card settings-card\"><h2>Fields</h2><dl id=\"layout-fields\" class=\"fields\"></dl></section>\
+             <section class=\"card settings-card\"><h2>Licence agreement and privacy policy</h2>\
+             <p class=\"muted\">Intuit's developer portal asks for links to these before it issues \
+             production keys; anyone can read them without signing in.</p>\
+             <div id=\"legal-texts\" data-testid=\"legal-texts\"></div></section>\
              </main>",
             top_bar(),
             template(

@@ -1516,3 +1516,92 @@ async fn sign_in_never_redirects_off_site_or_fails_on_a_crafted_next() {
         assert_eq!(res.headers()["location"], "/", "{next:?}");
     }
 }
+
+/// What Intuit's developer portal links to answers without a session: the licence agreement,
+/// the privacy policy (defaults, then the operator's own text, escaped, then the default
+/// again) and the page after a disconnect; changing a text needs a session.
+#[tokio::test]
+async fn legal_pages_answer_without_sign_in_and_take_the_operators_text() {
+    let stack = Stack::start(Options::new("legal"));
+    let c = client();
+    for (path, says) in [
+        ("/legal/eula", "End-user licence agreement"),
+        ("/legal/privacy", "Privacy policy"),
+        ("/qbo/disconnected", "QuickBooks is disconnected"),
+    ] {
+        let res = c.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    let put = |cookie: Option<String>, body: Value| {
+        let mut r = c
+            .put(stack.url("/api/settings/legal/privacy"))
+            .header("Origin", stack.origin())
+            .json(&body);
+        if let Some(cookie) = cookie {
+            r = r.header("Cookie", cookie);
+        }
+        r.send()
+    };
+    let res = put(None, serde_json::json!({"text": "Nothing."}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+
+    let cookie = stack.login(&c).await;
+    let own = "Friends of Music keeps donor data for 7 years.\n\nAsk <the treasurer> & us.";
+    let res = put(Some(cookie.clone()), serde_json::json!({"text": own}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["own"], true);
+    let body = c
+        .get(stack.url("/legal/privacy"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("<p>Friends of Music keeps donor data for 7 years.</p>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Ask &lt;the treasurer&gt; &amp; us."),
+        "{body}"
+    );
+    assert!(!body.contains("<the treasurer>"));
+    // Too long, or empty: refused by name, the text unchanged.
+    let res = put(
+        Some(cookie.clone()),
+        serde_json::json!({"text": "x".repeat(50_001)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let res = put(Some(cookie.clone()), serde_json::json!({"text": "  "}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let v = get_json(&c, &cookie, stack.url("/api/settings/legal")).await;
+    assert_eq!(v["privacy"]["own"], true);
+    assert_eq!(v["eula"]["own"], false);
+    // Back to the default.
+    let res = put(Some(cookie.clone()), serde_json::json!({"text": null}))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let body = c
+        .get(stack.url("/legal/privacy"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("Friends of Music keeps"), "{body}");
+    assert!(body.contains("QuickBooks"), "{body}");
+}

@@ -51,6 +51,9 @@ enum Command {
     Qbo(crate::qbo_cli::QboCommand),
     /// The audit log (sign-ins, uploads, edits, receipts...), newest first.
     Audit(crate::audit_cli::AuditArgs),
+    /// After a deploy: reaches Redis, pdfium, the upload store and QuickBooks and says what
+    /// works (exit 0) and what to do about what does not (exit 1).
+    Check,
     /// One worker child (started by the supervisor).
     #[command(hide = true)]
     Child {
@@ -118,11 +121,15 @@ fn run_child(
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // Interactive runs show a progress bar; keep logs to warnings there unless asked.
-    runtime::init_logs(if std::io::stderr().is_terminal() {
+    let logs = runtime::init_logs(if std::io::stderr().is_terminal() {
         "warn"
     } else {
         "info"
     });
+    if let Err(e) = logs {
+        eprint!("fom-worker: {e}");
+        return ExitCode::from(2);
+    }
     let settings = match settings() {
         Ok(s) => s,
         Err(e) => {
@@ -166,6 +173,10 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Qbo(cmd)) => {
             with_queue(|ws| async move { crate::qbo_cli::run(&ws, &cmd).await })
+        }
+        Some(Command::Check) => {
+            let pipeline = settings;
+            with_queue(|ws| async move { crate::check::run(&ws, &pipeline).await })
         }
         Some(Command::Child { id, parent }) => run_child(settings, id, parent),
         None if cli.no_supervise => run_child(settings, None, None),

@@ -4,8 +4,10 @@
 //! - `report [--csv] FILE...`: the deposit report of those files.
 //! - `memtest`: measures the page pipeline's peak RSS and speed on a generated or given PDF.
 //! - `audit [--kind K] [--json]`: the audit log, newest first.
+//! - `check`: after a deploy, whether Redis, pdfium, the upload store and QuickBooks answer.
 
 mod audit_cli;
+mod check;
 mod child_signal;
 mod cli;
 mod jobs_cli;

@@ -227,14 +227,17 @@ pub async fn run(
         tracing::error!("worker: did not drain in time after the shutdown request; leaving");
         std::process::exit(1);
     });
+    // A push wakes this child's consumers at once (one more Redis connection, for the
+    // subscription).
+    let wake = fom_queue::wake::Wakeups::listen(&ws.services.redis.url, ws.services.keys());
     let documents = WorkerBuilder::new(worker_id.clone())
-        .backend(queues.storage::<DocumentJob>())
+        .backend(queues.woken_storage::<DocumentJob>(&wake))
         .data(runner.clone())
         .concurrency(1)
         .on_event(beat_of(&runner, QueueName::Documents))
         .build(handle::<DocumentJob>);
     let sends = WorkerBuilder::new(send_worker_id.clone())
-        .backend(queues.storage::<QboJob>())
+        .backend(queues.woken_storage::<QboJob>(&wake))
         .data(runner.clone())
         .concurrency(1)
         .on_event(beat_of(&runner, QueueName::Qbo))

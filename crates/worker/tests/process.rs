@@ -244,3 +244,42 @@ fn invalid_configuration_names_the_variable() {
     assert!(stderr.contains("RENDER_DPI"), "{stderr}");
     assert!(stderr.contains("MEMORY_WARNING_MB"), "{stderr}");
 }
+
+/// `LOG_FORMAT=json`: every log line is one JSON object (for Heroku log drains), with its level
+/// and message; an unknown format is refused at start-up, by name.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = worker()
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .arg("process")
+        .arg("--json")
+        .arg(examples().join("online-gifts.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines at info");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["timestamp"].is_string(), "{line}");
+        assert!(v["message"].is_string(), "{line}");
+    }
+
+    let out = worker()
+        .env("LOG_FORMAT", "xml")
+        .args(["process", "x.pdf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOG_FORMAT"), "{stderr}");
+}

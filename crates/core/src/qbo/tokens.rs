@@ -32,10 +32,16 @@ impl std::fmt::Debug for TokenCipher {
 }
 
 impl TokenCipher {
+    /// From 32 bytes as base64 (`openssl rand -base64 32`) or as 64 hex digits (what Heroku's
+    /// `secret` generator makes for app.json).
     pub fn from_base64(key: &str) -> Result<Self, TokenError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(key.trim())
-            .map_err(|_| TokenError::BadKey("it is not base64".into()))?;
+        let key = key.trim();
+        let bytes = match crate::config::hex_bytes(key) {
+            Some(bytes) if key.len() == 64 => bytes,
+            _ => base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .map_err(|_| TokenError::BadKey("it is not base64 (or 64 hex digits)".into()))?,
+        };
         if bytes.len() != 32 {
             return Err(TokenError::BadKey(format!(
                 "it decodes to {} bytes",
@@ -159,6 +165,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("16 bytes"));
+        // Heroku's generated secret: 64 hex digits are the same 32 bytes as their base64.
+        let hex: String = [0xabu8; 32].iter().map(|b| format!("{b:02x}")).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode([0xabu8; 32]);
+        let sealed = TokenCipher::from_base64(&hex)
+            .unwrap()
+            .seal(&tokens())
+            .unwrap();
+        assert_eq!(
+            TokenCipher::from_base64(&b64)
+                .unwrap()
+                .open(&sealed)
+                .unwrap(),
+            tokens()
+        );
         let shown = format!("{:?}", tokens());
         assert!(!shown.contains("SECRET") && shown.contains("redacted"));
         assert!(tokens().needs_refresh(1_000_000 - 299));

@@ -4,6 +4,7 @@
 import { $, clear, h, notice } from './dom.js';
 import { api, errorText, ApiFailure } from './api.js';
 import { loadQboStatus } from './qbo.js';
+import { legalSettings } from './legal.js';
 
 const TEMPLATES = ['description', 'doc_number', 'customer_memo'];
 const LABELS = {
@@ -19,6 +20,7 @@ let asked = 0;
 
 export async function settingsPage() {
   loadQboStatus();
+  legalSettings();
   const form = $('#layout-form');
   let data;
   try {

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PDFIUM_LIB_PATH ?= $(CURDIR)/vendor/pdfium
 
-.PHONY: demo test pdfium redis moto browser build lint fmt examples memtest bench bench-queue bench-web bench-gemini heap-profile clean
+.PHONY: demo test pdfium redis moto browser build lint fmt examples memtest bench bench-queue bench-throughput bench-web bench-gemini heap-profile clean
 
 ## demo: install pdfium if missing, build, extract the example deposit offline and print its report
 demo: pdfium build
@@ -63,6 +63,12 @@ bench: pdfium build
 ## bench-queue: enqueue-to-start latency and budget respawn time against the local Redis
 bench-queue: pdfium redis build
 	python3 scripts/bench-queue.py 200
+
+## bench-throughput: documents per hour per dyno on the Gemini path (local fake, 3 s answers),
+## WORKER_PROCESSES=auto against one child
+bench-throughput: pdfium redis
+	$(CARGO) build --release --locked -p fom-worker -p fom-testkit --bin fom-worker --bin fake-gemini
+	python3 scripts/bench-throughput.py 24 3000
 
 ## bench-web: fom-web's idle RSS, peak RSS under 20 concurrent 20 MB uploads, /health under wrk
 bench-web:

@@ -55,6 +55,18 @@ impl Keys {
         format!("{}:workers", self.prefix)
     }
 
+    /// LIST: the peak RSS (MB) of the latest jobs, newest first, capped at 50: what a worker
+    /// child is expected to need, for the supervisor's scaling. No TTL.
+    pub fn worker_peaks(&self) -> String {
+        format!("{}:workers:peaks", self.prefix)
+    }
+
+    /// HASH: a dyno's scaling as its supervisor last saw it (children, estimate, headroom).
+    /// TTL [`WORKER_TTL`].
+    pub fn worker_scaling(&self, dyno: &str) -> String {
+        format!("{}:workers:scaling:{dyno}", self.prefix)
+    }
+
     /// HASH: an uploaded file's metadata (name, size, chunks). TTL [`UPLOAD_TTL`].
     pub fn upload(&self, file_id: &str) -> String {
         format!("{}:upload:{file_id}", self.prefix)
@@ -224,6 +236,8 @@ mod tests {
             k.deposit_send("d"),
             k.deposit_bank("d"),
             k.deposit_attach("d"),
+            k.worker_peaks(),
+            k.worker_scaling("worker.1"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

@@ -419,6 +419,17 @@ impl RedisMemory {
     }
 }
 
+/// Redis's connected clients (`INFO clients`).
+pub async fn connected_clients(
+    conn: &mut impl redis::aio::ConnectionLike,
+) -> Result<Option<usize>, RedisError> {
+    let info: String = redis::cmd("INFO").arg("clients").query_async(conn).await?;
+    Ok(info
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok()))
+}
+
 pub async fn memory_info(conn: &mut RedisConn) -> Result<RedisMemory, RedisError> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
     Ok(parse_memory_info(&info))

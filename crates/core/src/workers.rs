@@ -58,6 +58,37 @@ impl Heartbeat {
     }
 }
 
+/// Job peaks kept for the estimate.
+const PEAKS_KEPT: isize = 50;
+
+/// How a dyno's supervisor scales its children (`WORKER_PROCESSES=auto`), as /health and the
+/// operations page show it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+pub struct Scaling {
+    pub dyno: String,
+    /// `auto`, or the fixed number.
+    pub mode: String,
+    pub children: usize,
+    pub max_children: usize,
+    /// What one more child is expected to need (MB), from recent job peaks.
+    pub estimate_mb: f64,
+    /// The supervisor's and its children's RSS now (MB).
+    pub total_mb: f64,
+    /// What the dyno's processes may use together (MB): the least of `DYNO_MEMORY_MB` and
+    /// `MEMORY_WARNING_MB`.
+    pub limit_mb: f64,
+    /// What is left once every child is counted at its estimate and the reserve is kept (MB).
+    pub headroom_mb: f64,
+    /// Jobs waiting on the queues.
+    pub waiting: usize,
+    /// Children the Redis connection budget allows (`REDIS_MAX_CLIENTS`).
+    pub redis_children: usize,
+    /// Redis's connected clients (`INFO clients`), when read.
+    pub redis_clients: Option<usize>,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+}
+
 #[derive(Clone)]
 pub struct WorkerRegistry {
     redis: RedisPool,
@@ -93,6 +124,67 @@ impl WorkerRegistry {
             .zrem(self.keys.workers(), id)
             .ignore();
         pipe.query_async::<()>(&mut self.redis.get().await?).await
+    }
+
+    /// Notes a job's peak RSS, for [`Self::recent_peaks`].
+    pub async fn note_peak(&self, peak_mb: f64) -> Result<(), redis::RedisError> {
+        let key = self.keys.worker_peaks();
+        let mut pipe = redis::pipe();
+        pipe.lpush(&key, format!("{peak_mb:.1}"))
+            .ignore()
+            .ltrim(&key, 0, PEAKS_KEPT - 1)
+            .ignore();
+        pipe.query_async::<()>(&mut self.redis.get().await?).await
+    }
+
+    /// The peak RSS of the latest `n` jobs (MB), newest first.
+    pub async fn recent_peaks(&self, n: usize) -> Result<Vec<f64>, redis::RedisError> {
+        let raw: Vec<String> = self
+            .redis
+            .get()
+            .await?
+            .lrange(self.keys.worker_peaks(), 0, n as isize - 1)
+            .await?;
+        Ok(raw.iter().filter_map(|v| v.parse().ok()).collect())
+    }
+
+    /// Writes a dyno's scaling as its supervisor sees it; it lapses with the supervisor.
+    pub async fn note_scaling(
+        &self,
+        dyno: &str,
+        scaling: &Scaling,
+    ) -> Result<(), redis::RedisError> {
+        let key = self.keys.worker_scaling(dyno);
+        let json = serde_json::to_string(scaling).unwrap_or_default();
+        let _: () = self
+            .redis
+            .get()
+            .await?
+            .set_ex(key, json, WORKER_TTL.as_secs())
+            .await?;
+        Ok(())
+    }
+
+    /// Every dyno's scaling, as their supervisors last wrote it.
+    pub async fn scalings(&self) -> Result<Vec<Scaling>, redis::RedisError> {
+        let mut conn = self.redis.get().await?;
+        let pattern = self.keys.worker_scaling("*");
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut iter: redis::AsyncIter<'_, String> = conn.scan_match(&pattern).await?;
+            while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+                keys.push(k?);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<Option<String>> = conn.mget(&keys).await?;
+        Ok(raw
+            .into_iter()
+            .flatten()
+            .filter_map(|r| serde_json::from_str(&r).ok())
+            .collect())
     }
 
     /// Live workers (expired heartbeats are left out).

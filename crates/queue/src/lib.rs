@@ -112,6 +112,21 @@ impl RedisQueues {
         }
     }
 
+    /// Jobs waiting on `queue`: ready, or scheduled for now or earlier (every push is
+    /// scheduled first and moved to the ready list by the next fetch).
+    pub async fn waiting_jobs(&self, queue: QueueName) -> Result<usize, redis::RedisError> {
+        let cfg = self.config(queue);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (ready, due): (usize, usize) = redis::pipe()
+            .llen(cfg.active_jobs_list())
+            .zcount(cfg.scheduled_jobs_set(), "-inf", now)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(ready + due)
+    }
+
     /// The connection the queues use (the worker's stores share it).
     pub fn connection(&self) -> SteadyConnection {
         self.conn.clone()

@@ -123,7 +123,10 @@ impl Stack {
         let web = KillOnDrop(web.spawn().unwrap_or_else(|e| panic!("fom-web: {e}")));
         let worker = opts.worker.then(|| {
             let mut w = Command::new(bin_path("fom-worker", "fom-worker"));
-            w.env("WORKER_HEARTBEAT_SECS", "1");
+            // One child, as the tests that count or signal children expect; a test of the
+            // scaling asks for `auto` itself.
+            w.env("WORKER_HEARTBEAT_SECS", "1")
+                .env("WORKER_PROCESSES", "1");
             common(&mut w, "worker");
             KillOnDrop(w.spawn().unwrap_or_else(|e| panic!("fom-worker: {e}")))
         });

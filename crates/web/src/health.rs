@@ -65,6 +65,8 @@ struct Shared {
     redis: fom_core::redis_conn::RedisHealth,
     queue: Queue,
     workers: Vec<Worker>,
+    /// Each worker dyno's scaling (`WORKER_PROCESSES=auto`): children, estimate, headroom.
+    scaling: Vec<fom_core::workers::Scaling>,
 }
 
 #[derive(Serialize, Default)]
@@ -90,7 +92,7 @@ struct Worker {
 
 async fn shared(state: &AppState) -> serde_json::Value {
     let redis = fom_core::redis_conn::health(&state.services.redis, REDIS_TIMEOUT).await;
-    let (queue, workers) = if redis.ok {
+    let (queue, workers, scaling) = if redis.ok {
         let queue = match tokio::time::timeout(REDIS_TIMEOUT, state.services.jobs.counts()).await {
             Ok(Ok(c)) => Queue {
                 queued: c.queued,
@@ -105,14 +107,20 @@ async fn shared(state: &AppState) -> serde_json::Value {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        (queue, workers)
+        let scaling = tokio::time::timeout(REDIS_TIMEOUT, state.services.workers.scalings())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        (queue, workers, scaling)
     } else {
-        (Queue::default(), Vec::new())
+        (Queue::default(), Vec::new(), Vec::new())
     };
     serde_json::to_value(Shared {
         redis,
         queue,
         workers,
+        scaling,
     })
     .unwrap_or_default()
 }

@@ -180,9 +180,7 @@ pub fn run() -> ExitCode {
         }
         Some(Command::Child { id, parent }) => run_child(settings, id, parent),
         None if cli.no_supervise => run_child(settings, None, None),
-        None => {
-            with_queue(|ws| async move { crate::supervisor::run(ws.processes, ws.services).await })
-        }
+        None => with_queue(|ws| async move { crate::supervisor::run(ws).await }),
     };
     match result {
         Ok(code) => code,

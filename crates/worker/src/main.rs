@@ -16,6 +16,7 @@ mod process;
 mod qbo_cli;
 mod report;
 mod runner;
+mod scaling;
 mod settings;
 mod supervisor;
 mod test_hooks;

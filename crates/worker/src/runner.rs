@@ -488,6 +488,10 @@ async fn run_claimed<J: Job>(
     if let Err(e) = runner.jobs.record_peak(id, peak).await {
         tracing::warn!(error = %e, "job peak not recorded");
     }
+    // What a child needs, for the supervisor's scaling (WORKER_PROCESSES=auto).
+    if let Err(e) = ctx.services.workers.note_peak(peak).await {
+        tracing::warn!(error = %e, "job peak not noted for scaling");
+    }
     runner.set_current(None);
     let jobs = &runner.jobs;
     match ended {

@@ -10,8 +10,11 @@ pub struct WorkerSettings {
     pub max_rss_mb: f64,
     /// `WORKER_MAX_JOBS`: a child leaves after this many jobs (0: no limit).
     pub max_jobs: u64,
-    /// `WORKER_PROCESSES`: children the supervisor runs.
-    pub processes: usize,
+    /// `WORKER_PROCESSES`: children the supervisor runs: `auto` (the default) scales with the
+    /// queue and the dyno's memory, a number fixes it.
+    pub processes: Processes,
+    /// How `auto` scales.
+    pub scaling: crate::scaling::ScalingSettings,
     /// `WORKER_TEST_HOOKS`: test-only behaviours keyed on file names (see `test_hooks`).
     pub test_hooks: bool,
 }
@@ -22,7 +25,8 @@ impl WorkerSettings {
             services: fom_core::services::Settings::from_env(env),
             max_rss_mb: env.number("WORKER_MAX_RSS_MB", 200.0, 32.0, 65_536.0),
             max_jobs: env.number("WORKER_MAX_JOBS", 0, 0, u64::MAX),
-            processes: env.number("WORKER_PROCESSES", 1, 1, 16),
+            processes: Processes::from_env(env),
+            scaling: crate::scaling::ScalingSettings::from_env(env),
             test_hooks: env.flag("WORKER_TEST_HOOKS", false),
         }
     }
@@ -38,5 +42,29 @@ impl WorkerSettings {
         let mut settings = self.services.clone();
         settings.redis.outage_wait = settings.redis.outage_wait.min(fom_queue::PUSH_WAIT);
         Ok(fom_queue::connect(&settings, RedisUse::Shared).await?)
+    }
+}
+
+/// `WORKER_PROCESSES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// Between 1 and `WORKER_MAX_PROCESSES`, as waiting jobs, memory and Redis connections allow.
+    Auto,
+    Fixed(usize),
+}
+
+impl Processes {
+    fn from_env(env: &mut EnvReader) -> Self {
+        let raw = env.text("WORKER_PROCESSES", "auto");
+        if raw.trim().eq_ignore_ascii_case("auto") {
+            return Processes::Auto;
+        }
+        match raw.trim().parse::<usize>() {
+            Ok(n) if (1..=16).contains(&n) => Processes::Fixed(n),
+            _ => {
+                env.problem("WORKER_PROCESSES", "must be auto or a number from 1 to 16");
+                Processes::Fixed(1)
+            }
+        }
     }
 }

@@ -39,6 +39,7 @@ impl Env {
             .env("WORKER_HEARTBEAT_SECS", "1")
             .env("WORKER_MISSED_HEARTBEATS", "5")
             .env("WORKER_TEST_HOOKS", "1")
+            .env("WORKER_PROCESSES", "1")
             .env("RUST_LOG", "info");
         c
     }
@@ -886,4 +887,135 @@ fn a_child_whose_queue_consumer_stops_is_replaced() {
     let log = sup.log();
     assert!(log.matches("worker child started").count() >= 2, "{log}");
     assert!(sup.child.try_wait().is_ok_and(|s| s.is_none()));
+}
+
+/// The resident set (MB) of `pid` and of every process below it.
+fn tree_rss_mb(pid: u32) -> (f64, usize) {
+    let rss = |p: u32| -> f64 {
+        std::fs::read_to_string(format!("/proc/{p}/statm"))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |pages| pages * 4096.0 / 1_048_576.0)
+    };
+    // Children are listed per thread of the parent (whichever spawned them).
+    let kids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .flat_map(|t| {
+                    std::fs::read_to_string(t.path().join("children"))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        rss(pid) + kids.iter().map(|k| rss(*k)).sum::<f64>(),
+        kids.len(),
+    )
+}
+
+/// `WORKER_PROCESSES=auto`: with 12 documents queued and Gemini answering in 2 s, the
+/// supervisor starts more children while jobs wait (at least 3 work at once), the dyno's
+/// processes stay under 400 MB together (sampled), the Redis clients stay within
+/// `REDIS_MAX_CLIENTS`, every document is read exactly once, and the extra children retire
+/// when the queue is empty.
+#[test]
+fn auto_scaling_grows_with_the_queue_within_memory_and_redis_and_shrinks_back() {
+    let redis = fom_testkit::web::PrivateRedis::start(&["--maxclients", "40"]);
+    let env = Env::on(&redis.url);
+    let gemini = fom_testkit::gemini::FakeGemini::start(fom_testkit::gemini::FakeOptions {
+        latency: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .unwrap();
+    let sup = env.supervisor(&[
+        ("WORKER_PROCESSES", "auto"),
+        ("WORKER_MAX_PROCESSES", "4"),
+        ("WORKER_IDLE_RETIRE_SECS", "2"),
+        ("DYNO_MEMORY_MB", "512"),
+        ("MEMORY_WARNING_MB", "400"),
+        ("REDIS_MAX_CLIENTS", "40"),
+        ("EXTRACTOR", "gemini"),
+        ("GEMINI_API_KEY", fom_testkit::gemini::DEFAULT_KEY),
+        ("GEMINI_BASE_URL", &gemini.base_url()),
+        ("GEMINI_RPM", "0"),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    let files: Vec<PathBuf> = (0..12)
+        .map(|i| {
+            let path = env.dir.path().join(format!("scan-{i:02}.pdf"));
+            std::fs::copy(fom_testkit::repo_root().join("examples/deposit.pdf"), &path).unwrap();
+            path
+        })
+        .collect();
+    let ids = env.enqueue_paths(&files);
+    assert_eq!(ids.len(), 12);
+
+    let pid = u32::try_from(sup.pid()).unwrap();
+    let (mut most_busy, mut most_children, mut peak_total, mut peak_clients) = (0, 0, 0.0f64, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (total, children) = tree_rss_mb(pid);
+        peak_total = peak_total.max(total);
+        most_children = most_children.max(children);
+        let jobs = env.list(None);
+        let rows = jobs.as_array().cloned().unwrap_or_default();
+        let running = rows.iter().filter(|j| j["state"] == "running").count();
+        most_busy = most_busy.max(running);
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut env.redis())
+            .unwrap();
+        let clients: usize = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        peak_clients = peak_clients.max(clients);
+        let done = rows.iter().filter(|j| j["state"] == "done").count();
+        if done == 12 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every document was read: {jobs}\n{}",
+            sup.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "auto scaling: at most {most_busy} jobs running at once, {most_children} children, \
+         dyno peak {peak_total:.0} MB, Redis clients at most {peak_clients}"
+    );
+    assert!(most_busy >= 3, "at most {most_busy} at once\n{}", sup.log());
+    assert!((3..=4).contains(&most_children), "{most_children} children");
+    assert!(peak_total <= 400.0, "the dyno reached {peak_total:.0} MB");
+    // The test's own connection counts too.
+    assert!(peak_clients <= 40, "{peak_clients} Redis clients");
+    // Each document read once: one Gemini request per document (the example is two pages, one
+    // batch), no job run twice.
+    assert_eq!(gemini.request_count(), 12);
+    for id in &ids {
+        let j = env.job(id);
+        assert_eq!(j["state"], "done", "{j}");
+        assert_eq!(j["crashes"], 0, "{j}");
+    }
+    let log = sup.log();
+    assert!(
+        log.contains("scaling: jobs wait and the dyno has room"),
+        "{log}"
+    );
+    // The queue is empty: the extra children retire, down to one.
+    assert!(tree_rss_mb(pid).1 >= 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tree_rss_mb(pid).1 > 1 {
+        assert!(Instant::now() < deadline, "children stayed: {}", sup.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(sup
+        .log()
+        .contains("scaling: an extra child is idle; retiring it"));
 }

@@ -32,4 +32,5 @@ measure() { # label, command...
 echo "file: $pdf ($(du -m "$pdf" | cut -f1) MB, $pages pages, 300 DPI)"
 measure "fom-worker memtest (default)" "$worker" memtest --file "$pdf" --json
 measure "fom-worker memtest --force-render" "$worker" memtest --file "$pdf" --force-render --json
+measure "  ... --pdfium-only (pdfium renders)" "$worker" memtest --file "$pdf" --force-render --pdfium-only --json
 measure "anchor_pdf_batches.py" python3 "$bench/anchor_pdf_batches.py" "$pdf"

@@ -92,7 +92,8 @@ fn full_page_jpegs_pass_through_only_when_safe_and_sharp_enough() {
         assert_eq!(decode(&p.jpeg).0, 1700);
     }
 
-    // 200 DPI scans are not good enough for a 300 DPI configuration: render instead.
+    // 200 DPI scans are not good enough for a 300 DPI configuration: pdfium renders them
+    // (scaled up), as neither passing through nor decoding covers the size asked for.
     let sharper = pages(
         &path,
         &PdfConfig {
@@ -124,10 +125,33 @@ fn full_page_jpegs_pass_through_only_when_safe_and_sharp_enough() {
         },
     );
     let p = forced[0].as_ref().unwrap();
-    assert_eq!(p.source, ImageSource::Rendered);
-    assert_eq!(decode(&p.jpeg).0, 1275);
+    // Not passed through: the page's JPEG decoded at a reduced scale to the render size...
+    assert_eq!(p.source, ImageSource::Decoded);
+    assert_eq!((p.width, p.height), (1275, 1650));
+    let (w, h, decoded) = decode(&p.jpeg);
+    assert_eq!((w, h), (1275, 1650));
+    // ...which is the picture pdfium renders, up to JPEG and resampling noise.
+    let by_pdfium = pages(
+        &path,
+        &PdfConfig {
+            passthrough: false,
+            scaled_decode: false,
+            ..PdfConfig::default()
+        },
+    );
+    let r = by_pdfium[0].as_ref().unwrap();
+    assert_eq!(r.source, ImageSource::Rendered);
+    let (_, _, rendered) = decode(&r.jpeg);
+    assert_eq!(rendered.len(), decoded.len());
+    let diff: u64 = rendered
+        .iter()
+        .zip(&decoded)
+        .map(|(a, b)| u64::from(a.abs_diff(*b)))
+        .sum();
+    let mean = diff as f64 / decoded.len() as f64;
+    assert!(mean < 8.0, "mean difference {mean:.2} per channel");
 
-    // Over the size cap: rendered, not passed through.
+    // Over the size cap: decoded, not passed through.
     let capped = pages(
         &path,
         &PdfConfig {
@@ -135,7 +159,7 @@ fn full_page_jpegs_pass_through_only_when_safe_and_sharp_enough() {
             ..PdfConfig::default()
         },
     );
-    assert_eq!(capped[0].as_ref().unwrap().source, ImageSource::Rendered);
+    assert_eq!(capped[0].as_ref().unwrap().source, ImageSource::Decoded);
 }
 
 /// A PDF whose pages are given as (page dictionary extras, content, image dictionary, image

@@ -29,6 +29,10 @@ pub struct Options {
     /// Render every page (no JPEG pass-through), so the rendering path is measured.
     #[arg(long)]
     pub force_render: bool,
+    /// With --force-render: pdfium renders every page, full-page JPEGs too (no decoding at a
+    /// reduced scale), as before that path existed; for comparison.
+    #[arg(long)]
+    pub pdfium_only: bool,
     /// Also run every page through the configured extractor (`EXTRACTOR`; with gemini this
     /// measures the request path, batches in flight included).
     #[arg(long)]
@@ -47,6 +51,8 @@ struct Result {
     seconds: f64,
     pages_per_sec: f64,
     rendered: u32,
+    /// Full-page JPEGs decoded at a reduced scale to the render size (not rendered by pdfium).
+    decoded: u32,
     passed_through: u32,
     failed: u32,
     jpeg_mb: f64,
@@ -87,6 +93,7 @@ pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCo
     let cfg = PdfConfig {
         dpi: opts.dpi.unwrap_or(settings.pdf.dpi),
         passthrough: settings.pdf.passthrough && !opts.force_render,
+        scaled_decode: settings.pdf.scaled_decode && !opts.pdfium_only,
         images: true,
         ..settings.pdf.clone()
     };
@@ -107,13 +114,14 @@ pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCo
     };
     let pages = PdfPages::open(&path, &cfg).with_context(|| format!("{}", path.display()))?;
     let page_count = pages.page_count();
-    let (mut rendered, mut passed, mut failed, mut jpeg_bytes, mut text_chars) =
-        (0, 0, 0, 0u64, 0u64);
+    let (mut rendered, mut decoded, mut passed, mut failed) = (0, 0, 0, 0);
+    let (mut jpeg_bytes, mut text_chars) = (0u64, 0u64);
     for page in pages {
         match page {
             Ok(p) => {
                 match p.source {
                     ImageSource::PassThrough => passed += 1,
+                    ImageSource::Decoded => decoded += 1,
                     ImageSource::Rendered | ImageSource::None => rendered += 1,
                 }
                 jpeg_bytes += p.jpeg.len() as u64;
@@ -149,6 +157,7 @@ pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCo
         seconds: (seconds * 100.0).round() / 100.0,
         pages_per_sec: memory::round1(f64::from(page_count) / seconds.max(1e-9)),
         rendered,
+        decoded,
         passed_through: passed,
         failed,
         jpeg_mb: memory::round1(jpeg_bytes as f64 / 1_048_576.0),
@@ -165,10 +174,11 @@ pub fn run(settings: &PipelineSettings, opts: &Options) -> anyhow::Result<ExitCo
         println!("{}", serde_json::to_string(&result)?);
     } else {
         println!(
-            "{} pages at {} DPI ({} rendered, {} passed through, {} failed): peak RSS {} MB, {} s, {} pages/s",
+            "{} pages at {} DPI ({} rendered, {} decoded at a reduced scale, {} passed through, {} failed): peak RSS {} MB, {} s, {} pages/s",
             result.pages,
             result.dpi,
             result.rendered,
+            result.decoded,
             result.passed_through,
             result.failed,
             result.peak_rss_mb,

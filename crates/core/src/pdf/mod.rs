@@ -11,7 +11,10 @@
 //!   consumer holds page n-1. At most three page-sized buffers exist at any time.
 //! - A page that is exactly one full-page baseline JPEG (RGB or gray, no transparency, no
 //!   rotation, at or above the configured resolution, under a size cap) is passed through as it
-//!   is stored: no decode, no render, no encode.
+//!   is stored: no decode, no render, no encode. One that may not be passed through (over the
+//!   size cap, or pass-through off) but covers the render size is decoded by the encoder thread
+//!   at the smallest DCT scale that covers it and shrunk to size: the picture pdfium would
+//!   render, without pdfium's full-size decode (2.6x faster, half the peak; docs/PERFORMANCE.md).
 //! - Every page-level failure (including a panic inside the binding) becomes a [`PageError`]
 //!   for that page; the walk continues.
 
@@ -59,6 +62,10 @@ pub struct PdfConfig {
     pub passthrough: bool,
     /// `PDF_PASSTHROUGH_MAX_KB`: largest embedded JPEG passed through as it is.
     pub passthrough_max_bytes: usize,
+    /// A page that is one full-page JPEG at or above the render size is decoded at a reduced
+    /// scale (DCT scaling) instead of rendered by pdfium: the same picture for a fraction of
+    /// the work. Off only to compare the two.
+    pub scaled_decode: bool,
     /// `PDF_REOPEN_EVERY`: close and reopen the document after this many pages.
     pub reopen_every: u32,
     /// Produce page images at all. Off when the extractor reads only the text layer.
@@ -124,6 +131,7 @@ impl Default for PdfConfig {
             max_objects: 200_000,
             passthrough: true,
             passthrough_max_bytes: 4 * 1024 * 1024,
+            scaled_decode: true,
             reopen_every: 4,
             images: true,
             skip: PageSkip::default(),
@@ -162,6 +170,7 @@ impl PdfConfig {
                 64,
                 19 * 1024,
             ) * 1024,
+            scaled_decode: d.scaled_decode,
             reopen_every: env.number("PDF_REOPEN_EVERY", d.reopen_every, 1, 10_000),
             images: true,
             skip: PageSkip::default(),
@@ -229,6 +238,9 @@ pub enum ImageSource {
     Rendered,
     /// The page's own full-page JPEG, as stored in the file.
     PassThrough,
+    /// The page's own full-page JPEG, decoded at a reduced scale (DCT scaling) to the render
+    /// size and encoded by us: what a render gives, without pdfium decoding it at full size.
+    Decoded,
     /// No image was asked for.
     None,
 }

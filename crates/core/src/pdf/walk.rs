@@ -34,6 +34,15 @@ enum Stage {
         height: u32,
         text: String,
     },
+    /// A page that is one full-page JPEG: decoded at a reduced scale and encoded by the
+    /// encoder thread, so the render thread goes on to the next page.
+    Jpeg {
+        number: u32,
+        data: Vec<u8>,
+        width: u32,
+        height: u32,
+        text: String,
+    },
     /// Nothing left to do for this page.
     Done(Result<Page, PageError>),
 }
@@ -57,10 +66,19 @@ impl PdfPages {
                 .map_err(|e| PdfError::Io(format!("cannot start the render thread: {e}")))?
         };
         let encode = {
-            let quality = cfg.jpeg_quality;
+            let (quality, max_image_pixels) = (cfg.jpeg_quality, cfg.max_image_pixels);
             std::thread::Builder::new()
                 .name("jpeg-encode".into())
-                .spawn(move || encode_loop(page_count, quality, &stage_rx, &page_tx, &pool_tx))
+                .spawn(move || {
+                    encode_loop(
+                        page_count,
+                        quality,
+                        max_image_pixels,
+                        &stage_rx,
+                        &page_tx,
+                        &pool_tx,
+                    )
+                })
                 .map_err(|e| PdfError::Io(format!("cannot start the encoder thread: {e}")))?
         };
         Ok(Self {
@@ -224,20 +242,31 @@ fn read_page(
         })));
     }
     check_image_sizes(&page, cfg)?;
-    if cfg.passthrough {
-        if let Some((jpeg, width, height)) = passthrough_jpeg(&page, cfg) {
+    let (width, height) = render_size(page.width().value, page.height().value, cfg)?;
+    if let Some(full) = full_page_jpeg(&page) {
+        if cfg.passthrough && passes_through(&full, page.width().value, cfg) {
             return Ok(Stage::Done(Ok(Page {
                 number,
                 page_count,
-                jpeg,
-                width,
-                height,
+                jpeg: full.data,
+                width: full.width,
+                height: full.height,
                 source: ImageSource::PassThrough,
                 text,
             })));
         }
+        // Decoded at a reduced scale when it covers the render size (2% slack); a smaller
+        // image is left to pdfium, which scales it up as a render would.
+        if cfg.scaled_decode && f64::from(full.width) >= f64::from(width) * 0.98 {
+            return Ok(Stage::Jpeg {
+                number,
+                data: full.data,
+                width,
+                height,
+                text,
+            });
+        }
     }
-    let (width, height) = render_size(page.width().value, page.height().value, cfg)?;
     let need = usize::try_from(u64::from(width) * u64::from(height) * BYTES_PER_PIXEL)
         .map_err(|_| "page too large")?;
     let mut pixels = take_buffer(pool, need);
@@ -318,8 +347,15 @@ fn check_image_sizes(page: &PdfPage, cfg: &PdfConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// The page's stored JPEG, when handing it over as it is gives the same picture a render would.
-fn passthrough_jpeg(page: &PdfPage, cfg: &PdfConfig) -> Option<(Vec<u8>, u32, u32)> {
+/// A page's one image when it is a full-page JPEG drawn upright over the whole page, with no
+/// transparency, in a colour space whose JPEG decodes to what a render shows.
+struct FullPageJpeg {
+    data: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+fn full_page_jpeg(page: &PdfPage) -> Option<FullPageJpeg> {
     if !matches!(page.rotation(), Ok(PdfPageRenderRotation::None)) {
         return None;
     }
@@ -363,15 +399,7 @@ fn passthrough_jpeg(page: &PdfPage, cfg: &PdfConfig) -> Option<(Vec<u8>, u32, u3
         u32::try_from(image.width().ok()?).ok()?,
         u32::try_from(image.height().ok()?).ok()?,
     );
-    // At least the configured resolution (2% slack for rounding in the scanner's page size).
-    let dpi = f64::from(w) / (f64::from(pw) / 72.0);
-    if dpi < f64::from(cfg.dpi) * 0.98 || u64::from(w) * u64::from(h) > cfg.max_image_pixels {
-        return None;
-    }
     let data = image.get_raw_image_data().ok()?;
-    if data.len() > cfg.passthrough_max_bytes {
-        return None;
-    }
     let info = jpeg::parse_header(&data)?;
     let components_ok = match expect_components {
         Some(n) => info.components == n,
@@ -384,12 +412,27 @@ fn passthrough_jpeg(page: &PdfPage, cfg: &PdfConfig) -> Option<(Vec<u8>, u32, u3
     {
         return None;
     }
-    Some((data, w, h))
+    Some(FullPageJpeg {
+        data,
+        width: w,
+        height: h,
+    })
+}
+
+/// Whether handing the page's JPEG over as it is gives the picture a render would: at least the
+/// configured resolution (2% slack for rounding in the scanner's page size), within the pixel
+/// and size caps.
+fn passes_through(full: &FullPageJpeg, page_width_pt: f32, cfg: &PdfConfig) -> bool {
+    let dpi = f64::from(full.width) / (f64::from(page_width_pt) / 72.0);
+    dpi >= f64::from(cfg.dpi) * 0.98
+        && u64::from(full.width) * u64::from(full.height) <= cfg.max_image_pixels
+        && full.data.len() <= cfg.passthrough_max_bytes
 }
 
 fn encode_loop(
     page_count: u32,
     quality: u8,
+    max_image_pixels: u64,
     rx: &Receiver<Stage>,
     tx: &SyncSender<Result<Page, PageError>>,
     pool: &Sender<Vec<u8>>,
@@ -397,6 +440,30 @@ fn encode_loop(
     for stage in rx {
         let out = match stage {
             Stage::Done(result) => result,
+            Stage::Jpeg {
+                number,
+                data,
+                width,
+                height,
+                text,
+            } => catch_unwind(AssertUnwindSafe(|| {
+                decode_and_encode(&data, (width, height), quality, max_image_pixels)
+            }))
+            .unwrap_or_else(|_| Err("internal error while decoding this page".into()))
+            .map(|(jpeg, width, height)| Page {
+                number,
+                page_count,
+                jpeg,
+                width,
+                height,
+                source: ImageSource::Decoded,
+                text,
+            })
+            .map_err(|reason| PageError {
+                first_page: number,
+                last_page: number,
+                reason,
+            }),
             Stage::Raw {
                 number,
                 pixels,
@@ -432,6 +499,29 @@ fn encode_loop(
             return;
         }
     }
+}
+
+/// A full-page JPEG decoded at the smallest DCT scale covering `target`, shrunk to it and
+/// encoded.
+fn decode_and_encode(
+    data: &[u8],
+    target: (u32, u32),
+    quality: u8,
+    max_image_pixels: u64,
+) -> Result<(Vec<u8>, u32, u32), String> {
+    let cfg = PdfConfig {
+        max_image_pixels,
+        ..PdfConfig::default()
+    };
+    let (rgb, width, height) = crate::photo::page_from_jpeg(data, target, &cfg)
+        .map_err(|e| format!("cannot decode the page's image ({e})"))?;
+    let w = u16::try_from(width).map_err(|_| "page too wide to encode")?;
+    let h = u16::try_from(height).map_err(|_| "page too tall to encode")?;
+    let mut out = Vec::with_capacity(rgb.len() / 10);
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| format!("cannot encode the page image ({e})"))?;
+    Ok((out, width, height))
 }
 
 fn encode_bgrx(pixels: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, String> {

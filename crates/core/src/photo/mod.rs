@@ -186,12 +186,35 @@ impl Layout {
 // ---------------------------------------------------------------------------------------------
 // JPEG
 
-fn decode_jpeg(mut file: BufReader<File>, cfg: &PdfConfig) -> Result<Scaled, PhotoError> {
+fn decode_jpeg(file: BufReader<File>, cfg: &PdfConfig) -> Result<Scaled, PhotoError> {
+    decode_jpeg_to(file, None, cfg)
+}
+
+/// A PDF page that is one full-page JPEG, made into the page image at `target` pixels by
+/// decoding the JPEG at the smallest DCT scale that covers it (a 300 DPI scan read at 150 DPI is
+/// decoded at half size: a quarter of the pixels, none of pdfium's full-size decode) and
+/// shrinking the rest of the way. RGB8, its width and height. The JPEG's own EXIF orientation is
+/// ignored: the page's placement decides that, and the caller checked it is upright.
+pub(crate) fn page_from_jpeg(
+    data: &[u8],
+    target: (u32, u32),
+    cfg: &PdfConfig,
+) -> Result<(Vec<u8>, u32, u32), PhotoError> {
+    let scaled = decode_jpeg_to(std::io::Cursor::new(data), Some(target), cfg)?;
+    Ok((scaled.rgb, scaled.width, scaled.height))
+}
+
+/// Decodes a JPEG scaled to `target` (none: the render pixel cap).
+fn decode_jpeg_to<R: Read + Seek>(
+    mut file: R,
+    target: Option<(u32, u32)>,
+    cfg: &PdfConfig,
+) -> Result<Scaled, PhotoError> {
     let frame = read_jpeg_frame(&mut file)?;
     check_pixels(frame.width, frame.height, cfg)?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| PhotoError::Unreadable(e.to_string()))?;
-    let (dw, dh) = target_size(frame.width, frame.height, cfg.max_pixels);
+    let (dw, dh) = target.unwrap_or_else(|| target_size(frame.width, frame.height, cfg.max_pixels));
     let mut decoder = jpeg_decoder::Decoder::new(file);
     // Decode at the smallest of 1/8, 1/4, 1/2 and full size that still covers the output.
     let eighths = if frame.lossless {

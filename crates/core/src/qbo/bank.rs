@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::deposits::Deposit;
 use crate::donation::format_amount;
+use crate::qbo::catalog::undeposited_funds;
 use crate::qbo::client::request_id;
 use crate::qbo::entities::{Account, Deposit as QboDeposit, SalesReceipt};
 use crate::qbo::query::Query;
@@ -128,13 +129,15 @@ pub fn receipts_to_deposit(
 /// Accounts money can be deposited into: Bank and Other Current Asset accounts, but not
 /// Undeposited Funds itself.
 pub fn deposit_accounts(accounts: Vec<Account>) -> Vec<Account> {
+    let undeposited = undeposited_funds(&accounts).and_then(|a| a.id.clone());
     accounts
         .into_iter()
         .filter(|a| {
             matches!(
                 a.account_type.as_deref(),
                 Some("Bank") | Some("Other Current Asset")
-            ) && a.account_sub_type.as_deref() != Some("UndepositedFunds")
+            ) && a.id.is_some()
+                && a.id != undeposited
         })
         .collect()
 }
@@ -363,12 +366,8 @@ impl Qbo {
         asked: &BankDeposit,
         receipt_ids: &[String],
     ) -> Result<Value, QboError> {
-        let undeposited = self
-            .accounts()
-            .await?
-            .into_iter()
-            .find(|a| a.account_sub_type.as_deref() == Some("UndepositedFunds"))
-            .and_then(|a| a.id);
+        let accounts = self.accounts().await?;
+        let undeposited = undeposited_funds(&accounts).and_then(|a| a.id.clone());
         let mut held: HashMap<String, SalesReceipt> = HashMap::new();
         for chunk in receipt_ids.chunks(IDS_PER_QUERY) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();

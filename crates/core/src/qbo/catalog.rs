@@ -207,7 +207,7 @@ impl Qbo {
     }
 }
 
-fn undeposited_funds(accounts: &[Account]) -> Option<&Account> {
+pub(super) fn undeposited_funds(accounts: &[Account]) -> Option<&Account> {
     accounts
         .iter()
         .find(|a| a.account_sub_type.as_deref() == Some("UndepositedFunds"))

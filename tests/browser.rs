@@ -19,6 +19,51 @@ fn ensure_browser() {
     assert!(status.success(), "scripts/ensure-browser.sh failed");
 }
 
+/// Runs `tests/browser/<script>` in node against `stack` (its address, the password, `out_dir`
+/// and `env`); fails the test with the script's output when it does not succeed, else returns
+/// what it printed.
+async fn run_script(
+    script: &str,
+    stack: &Stack,
+    out_dir: &std::path::Path,
+    env: Vec<(&'static str, std::ffi::OsString)>,
+) -> String {
+    let root = fom_testkit::repo_root();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking({
+        let base = stack.url("");
+        let out_dir = out_dir.to_path_buf();
+        let script = root.join("tests/browser").join(script);
+        move || {
+            Command::new("node")
+                .arg(script)
+                .current_dir(root.join("tests/browser"))
+                .env("BASE_URL", base.trim_end_matches('/'))
+                .env("APP_PASSWORD", PASSWORD)
+                .env("OUT_DIR", &out_dir)
+                .env(
+                    "CHROMIUM",
+                    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                )
+                .envs(env)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{script} failed after {:?} (screenshots and logs in {}):\n{stdout}\n{stderr}",
+        started.elapsed(),
+        out_dir.display()
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn treasurer_flow_in_chromium() {
     ensure_browser();
@@ -81,41 +126,18 @@ async fn treasurer_flow_in_chromium() {
     let api = signed_in(&stack).await;
     connect(&api).await;
 
-    let started = Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let base = stack.url("");
-        let out_dir = out_dir.clone();
-        let root = root.clone();
-        move || {
-            Command::new("node")
-                .arg(root.join("tests/browser/flow.mjs"))
-                .current_dir(root.join("tests/browser"))
-                .env("BASE_URL", base.trim_end_matches('/'))
-                .env("APP_PASSWORD", PASSWORD)
-                .env("OUT_DIR", &out_dir)
-                .env("EXAMPLES_DIR", root.join("examples"))
-                .env("BAD_PDF", &bad_pdf)
-                .env("COLUMNS_CSV", &columns_csv)
-                .env("COLUMNS_CSV_AGAIN", &columns_again)
-                .env(
-                    "CHROMIUM",
-                    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                )
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "the browser flow failed after {:?} (screenshots in {}):\n{stdout}\n{stderr}",
-        started.elapsed(),
-        out_dir.display()
-    );
+    run_script(
+        "flow.mjs",
+        &stack,
+        &out_dir,
+        vec![
+            ("EXAMPLES_DIR", root.join("examples").into()),
+            ("BAD_PDF", bad_pdf.into()),
+            ("COLUMNS_CSV", columns_csv.into()),
+            ("COLUMNS_CSV_AGAIN", columns_again.into()),
+        ],
+    )
+    .await;
     for shot in [
         "deposit-before-send.png",
         "deposit-after-send.png",
@@ -225,7 +247,6 @@ async fn drop_photos(
     out_dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> serde_json::Value {
-    let root = fom_testkit::repo_root();
     // Photos are read by the model: the contract fake of Gemini.
     let gemini = fom_testkit::gemini::FakeGemini::start(Default::default()).unwrap();
     let mut options = fom_e2e::with_gemini(
@@ -239,36 +260,13 @@ async fn drop_photos(
         options = options.env(k, v);
     }
     let stack = Stack::start(options);
-    let out = tokio::task::spawn_blocking({
-        let base = stack.url("");
-        let out_dir = out_dir.to_path_buf();
-        let photos = photos.to_path_buf();
-        move || {
-            Command::new("node")
-                .arg(root.join("tests/browser/photos.mjs"))
-                .current_dir(root.join("tests/browser"))
-                .env("BASE_URL", base.trim_end_matches('/'))
-                .env("APP_PASSWORD", PASSWORD)
-                .env("OUT_DIR", &out_dir)
-                .env("PHOTOS_DIR", &photos)
-                .env(
-                    "CHROMIUM",
-                    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                )
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "the photos flow failed (screenshots in {}):\n{stdout}\n{stderr}",
-        out_dir.display()
-    );
+    let stdout = run_script(
+        "photos.mjs",
+        &stack,
+        out_dir,
+        vec![("PHOTOS_DIR", photos.into())],
+    )
+    .await;
     drop(stack);
     stdout
         .lines()
@@ -331,4 +329,97 @@ async fn twenty_phone_photos_fit_a_25_mb_redis() {
 
     // Redis never refused a client or a write.
     assert_eq!(redis_refusals(&redis.url), (0, 0));
+}
+
+/// The operations page in a real browser while the worker scales (`WORKER_PROCESSES=auto`,
+/// 12 documents, the Gemini fake answering in 3 s): at least three processes shown busy at
+/// once with their memory charts (screenshot `operations-scaling.png`), then the queue empty
+/// and the extra processes listed as stopped (`operations-after.png`); a failed job retried
+/// and finished jobs purged from the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_page_during_scaling() {
+    ensure_browser();
+    let root = fom_testkit::repo_root();
+    let out_dir = root.join("target/test-output/browser-operations");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let logs = out_dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let redis = fom_testkit::web::PrivateRedis::start(&["--maxclients", "40"]);
+    let gemini = fom_testkit::gemini::FakeGemini::start(fom_testkit::gemini::FakeOptions {
+        latency: std::time::Duration::from_secs(3),
+        ..Default::default()
+    })
+    .unwrap();
+    let stack = Stack::start(
+        fom_e2e::with_gemini(
+            fom_testkit::web::Options::new("operations")
+                .redis(&redis.url)
+                .with_worker()
+                .logs_in(&logs),
+            &gemini,
+        )
+        .env("WORKER_PROCESSES", "auto")
+        .env("WORKER_MAX_PROCESSES", "4")
+        .env("WORKER_IDLE_RETIRE_SECS", "3")
+        .env("DYNO_MEMORY_MB", "512")
+        .env("MEMORY_WARNING_MB", "400")
+        .env("REDIS_MAX_CLIENTS", "40"),
+    );
+    let api = signed_in(&stack).await;
+    let (status, deposit) = api
+        .post("/api/deposits", Some(json!({"name": "Busy Sunday"})))
+        .await;
+    assert_eq!(status, 201, "{deposit}");
+    let deposit = deposit["id"].as_str().unwrap().to_string();
+    let scan = std::fs::read(root.join("examples/deposit.pdf")).unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("scan-{i:02}.pdf"), scan.clone()))
+        .collect();
+    let (status, _, answer) = api.upload_many(&deposit, files).await;
+    assert_eq!(status, 202, "{answer}");
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_pdf = tmp.path().join("damaged-scan.pdf");
+    fom_testkit::fixtures::write_corrupt_pdf(&bad_pdf).unwrap();
+    let (status, _, answer) = api
+        .upload(
+            &deposit,
+            "damaged-scan.pdf",
+            std::fs::read(&bad_pdf).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+
+    let stdout = run_script(
+        "operations.mjs",
+        &stack,
+        &out_dir,
+        vec![("DOCUMENTS", "12".into())],
+    )
+    .await;
+    let seen: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("operations: "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap();
+    assert!(seen["busy"].as_u64().unwrap() >= 3, "{seen}");
+    assert_eq!(seen["after"]["live"], 1, "{seen}");
+    assert_eq!(seen["retried"], true, "{seen}");
+    // The 12 done and the dead one (retried, dead again) purged.
+    assert!(
+        seen["purged"]
+            .as_str()
+            .is_some_and(|t| t.contains("Purged 13 ")),
+        "{seen}"
+    );
+    assert_eq!(seen["done_after_purge"], 0, "{seen}");
+    for shot in ["operations-scaling.png", "operations-after.png"] {
+        let meta = std::fs::metadata(out_dir.join(shot));
+        assert!(
+            meta.as_ref().is_ok_and(|m| m.len() > 1000),
+            "{shot} missing: {meta:?}"
+        );
+    }
+    // Each document read once.
+    assert_eq!(gemini.request_count(), 12);
+    drop(stack);
 }

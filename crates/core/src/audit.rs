@@ -51,10 +51,14 @@ pub enum AuditKind {
     SourceAttached,
     /// The text of a legal page (licence agreement, privacy policy) was changed or reset.
     LegalTextChanged,
+    /// A failed or dead job was queued again from the operations page.
+    JobRetried,
+    /// Finished jobs were purged from the operations page.
+    JobsPurged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 25] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -78,6 +82,8 @@ impl AuditKind {
         Self::BankDepositRecorded,
         Self::SourceAttached,
         Self::LegalTextChanged,
+        Self::JobRetried,
+        Self::JobsPurged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +111,8 @@ impl AuditKind {
             Self::BankDepositRecorded => "bank_deposit_recorded",
             Self::SourceAttached => "source_attached",
             Self::LegalTextChanged => "legal_text_changed",
+            Self::JobRetried => "job_retried",
+            Self::JobsPurged => "jobs_purged",
         }
     }
 

@@ -67,6 +67,29 @@ impl Keys {
         format!("{}:workers:scaling:{dyno}", self.prefix)
     }
 
+    /// LIST: a worker child's RSS over the last hour, one `<ms>:<MB>` sample every few seconds
+    /// (the highest heartbeat since the last sample), newest first, capped. TTL one hour, so a
+    /// child that stopped stays on the operations page for that long.
+    pub fn worker_rss(&self, worker_id: &str) -> String {
+        format!("{}:workers:rss:{worker_id}", self.prefix)
+    }
+
+    /// ZSET: the children with an RSS series, scored by their latest sample (ms).
+    pub fn worker_rss_index(&self) -> String {
+        format!("{}:workers:rss-index", self.prefix)
+    }
+
+    /// LIST: a dyno's total RSS (supervisor and children) over the last hour, as
+    /// [`Keys::worker_rss`]. TTL one hour.
+    pub fn dyno_rss(&self, dyno: &str) -> String {
+        format!("{}:workers:dyno-rss:{dyno}", self.prefix)
+    }
+
+    /// ZSET: the dynos with an RSS series, scored by their latest sample (ms).
+    pub fn dyno_rss_index(&self) -> String {
+        format!("{}:workers:dyno-rss-index", self.prefix)
+    }
+
     /// HASH: an uploaded file's metadata (name, size, chunks). TTL [`UPLOAD_TTL`].
     pub fn upload(&self, file_id: &str) -> String {
         format!("{}:upload:{file_id}", self.prefix)
@@ -238,6 +261,10 @@ mod tests {
             k.deposit_attach("d"),
             k.worker_peaks(),
             k.worker_scaling("worker.1"),
+            k.worker_rss("w"),
+            k.worker_rss_index(),
+            k.dyno_rss("worker.1"),
+            k.dyno_rss_index(),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

@@ -144,3 +144,25 @@ impl Services {
         })
     }
 }
+
+/// Why a job could not be queued again.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error(transparent)]
+    Record(#[from] crate::jobs::JobError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::PushError),
+}
+
+impl Services {
+    /// Queues a failed or dead job again, its crash count reset (the operator's retry, from
+    /// the command line or the operations page); false when it has not failed or is gone.
+    pub async fn retry_job(&self, id: &str) -> Result<bool, RetryError> {
+        if !self.jobs.reset_for_retry(id).await? {
+            return Ok(false);
+        }
+        // The first push's deduplication key is still held, so push past it.
+        self.queue.push_again(crate::jobs::queue_of(id), id).await?;
+        Ok(true)
+    }
+}

@@ -89,6 +89,37 @@ pub struct Scaling {
     pub at: i64,
 }
 
+/// How far back the RSS series reach (the operations page's sparklines).
+pub const SERIES_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+/// One sample per this long at most: 720 an hour per child, about 15 KB of Redis.
+pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+const SERIES_POINTS: isize = (SERIES_WINDOW.as_secs() / SAMPLE_EVERY.as_secs()) as isize;
+
+/// RSS over the last hour of one child (or one dyno's processes together), oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RssSeries {
+    pub id: String,
+    /// `(ms since the epoch, MB)`.
+    pub samples: Vec<(i64, f64)>,
+}
+
+impl RssSeries {
+    /// At most `n` samples: consecutive samples merged, each group keeping its highest, so a
+    /// short peak still shows.
+    pub fn thinned(mut self, n: usize) -> Self {
+        let n = n.max(1);
+        if self.samples.len() > n {
+            let group = self.samples.len().div_ceil(n);
+            self.samples = self
+                .samples
+                .chunks(group)
+                .filter_map(|c| c.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)))
+                .collect();
+        }
+        self
+    }
+}
+
 #[derive(Clone)]
 pub struct WorkerRegistry {
     redis: RedisPool,
@@ -187,6 +218,110 @@ impl WorkerRegistry {
             .collect())
     }
 
+    /// Notes a child's RSS sample (`mb` at `at_ms`) in its hour-long series.
+    pub async fn note_rss(&self, id: &str, at_ms: i64, mb: f64) -> Result<(), redis::RedisError> {
+        self.push_sample(
+            &self.keys.worker_rss(id),
+            &self.keys.worker_rss_index(),
+            id,
+            at_ms,
+            mb,
+        )
+        .await
+    }
+
+    /// Notes a dyno's total RSS sample in its hour-long series.
+    pub async fn note_dyno_rss(
+        &self,
+        dyno: &str,
+        at_ms: i64,
+        mb: f64,
+    ) -> Result<(), redis::RedisError> {
+        self.push_sample(
+            &self.keys.dyno_rss(dyno),
+            &self.keys.dyno_rss_index(),
+            dyno,
+            at_ms,
+            mb,
+        )
+        .await
+    }
+
+    async fn push_sample(
+        &self,
+        key: &str,
+        index: &str,
+        member: &str,
+        at_ms: i64,
+        mb: f64,
+    ) -> Result<(), redis::RedisError> {
+        let window_ms = SERIES_WINDOW.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        pipe.lpush(key, format!("{at_ms}:{mb:.1}"))
+            .ignore()
+            .ltrim(key, 0, SERIES_POINTS - 1)
+            .ignore()
+            .expire(key, SERIES_WINDOW.as_secs() as i64)
+            .ignore()
+            .zadd(index, member, at_ms)
+            .ignore()
+            .zrembyscore(index, "-inf", at_ms - window_ms)
+            .ignore();
+        pipe.query_async::<()>(&mut self.redis.get().await?).await
+    }
+
+    /// Every child with a sample in the last hour, live or stopped, each series oldest first.
+    pub async fn rss_history(&self, now_ms: i64) -> Result<Vec<RssSeries>, redis::RedisError> {
+        self.series(&self.keys.worker_rss_index(), now_ms, |id| {
+            self.keys.worker_rss(id)
+        })
+        .await
+    }
+
+    /// Every dyno's total RSS over the last hour.
+    pub async fn dyno_history(&self, now_ms: i64) -> Result<Vec<RssSeries>, redis::RedisError> {
+        self.series(&self.keys.dyno_rss_index(), now_ms, |d| {
+            self.keys.dyno_rss(d)
+        })
+        .await
+    }
+
+    async fn series(
+        &self,
+        index: &str,
+        now_ms: i64,
+        key_of: impl Fn(&str) -> String,
+    ) -> Result<Vec<RssSeries>, redis::RedisError> {
+        let since = now_ms - SERIES_WINDOW.as_millis() as i64;
+        let mut conn = self.redis.get().await?;
+        let ids: Vec<String> = conn.zrangebyscore(index, since, "+inf").await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.lrange(key_of(id), 0, -1);
+        }
+        let lists: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .into_iter()
+            .zip(lists)
+            .map(|(id, raw)| {
+                let mut samples: Vec<(i64, f64)> = raw
+                    .iter()
+                    .filter_map(|s| {
+                        let (at, mb) = s.split_once(':')?;
+                        Some((at.parse().ok()?, mb.parse().ok()?))
+                    })
+                    .filter(|(at, _)| *at >= since)
+                    .collect();
+                samples.reverse();
+                RssSeries { id, samples }
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect())
+    }
+
     /// Live workers (expired heartbeats are left out).
     pub async fn list(&self) -> Result<Vec<Heartbeat>, redis::RedisError> {
         let mut conn = self.redis.get().await?;
@@ -210,6 +345,27 @@ impl WorkerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thinned_series_keeps_its_peaks() {
+        let samples: Vec<(i64, f64)> = (0..720)
+            .map(|i| (i, if i == 301 { 90.0 } else { 40.0 }))
+            .collect();
+        let thin = RssSeries {
+            id: "c".into(),
+            samples,
+        }
+        .thinned(240);
+        assert_eq!(thin.samples.len(), 240);
+        assert_eq!(thin.samples.iter().filter(|s| s.1 == 90.0).count(), 1);
+        assert!(thin.samples.windows(2).all(|w| w[0].0 < w[1].0));
+        let short = RssSeries {
+            id: "c".into(),
+            samples: vec![(1, 2.0)],
+        }
+        .thinned(240);
+        assert_eq!(short.samples, vec![(1, 2.0)]);
+    }
 
     #[test]
     fn a_heartbeat_reads_back_as_written() {

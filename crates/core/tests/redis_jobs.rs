@@ -134,3 +134,66 @@ async fn settle_list_and_purge() {
     assert_eq!(left[0].id, "c");
     cleanup(&keys);
 }
+
+/// The operations page's memory series: samples read back oldest first, those older than an
+/// hour are left out, a stopped child keeps its series (only its heartbeat goes), and each
+/// series is capped and expires.
+#[tokio::test]
+async fn rss_series_keep_the_last_hour_capped() {
+    use fom_core::workers::{Heartbeat, WorkerRegistry, SAMPLE_EVERY, SERIES_WINDOW};
+    let (mut conn, keys) = redis().await;
+    let reg = WorkerRegistry::new(conn.clone(), keys.clone());
+    let now = now_ms();
+    let hour = SERIES_WINDOW.as_millis() as i64;
+    reg.note_rss("old", now - hour - 60_000, 50.0)
+        .await
+        .unwrap();
+    reg.note_rss("c1", now - hour - 1, 99.0).await.unwrap();
+    for i in 0..3 {
+        reg.note_rss("c1", now - (3 - i) * 5_000, 40.0 + i as f64)
+            .await
+            .unwrap();
+    }
+    reg.note_dyno_rss("worker.1", now, 120.5).await.unwrap();
+    reg.beat(&Heartbeat {
+        id: "c1".into(),
+        pid: 7,
+        rss_mb: 42.0,
+        jobs_done: 1,
+        current_job: None,
+        last_seen: now,
+        consuming: true,
+    })
+    .await
+    .unwrap();
+
+    let children = reg.rss_history(now).await.unwrap();
+    assert_eq!(children.len(), 1, "{children:?}");
+    assert_eq!(children[0].id, "c1");
+    let values: Vec<f64> = children[0].samples.iter().map(|s| s.1).collect();
+    assert_eq!(
+        values,
+        vec![40.0, 41.0, 42.0],
+        "the sample older than an hour is left out"
+    );
+    let dynos = reg.dyno_history(now).await.unwrap();
+    assert_eq!(dynos[0].id, "worker.1");
+    assert_eq!(dynos[0].samples, vec![(now, 120.5)]);
+
+    // A child that stopped cleanly leaves the live list but keeps its hour of memory.
+    reg.remove("c1").await.unwrap();
+    assert!(reg.list().await.unwrap().is_empty());
+    assert_eq!(reg.rss_history(now).await.unwrap().len(), 1);
+
+    let ttl: i64 = conn.ttl(keys.worker_rss("c1")).await.unwrap();
+    assert!(ttl > 0 && ttl <= SERIES_WINDOW.as_secs() as i64, "{ttl}");
+    let cap = (SERIES_WINDOW.as_secs() / SAMPLE_EVERY.as_secs()) as usize;
+    for i in 0..cap + 10 {
+        reg.note_rss("c2", now - 1000 + i as i64, 1.0)
+            .await
+            .unwrap();
+    }
+    let len: usize = conn.llen(keys.worker_rss("c2")).await.unwrap();
+    assert_eq!(len, cap);
+    cleanup(&keys);
+}

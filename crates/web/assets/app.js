@@ -9,9 +9,11 @@ import { depositsPage } from './js/list.js';
 import { depositPage } from './js/deposit.js';
 import { auditPage } from './js/audit.js';
 import { settingsPage } from './js/settings.js';
+import { operationsPage } from './js/operations.js';
 
 const kind = document.body.dataset.page;
 if (kind === 'deposits') depositsPage();
 else if (kind === 'deposit') depositPage();
 else if (kind === 'audit') auditPage();
 else if (kind === 'settings') settingsPage();
+else if (kind === 'operations') operationsPage();

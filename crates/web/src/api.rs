@@ -625,21 +625,26 @@ pub struct JobsQuery {
     limit: Option<usize>,
 }
 
+/// A jobs list's `state` filter: none (all states), or one of the states.
+pub(crate) fn state_filter(state: Option<&str>) -> Result<Option<JobState>, ApiError> {
+    match state {
+        None | Some("") => Ok(None),
+        Some(s) => JobState::parse(s).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::BadState,
+                "state must be queued, running, done, failed or dead",
+            )
+        }),
+    }
+}
+
 /// The operators' read-only view of jobs, newest first, with counts by state.
 #[get("/api/jobs")]
 pub async fn list_jobs(
     state: web::Data<AppState>,
     q: web::Query<JobsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = match q.state.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::BadState,
-                "state must be queued, running, done, failed or dead",
-            )
-        })?),
-    };
+    let filter = state_filter(q.state.as_deref())?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let jobs = state.services.jobs.list(filter, limit).await?;
     let counts = state.services.jobs.counts().await?;
@@ -906,12 +911,15 @@ async fn file_and_job(
 }
 
 /// Queues a failed or dead job again; false when it has not failed.
-async fn read_again(state: &AppState, job_id: &str) -> Result<bool, ApiError> {
-    if !state.services.jobs.reset_for_retry(job_id).await? {
-        return Ok(false);
-    }
-    push_again(state, job_id).await?;
-    Ok(true)
+pub(crate) async fn read_again(state: &AppState, job_id: &str) -> Result<bool, ApiError> {
+    use fom_core::services::RetryError;
+    state.services.retry_job(job_id).await.map_err(|e| match e {
+        RetryError::Record(e) => e.into(),
+        RetryError::Queue(e) => {
+            tracing::error!(error = %e, "job not queued again");
+            ApiError::storage(e)
+        }
+    })
 }
 
 /// Puts a job whose record says queued back on its queue.

@@ -39,7 +39,7 @@ pub enum ErrorCode {
     InvalidFields,
     /// 400: the jobs list's state filter is unknown, or the QuickBooks OAuth state did not match.
     BadState,
-    /// 409: a retry was asked for a file that has not failed.
+    /// 409: a retry was asked for a file or job that has not failed.
     NotRetryable,
     /// 500: the deposit's CSV could not be built.
     ReportFailed,

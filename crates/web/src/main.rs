@@ -12,6 +12,7 @@ mod health;
 mod http;
 mod ids;
 mod legal;
+mod operations;
 mod pages;
 mod qbo;
 mod report;
@@ -117,7 +118,11 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(settings::preview_layout)
             .service(legal::get_texts)
             .service(legal::put_text)
-            .service(audit::list);
+            .service(audit::list)
+            .service(pages::operations)
+            .service(operations::overview)
+            .service(operations::purge)
+            .service(operations::retry);
         App::new()
             .app_data(app_state.clone())
             // Extractor errors become our errors, so the one handler answers them.

@@ -27,6 +27,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("format.js", include_str!("../assets/js/format.js")),
     ("legal.js", include_str!("../assets/js/legal.js")),
     ("list.js", include_str!("../assets/js/list.js")),
+    ("operations.js", include_str!("../assets/js/operations.js")),
     ("preview.js", include_str!("../assets/js/preview.js")),
     ("qbo.js", include_str!("../assets/js/qbo.js")),
     ("report.js", include_str!("../assets/js/report.js")),
@@ -125,7 +126,8 @@ pub(crate) fn page(
 fn top_bar() -> &'static str {
     "<header class=\"topbar\"><a class=\"brand\" href=\"/\">FoM deposits</a>\
      <nav class=\"topnav\"><a href=\"/audit\" data-testid=\"nav-audit\">Activity</a>\
-     <a href=\"/settings\" data-testid=\"nav-settings\">Settings</a></nav>\
+     <a href=\"/settings\" data-testid=\"nav-settings\">Settings</a>\
+     <a href=\"/operations\" data-testid=\"nav-operations\">Operations</a></nav>\
      <div class=\"qbo-status\" id=\"qbo-status\" data-testid=\"qbo-badge\" aria-live=\"polite\">\
      <span class=\"badge muted\">QuickBooks: checking…</span></div>\
      <form method=\"post\" action=\"/logout\" class=\"signout\">\
@@ -307,6 +309,45 @@ pub async fn audit() -> HttpResponse {
     )
 }
 
+/// The operator's page (signed in): worker dynos and children with their memory over the
+/// last hour, the queues, and the jobs with retry and purge (`js/operations.js`, which polls
+/// `/api/operations`).
+#[get("/operations")]
+pub async fn operations() -> HttpResponse {
+    page(
+        StatusCode::OK,
+        "Operations",
+        Some("operations"),
+        &format!(
+            "{}<main class=\"wide\">\
+             <div class=\"page-head\"><h1>Operations</h1>\
+             <p class=\"muted\" id=\"ops-updated\" data-testid=\"ops-updated\" aria-live=\"polite\"></p></div>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <section class=\"card\"><h2>Worker dynos</h2>\
+             <div id=\"ops-dynos\" data-testid=\"ops-dynos\"><p class=\"empty\">Loading…</p></div></section>\
+             <section class=\"card\"><h2>Worker processes <small class=\"muted\">live, and stopped in the last hour</small></h2>\
+             <div id=\"ops-children\" data-testid=\"ops-children\"><p class=\"empty\">Loading…</p></div></section>\
+             <section class=\"card\"><h2>Queues</h2>\
+             <div id=\"ops-queues\" data-testid=\"ops-queues\"></div></section>\
+             <section class=\"card\"><div class=\"page-head\"><h2>Jobs</h2>\
+             <form id=\"ops-filter\" class=\"inline-form\">\
+             <label for=\"ops-state\">Show</label>\
+             <select id=\"ops-state\" data-testid=\"ops-state\"><option value=\"\">All</option>\
+             <option value=\"queued\">Queued</option><option value=\"running\">Running</option>\
+             <option value=\"done\">Done</option><option value=\"failed\">Failed</option>\
+             <option value=\"dead\">Dead</option></select></form></div>\
+             <div id=\"ops-jobs\" data-testid=\"ops-jobs\"></div>\
+             <form id=\"ops-purge\" class=\"inline-form\">\
+             <label for=\"ops-purge-days\">Delete finished and dead jobs older than</label>\
+             <input id=\"ops-purge-days\" type=\"number\" min=\"0\" max=\"366\" value=\"7\" \
+             data-testid=\"ops-purge-days\"> days \
+             <button type=\"submit\" class=\"secondary\" data-testid=\"ops-purge\">Purge</button></form>\
+             </section></main>",
+            top_bar()
+        ),
+    )
+}
+
 /// Settings (signed in): the receipt layout with a live preview (`js/settings.js`).
 #[get("/settings")]
 pub async fn settings() -> HttpResponse {
@@ -447,4 +488,26 @@ pub async fn deposit(
             photo = state.cfg.photo_max_long,
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MODULES;
+
+    /// The Activity page names every kind of event the log can hold (its filter lists them).
+    #[test]
+    fn the_activity_page_names_every_audit_kind() {
+        let audit_js = MODULES
+            .iter()
+            .find(|(name, _)| *name == "audit.js")
+            .map(|(_, text)| *text)
+            .unwrap_or_default();
+        for kind in fom_core::audit::AuditKind::ALL {
+            assert!(
+                audit_js.contains(&format!("  {}: '", kind.as_str())),
+                "js/audit.js does not name {}",
+                kind.as_str()
+            );
+        }
+    }
 }

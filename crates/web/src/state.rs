@@ -17,6 +17,8 @@ pub struct AppState {
     pub cfg: Config,
     /// Over the web's one pool (`REDIS_POOL_SIZE`); every request borrows from it briefly.
     pub services: Services,
+    /// The queues themselves, for their depths (the operations page).
+    pub queues: fom_queue::RedisQueues,
     pub sessions: Sessions,
     pub sign_in: SignInLimiter,
     /// Places for event streams, per session and in this process.
@@ -35,10 +37,10 @@ impl AppState {
             size: cfg.pool_size,
             wait: Duration::from_secs(5),
         };
-        let services = fom_queue::connect(&cfg.services, how)
+        let connected = fom_queue::connect(&cfg.services, how)
             .await
-            .context("cannot start")?
-            .services;
+            .context("cannot start")?;
+        let services = connected.services;
         let keys = services.keys.clone();
         Ok(Self {
             sessions: Sessions::new(
@@ -50,6 +52,7 @@ impl AppState {
             sign_in: SignInLimiter::new(services.redis.clone(), keys, cfg.login_max_attempts),
             streams: StreamSlots::new(cfg.events_max_per_session, cfg.events_max),
             services,
+            queues: connected.queues,
             cfg,
             health_cache: Mutex::new(None),
             upload_reserved: AtomicU64::new(0),

@@ -1605,3 +1605,153 @@ async fn legal_pages_answer_without_sign_in_and_take_the_operators_text() {
     assert!(!body.contains("Friends of Music keeps"), "{body}");
     assert!(body.contains("QuickBooks"), "{body}");
 }
+
+/// The operations page and its API: a signed-in person only; worker processes with their
+/// memory series (a stopped one stays listed), queue depths, jobs; a failed job retried once
+/// (a second retry refused), purge bounds, and both actions in the activity log.
+#[tokio::test]
+async fn operations_page_shows_workers_and_retries_and_purges_jobs() {
+    use fom_core::jobs::{now_ms, JobRecord, JobState, JobStore};
+    use fom_core::keys::Keys;
+    use fom_core::workers::{Heartbeat, WorkerRegistry};
+
+    let stack = Stack::start(Options::new("operations"));
+    let c = client();
+    let res = c.get(stack.url("/api/operations")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let res = c.get(stack.url("/operations")).send().await.unwrap();
+    assert_ne!(res.status().as_u16(), 200, "the page needs a session");
+
+    // What a worker dyno would have written: a live child, a stopped one, a failed job.
+    let conn =
+        redis::aio::ConnectionManager::new(redis::Client::open(stack.redis_url.as_str()).unwrap())
+            .await
+            .unwrap();
+    let keys = Keys::new(stack.prefix.clone());
+    let reg = WorkerRegistry::new(conn.clone(), keys.clone());
+    let now = now_ms();
+    for (i, mb) in [31.5, 64.0, 48.2].into_iter().enumerate() {
+        reg.note_rss("local-1-live", now - 10_000 + i as i64 * 5_000, mb)
+            .await
+            .unwrap();
+    }
+    reg.note_rss("local-2-gone", now - 600_000, 70.0)
+        .await
+        .unwrap();
+    reg.beat(&Heartbeat {
+        id: "local-1-live".into(),
+        pid: 4242,
+        rss_mb: 48.2,
+        jobs_done: 3,
+        current_job: None,
+        last_seen: now,
+        consuming: true,
+    })
+    .await
+    .unwrap();
+    let jobs = JobStore::new(conn.clone(), keys.clone(), 3);
+    let job_id = "0123456789abcdef0123456789abcdef";
+    let mut failed = JobRecord::new(job_id, "d1", "f1", "scan.pdf", now - 60_000);
+    failed.state = JobState::Failed;
+    failed.last_error = Some("the PDF is damaged".into());
+    jobs.create(&failed).await.unwrap();
+
+    let cookie = stack.login(&c).await;
+    let res = c
+        .get(stack.url("/operations"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-page=\"operations\""), "{html}");
+
+    let v = get_json(&c, &cookie, stack.url("/api/operations")).await;
+    let children = v["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2, "{v}");
+    assert_eq!(children[0]["id"], "local-1-live", "live first: {v}");
+    assert_eq!(children[0]["live"], true);
+    assert_eq!(children[0]["pid"], 4242);
+    assert_eq!(children[0]["series"].as_array().unwrap().len(), 3);
+    assert_eq!(children[0]["series"][1][1], 64.0);
+    assert_eq!(children[1]["id"], "local-2-gone");
+    assert_eq!(children[1]["live"], false);
+    let queues: Vec<&str> = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(queues, ["documents", "qbo"]);
+    assert_eq!(v["queues"][0]["waiting"], 0);
+    assert_eq!(v["counts"]["failed"], 1);
+    assert_eq!(v["jobs"][0]["id"], job_id);
+    let v = get_json(&c, &cookie, stack.url("/api/operations?state=bogus")).await;
+    assert_eq!(v["error"]["code"], "bad_state");
+
+    let post = |path: &str, body: Value| {
+        c.post(stack.url(path))
+            .header("Cookie", &cookie)
+            .header("Origin", stack.origin())
+            .json(&body)
+            .send()
+    };
+    let res = post(&format!("/api/jobs/{job_id}/retry"), Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    assert_eq!(
+        jobs.get(job_id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+    let v = get_json(&c, &cookie, stack.url("/api/operations")).await;
+    assert_eq!(v["queues"][0]["waiting"], 1, "pushed onto its queue: {v}");
+    let res = post(&format!("/api/jobs/{job_id}/retry"), Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 409);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_retryable");
+    let res = post(
+        "/api/jobs/ffffffffffffffffffffffffffffffff/retry",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+
+    // Purge: a done job older than asked goes, the queued one stays.
+    let mut done = JobRecord::new("fedcba9876543210fedcba9876543210", "d1", "f2", "old.csv", 0);
+    done.state = JobState::Done;
+    done.updated_at = now - 3 * 3600 * 1000;
+    jobs.create(&done).await.unwrap();
+    let res = post(
+        "/api/jobs/purge",
+        serde_json::json!({"older_than_hours": 9000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let res = post(
+        "/api/jobs/purge",
+        serde_json::json!({"older_than_hours": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["purged"], 1);
+    assert!(jobs.get(&done.id).await.unwrap().is_none());
+    assert!(jobs.get(job_id).await.unwrap().is_some());
+
+    let audit = get_json(&c, &cookie, stack.url("/api/audit?limit=20")).await;
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"job_retried"), "{kinds:?}");
+    assert!(kinds.contains(&"jobs_purged"), "{kinds:?}");
+}

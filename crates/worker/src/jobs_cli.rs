@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fom_core::filetype::FileKind;
-use fom_core::jobs::{queue_of, JobState};
+use fom_core::jobs::JobState;
 
 use crate::settings::WorkerSettings;
 
@@ -160,12 +160,10 @@ pub async fn jobs(ws: &WorkerSettings, cmd: &JobsCommand) -> anyhow::Result<Exit
             }
         },
         JobsCommand::Retry { id } => {
-            if !services.jobs.reset_for_retry(id).await? {
+            if !services.retry_job(id).await? {
                 eprintln!("job {id} is not failed or dead (or does not exist); nothing to retry");
                 return Ok(ExitCode::FAILURE);
             }
-            // The first push's deduplication key is still held, so push past it.
-            services.queue.push_again(queue_of(id), id).await?;
             println!("{id} queued again");
         }
         JobsCommand::Purge { older_than_hours } => {

@@ -27,6 +27,11 @@ const KINDS = {
   report_downloaded: 'Report downloaded',
   columns_chosen: 'CSV columns chosen',
   receipt_layout_changed: 'Receipt layout changed',
+  bank_deposit_recorded: 'Bank deposit recorded',
+  source_attached: 'Scan attached to a receipt',
+  legal_text_changed: 'Legal page text changed',
+  job_retried: 'Job retried',
+  jobs_purged: 'Old jobs purged',
 };
 
 let next = null;
@@ -53,6 +58,7 @@ function describe(e) {
   if (d.amount) parts.push(money(d.amount));
   if (d.receipt_id) parts.push(`receipt #${d.receipt_id}`);
   if (d.rows !== undefined) parts.push(`${d.rows} rows, ${d.errors || 0} errors`);
+  if (d.jobs !== undefined) parts.push(`${d.jobs} jobs older than ${d.older_than_hours} h`);
   if (d.reason) parts.push(d.reason);
   if (d.deposit_id) parts.push(h('a', { href: `/deposits/${encodeURIComponent(d.deposit_id)}`, text: 'deposit' }));
   return parts.flatMap((p, i) => (i ? [' · ', p] : [p]));

@@ -90,6 +90,29 @@ impl Keys {
         format!("{}:workers:dyno-rss-index", self.prefix)
     }
 
+    /// STRING: the year-end statements' settings (letterhead, EIN, signer, paragraphs) as
+    /// JSON, set on the statements page. No TTL.
+    pub fn statements_settings(&self) -> String {
+        format!("{}:statements:settings", self.prefix)
+    }
+
+    /// HASH: QuickBooks customers marked as not donors (id to name), left out of every run.
+    /// No TTL.
+    pub fn statements_excluded(&self) -> String {
+        format!("{}:statements:excluded", self.prefix)
+    }
+
+    /// STRING: the latest statements run's job id (`stmt-…`), so a second start joins a
+    /// running one. TTL [`JOB_TTL`].
+    pub fn statements_latest(&self) -> String {
+        format!("{}:statements:latest", self.prefix)
+    }
+
+    /// STRING: a statements run's choices (period, $250 filter) as JSON. TTL [`JOB_TTL`].
+    pub fn statements_run(&self, job_id: &str) -> String {
+        format!("{}:statements:run:{job_id}", self.prefix)
+    }
+
     /// HASH: an uploaded file's metadata (name, size, chunks). TTL [`UPLOAD_TTL`].
     pub fn upload(&self, file_id: &str) -> String {
         format!("{}:upload:{file_id}", self.prefix)
@@ -265,6 +288,10 @@ mod tests {
             k.worker_rss_index(),
             k.dyno_rss("worker.1"),
             k.dyno_rss_index(),
+            k.statements_settings(),
+            k.statements_excluded(),
+            k.statements_latest(),
+            k.statements_run("stmt-1"),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

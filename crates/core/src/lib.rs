@@ -53,5 +53,6 @@ pub mod report;
 pub mod runtime;
 pub mod services;
 pub mod sessions;
+pub mod statements;
 pub mod store;
 pub mod workers;

@@ -103,6 +103,8 @@ pub struct Services {
     pub columns: crate::imports::ColumnChoices,
     /// The licence agreement and privacy policy the site shows.
     pub legal: crate::legal::LegalTexts,
+    /// The year-end statements' settings and the customers left out of them.
+    pub statements: crate::statements::StatementStore,
     pub queue: Arc<dyn Enqueue>,
     /// QuickBooks, when set up.
     pub qbo: Option<Qbo>,
@@ -132,6 +134,7 @@ impl Services {
             workers: WorkerRegistry::new(redis.clone(), keys.clone()),
             columns: crate::imports::ColumnChoices::new(redis.clone(), keys.clone()),
             legal: crate::legal::LegalTexts::new(redis.clone(), keys.clone()),
+            statements: crate::statements::StatementStore::new(redis.clone(), keys.clone()),
             audit,
             keys,
             redis,

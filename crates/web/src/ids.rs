@@ -47,15 +47,12 @@ fn hex32(s: &str) -> bool {
 pub fn valid(kind: IdKind, raw: &str) -> bool {
     match kind {
         IdKind::Deposit | IdKind::File => hex32(raw),
-        IdKind::Job => {
-            use fom_core::jobs::{attach, bank, send_all};
-            hex32(
-                [send_all::ID_PREFIX, bank::ID_PREFIX, attach::ID_PREFIX]
-                    .iter()
-                    .find_map(|p| raw.strip_prefix(p))
-                    .unwrap_or(raw),
-            )
-        }
+        IdKind::Job => hex32(
+            fom_core::jobs::QBO_PREFIXES
+                .iter()
+                .find_map(|p| raw.strip_prefix(p))
+                .unwrap_or(raw),
+        ),
         IdKind::Record => uuid::Uuid::try_parse(raw).is_ok_and(|u| {
             u.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer())

@@ -17,6 +17,7 @@ pub mod bank;
 pub mod document;
 pub mod record;
 pub mod send_all;
+pub mod statements;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -82,13 +83,18 @@ impl<J> std::fmt::Debug for Queued<J> {
     }
 }
 
-/// The queue a job record's job runs on (`qbo` job ids are made by [`send_all::start`],
-/// [`bank::start`] and [`attach::start`]).
+/// The id prefixes of the `qbo` queue's job kinds (made by [`send_all::start`],
+/// [`bank::start`], [`attach::start`] and [`statements::start`]).
+pub const QBO_PREFIXES: [&str; 4] = [
+    send_all::ID_PREFIX,
+    bank::ID_PREFIX,
+    attach::ID_PREFIX,
+    statements::ID_PREFIX,
+];
+
+/// The queue a job record's job runs on.
 pub fn queue_of(job_id: &str) -> QueueName {
-    if [send_all::ID_PREFIX, bank::ID_PREFIX, attach::ID_PREFIX]
-        .iter()
-        .any(|p| job_id.starts_with(p))
-    {
+    if QBO_PREFIXES.iter().any(|p| job_id.starts_with(p)) {
         QboJob::QUEUE
     } else {
         DocumentJob::QUEUE
@@ -186,6 +192,7 @@ mod tests {
         assert_eq!(queue_of("send-1"), QueueName::Qbo);
         assert_eq!(queue_of("bank-1"), QueueName::Qbo);
         assert_eq!(queue_of("attach-1"), QueueName::Qbo);
+        assert_eq!(queue_of("stmt-1"), QueueName::Qbo);
         assert_eq!(queue_of("0123abcd"), QueueName::Documents);
     }
 }

@@ -64,6 +64,10 @@ pub enum Stage {
     Send,
     /// Scans going to QuickBooks as attachments of their receipts.
     Attach,
+    /// Statements: the period's receipts read from QuickBooks (`page` counts them).
+    Gather,
+    /// Statements: letters written (`page` of `pages` donors).
+    Letters,
     Done,
 }
 
@@ -77,6 +81,8 @@ impl Stage {
             Stage::Match => "match",
             Stage::Send => "send",
             Stage::Attach => "attach",
+            Stage::Gather => "gather",
+            Stage::Letters => "letters",
             Stage::Done => "done",
         }
     }
@@ -90,6 +96,8 @@ impl Stage {
             "match" => Stage::Match,
             "send" => Stage::Send,
             "attach" => Stage::Attach,
+            "gather" => Stage::Gather,
+            "letters" => Stage::Letters,
             "done" => Stage::Done,
             _ => return None,
         })

@@ -40,7 +40,9 @@ impl Job for QboJob {
                 "QuickBooks is not set up on the worker (QBO_CLIENT_ID)".into(),
             ));
         };
-        if id.starts_with(super::bank::ID_PREFIX) {
+        if id.starts_with(super::statements::ID_PREFIX) {
+            super::statements::run(id, ctx, &qbo).await
+        } else if id.starts_with(super::bank::ID_PREFIX) {
             super::bank::run(id, ctx, &deposit_id, &qbo).await
         } else if id.starts_with(super::attach::ID_PREFIX) {
             super::attach::run(id, ctx, &deposit_id, &qbo).await
@@ -173,6 +175,29 @@ pub(super) async fn start_pointed(
     prefix: &str,
     label: &str,
 ) -> Result<SendStart, StartError> {
+    match claim(s, deposit_id, pointer, prefix, label).await? {
+        Claim::Running(running) => Ok(running),
+        Claim::Started(job) => push_claimed(s, &job, label).await,
+    }
+}
+
+/// What [`claim`] came to.
+pub(super) enum Claim {
+    /// A new job record, named by the pointer, not yet queued.
+    Started(Box<JobRecord>),
+    /// The job the pointer names is still queued or running.
+    Running(SendStart),
+}
+
+/// Makes a job record of the kind `prefix` names and points `pointer` at it, unless the job
+/// the pointer names is still queued or running. The caller queues it ([`push_claimed`]).
+pub(super) async fn claim(
+    s: &Services,
+    deposit_id: &str,
+    pointer: &str,
+    prefix: &str,
+    label: &str,
+) -> Result<Claim, StartError> {
     let job_id = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
     // The record exists before the pointer names it, so a reader never finds a dangling one.
     let job = JobRecord::new(&job_id, deposit_id, "", label, now_ms());
@@ -186,23 +211,32 @@ pub(super) async fn start_pointed(
         .await?;
     if took == 0 {
         s.jobs.discard(&job_id).await?;
-        return Ok(SendStart {
+        return Ok(Claim::Running(SendStart {
             job_id: current,
             state: JobState::parse(&state).unwrap_or(JobState::Queued),
             already_running: true,
-        });
+        }));
     }
-    if let Err(e) = s.queue.push(QboJob::QUEUE, &job_id).await {
+    Ok(Claim::Started(Box::new(job)))
+}
+
+/// Queues a job [`claim`] made.
+pub(super) async fn push_claimed(
+    s: &Services,
+    job: &JobRecord,
+    label: &str,
+) -> Result<SendStart, StartError> {
+    if let Err(e) = s.queue.push(QboJob::QUEUE, &job.id).await {
         // Failed, not queued: the next click starts a new job instead of joining this one.
         let _ = s
             .jobs
-            .mark_unqueued(&job, "the job could not be queued; press the button again")
+            .mark_unqueued(job, "the job could not be queued; press the button again")
             .await;
         return Err(e.into());
     }
-    tracing::info!(deposit = %deposit_id, job = %job_id, label, "qbo job queued");
+    tracing::info!(deposit = %job.deposit_id, job = %job.id, label, "qbo job queued");
     Ok(SendStart {
-        job_id,
+        job_id: job.id.clone(),
         state: JobState::Queued,
         already_running: false,
     })

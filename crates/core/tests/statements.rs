@@ -152,7 +152,7 @@ fn the_print_file_holds_every_letter_and_long_lists_continue() {
     }
     assert!(all.contains("statement for Daniel Okafor, continued (page 2)"));
     let sixty: Decimal = gifts(60).iter().map(|g| g.amount).sum();
-    assert!(all.contains(&format!("Total of 60 gifts")), "{all}");
+    assert!(all.contains("Total of 60 gifts"), "{all}");
     assert!(all.contains(&dollars(sixty)), "{all}");
     assert!(all.contains("1059"), "the last gift is listed");
 }

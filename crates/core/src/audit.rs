@@ -55,10 +55,14 @@ pub enum AuditKind {
     JobRetried,
     /// Finished jobs were purged from the operations page.
     JobsPurged,
+    /// The year-end statements' settings (letterhead, EIN, signer, paragraphs) were changed.
+    StatementSettingsChanged,
+    /// A year-end statements run was started.
+    StatementsStarted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 27] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -84,6 +88,8 @@ impl AuditKind {
         Self::LegalTextChanged,
         Self::JobRetried,
         Self::JobsPurged,
+        Self::StatementSettingsChanged,
+        Self::StatementsStarted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -113,6 +119,8 @@ impl AuditKind {
             Self::LegalTextChanged => "legal_text_changed",
             Self::JobRetried => "job_retried",
             Self::JobsPurged => "jobs_purged",
+            Self::StatementSettingsChanged => "statement_settings_changed",
+            Self::StatementsStarted => "statements_started",
         }
     }
 

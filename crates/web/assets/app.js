@@ -10,6 +10,7 @@ import { depositPage } from './js/deposit.js';
 import { auditPage } from './js/audit.js';
 import { settingsPage } from './js/settings.js';
 import { operationsPage } from './js/operations.js';
+import { statementsPage } from './js/statements.js';
 
 const kind = document.body.dataset.page;
 if (kind === 'deposits') depositsPage();
@@ -17,3 +18,4 @@ else if (kind === 'deposit') depositPage();
 else if (kind === 'audit') auditPage();
 else if (kind === 'settings') settingsPage();
 else if (kind === 'operations') operationsPage();
+else if (kind === 'statements') statementsPage();

@@ -19,6 +19,8 @@ pub enum IdKind {
     File,
     /// A record's UUID as the API writes it: hyphenated, lower case.
     Record,
+    /// A QuickBooks customer's id: digits.
+    Customer,
 }
 
 impl IdKind {
@@ -29,13 +31,20 @@ impl IdKind {
             Self::Job => "job",
             Self::File => "file",
             Self::Record => "record",
+            Self::Customer => "customer",
         }
     }
 
     fn from_noun(noun: &str) -> Option<Self> {
-        [Self::Deposit, Self::Job, Self::File, Self::Record]
-            .into_iter()
-            .find(|k| k.noun() == noun)
+        [
+            Self::Deposit,
+            Self::Job,
+            Self::File,
+            Self::Record,
+            Self::Customer,
+        ]
+        .into_iter()
+        .find(|k| k.noun() == noun)
     }
 }
 
@@ -53,6 +62,7 @@ pub fn valid(kind: IdKind, raw: &str) -> bool {
                 .find_map(|p| raw.strip_prefix(p))
                 .unwrap_or(raw),
         ),
+        IdKind::Customer => fom_core::statements::settings::is_customer_id(raw),
         IdKind::Record => uuid::Uuid::try_parse(raw).is_ok_and(|u| {
             u.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer())
@@ -121,6 +131,7 @@ id_type!(DepositId, IdKind::Deposit);
 id_type!(JobId, IdKind::Job);
 id_type!(FileId, IdKind::File);
 id_type!(RecordId, IdKind::Record);
+id_type!(CustomerId, IdKind::Customer);
 
 impl RecordId {
     pub fn uuid(&self) -> uuid::Uuid {

@@ -18,6 +18,7 @@ mod qbo;
 mod report;
 mod settings;
 mod state;
+mod statements;
 mod streams;
 mod upload;
 
@@ -122,7 +123,14 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             .service(pages::operations)
             .service(operations::overview)
             .service(operations::purge)
-            .service(operations::retry);
+            .service(operations::retry)
+            .service(pages::statements)
+            .service(statements::overview)
+            .service(statements::put_settings)
+            .service(statements::exclude)
+            .service(statements::include)
+            .service(statements::start)
+            .service(statements::download);
         App::new()
             .app_data(app_state.clone())
             // Extractor errors become our errors, so the one handler answers them.

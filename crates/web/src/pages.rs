@@ -36,6 +36,7 @@ pub(crate) const MODULES: &[(&str, &str)] = &[
     ("settings.js", include_str!("../assets/js/settings.js")),
     ("setup.js", include_str!("../assets/js/setup.js")),
     ("shrink.js", include_str!("../assets/js/shrink.js")),
+    ("statements.js", include_str!("../assets/js/statements.js")),
     ("state.js", include_str!("../assets/js/state.js")),
     ("upload.js", include_str!("../assets/js/upload.js")),
     ("validate.js", include_str!("../assets/js/validate.js")),
@@ -126,6 +127,7 @@ pub(crate) fn page(
 fn top_bar() -> &'static str {
     "<header class=\"topbar\"><a class=\"brand\" href=\"/\">FoM deposits</a>\
      <nav class=\"topnav\"><a href=\"/audit\" data-testid=\"nav-audit\">Activity</a>\
+     <a href=\"/statements\" data-testid=\"nav-statements\">Statements</a>\
      <a href=\"/settings\" data-testid=\"nav-settings\">Settings</a>\
      <a href=\"/operations\" data-testid=\"nav-operations\">Operations</a></nav>\
      <div class=\"qbo-status\" id=\"qbo-status\" data-testid=\"qbo-badge\" aria-live=\"polite\">\
@@ -343,6 +345,94 @@ pub async fn operations() -> HttpResponse {
              data-testid=\"ops-purge-days\"> days \
              <button type=\"submit\" class=\"secondary\" data-testid=\"ops-purge\">Purge</button></form>\
              </section></main>",
+            top_bar()
+        ),
+    )
+}
+
+/// Year-end donor statements (signed in): start a run and follow it, download the letters,
+/// the letters' settings and the customers left out (`js/statements.js`).
+#[get("/statements")]
+pub async fn statements() -> HttpResponse {
+    let field = |id: &str, label: &str, kind: &str, hint: &str| {
+        let input = if kind == "textarea" {
+            format!(
+                "<textarea id=\"st-{id}\" name=\"{id}\" rows=\"3\" maxlength=\"2000\" \
+                 data-testid=\"st-{id}\"></textarea>"
+            )
+        } else {
+            format!(
+                "<input id=\"st-{id}\" name=\"{id}\" type=\"text\" maxlength=\"200\" \
+                 autocomplete=\"off\" data-testid=\"st-{id}\">"
+            )
+        };
+        format!(
+            "<div class=\"field\"><label for=\"st-{id}\">{label}</label>{input}\
+             <small>{hint}</small>\
+             <span class=\"field-error\" id=\"st-{id}-error\" role=\"alert\"></span></div>"
+        )
+    };
+    let fields = [
+        field(
+            "organization",
+            "Organization",
+            "input",
+            "As on your IRS determination letter.",
+        ),
+        field("address", "Address", "textarea", "The letterhead's lines."),
+        field(
+            "ein",
+            "EIN",
+            "input",
+            "Employer Identification Number, 12-3456789.",
+        ),
+        field("signer_name", "Signed by", "input", ""),
+        field("signer_title", "Title", "input", ""),
+        field("opening", "Opening paragraph", "textarea", ""),
+        field(
+            "acknowledgement",
+            "Acknowledgement",
+            "textarea",
+            "The IRS asks that it say no goods or services were given for the gifts (or what was).",
+        ),
+        field("closing", "Closing paragraph", "textarea", ""),
+    ]
+    .concat();
+    page(
+        StatusCode::OK,
+        "Year-end statements",
+        Some("statements"),
+        &format!(
+            "{}<main>\
+             <div class=\"page-head\"><h1>Year-end statements</h1></div>\
+             <p id=\"notice\" class=\"notice\" role=\"status\" aria-live=\"polite\"></p>\
+             <section class=\"card settings-card\"><h2>Write the letters</h2>\
+             <p>One letter per donor, listing each gift in the period from QuickBooks' sales \
+             receipts, with the total and the acknowledgement donors need for their taxes.</p>\
+             <form id=\"st-run\" class=\"stack-form\">\
+             <div class=\"inline-form\"><label for=\"st-from\">From</label>\
+             <input id=\"st-from\" type=\"date\" data-testid=\"st-from\">\
+             <label for=\"st-to\">to</label><input id=\"st-to\" type=\"date\" data-testid=\"st-to\"></div>\
+             <div class=\"field\"><label><input type=\"checkbox\" id=\"st-only-large\" \
+             data-testid=\"st-only-large\"> Only donors who gave a single gift of $250 or more</label></div>\
+             <p class=\"actions\"><button type=\"submit\" data-testid=\"st-start\">Write the letters</button></p>\
+             </form>\
+             <div id=\"st-progress\" data-testid=\"st-progress\" aria-live=\"polite\"></div>\
+             <div id=\"st-result\" data-testid=\"st-result\"></div></section>\
+             <section class=\"card settings-card\"><h2>What the letters say</h2>\
+             <p>Paragraphs may use <code>{{organization}}</code>, <code>{{ein}}</code>, \
+             <code>{{from}}</code>, <code>{{to}}</code>, <code>{{year}}</code> and <code>{{donor}}</code>.</p>\
+             <form id=\"st-settings\" class=\"stack-form\">{fields}\
+             <p class=\"actions\"><button type=\"submit\" data-testid=\"st-save\">Save</button></p>\
+             </form></section>\
+             <section class=\"card settings-card\"><h2>Not donors</h2>\
+             <p>Customers left out of every run (a bank, a vendor).</p>\
+             <div id=\"st-excluded\" data-testid=\"st-excluded\"></div>\
+             <form id=\"st-find\" class=\"inline-form\"><label for=\"st-find-q\">Find a customer</label>\
+             <input id=\"st-find-q\" type=\"search\" maxlength=\"100\" data-testid=\"st-find-q\">\
+             <button type=\"submit\" class=\"secondary\">Find</button></form>\
+             <div id=\"st-found\" data-testid=\"st-found\"></div></section>\
+             </main>",
             top_bar()
         ),
     )

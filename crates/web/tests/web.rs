@@ -1755,3 +1755,127 @@ async fn operations_page_shows_workers_and_retries_and_purges_jobs() {
     assert!(kinds.contains(&"job_retried"), "{kinds:?}");
     assert!(kinds.contains(&"jobs_purged"), "{kinds:?}");
 }
+
+/// The statements page's API without QuickBooks: the settings saved as a draft with what
+/// they lack named, a field over its length refused, customers left out and counted again
+/// (a malformed id refused), and no run without QuickBooks.
+#[tokio::test]
+async fn statement_settings_and_exclusions() {
+    let stack = Stack::start(Options::new("statements"));
+    let c = client();
+    let res = c.get(stack.url("/api/statements")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let cookie = stack.login(&c).await;
+    let page = c
+        .get(stack.url("/statements"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("data-page=\"statements\""));
+
+    let v = get_json(&c, &cookie, stack.url("/api/statements")).await;
+    let lacking: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(lacking, ["organization", "ein", "signer_name"]);
+    assert!(v["settings"]["acknowledgement"]
+        .as_str()
+        .unwrap()
+        .contains("No goods or services"));
+    assert!(v["latest"].is_null());
+
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        c.request(method, stack.url(path))
+            .header("Cookie", &cookie)
+            .header("Origin", stack.origin())
+            .json(&body)
+            .send()
+    };
+    let res = send(
+        reqwest::Method::PUT,
+        "/api/statements/settings",
+        serde_json::json!({"organization": "Friends of Music", "ein": "12-3456789"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["problems"][0]["field"], "signer_name", "{v}");
+    let res = send(
+        reqwest::Method::PUT,
+        "/api/statements/settings",
+        serde_json::json!({"organization": "x".repeat(2001)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let v = get_json(&c, &cookie, stack.url("/api/statements")).await;
+    assert_eq!(
+        v["settings"]["organization"], "Friends of Music",
+        "kept: {v}"
+    );
+
+    let res = send(
+        reqwest::Method::POST,
+        "/api/statements/excluded",
+        serde_json::json!({"customer_id": "58", "name": "First National Bank"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = send(
+        reqwest::Method::POST,
+        "/api/statements/excluded",
+        serde_json::json!({"customer_id": "58:x", "name": "Bad"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let v = get_json(&c, &cookie, stack.url("/api/statements")).await;
+    assert_eq!(
+        v["excluded"],
+        serde_json::json!([{"customer_id": "58", "name": "First National Bank"}])
+    );
+    let res = send(
+        reqwest::Method::DELETE,
+        "/api/statements/excluded/58",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    let res = send(
+        reqwest::Method::DELETE,
+        "/api/statements/excluded/58",
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+
+    // No QuickBooks here: no run; an unknown file kind is not found.
+    let res = send(
+        reqwest::Method::POST,
+        "/api/statements",
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    assert_ne!(res.status().as_u16(), 202);
+    let res = c
+        .get(stack.url("/api/statements/stmt-0123456789abcdef0123456789abcdef/files/exe"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}

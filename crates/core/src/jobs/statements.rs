@@ -108,6 +108,8 @@ pub(super) async fn run(id: &str, ctx: &JobContext, qbo: &Qbo) -> Result<JobEnd,
     tracing::info!(
         receipts = gathered.receipts,
         donors = n,
+        rss_mb = crate::memory::rss_mb(),
+        peak_mb = crate::memory::peak_rss_mb(),
         "statements: gifts read; writing letters"
     );
 
@@ -190,6 +192,11 @@ pub(super) async fn run(id: &str, ctx: &JobContext, qbo: &Qbo) -> Result<JobEnd,
             .map_err(other)?
     };
 
+    tracing::info!(
+        rss_mb = crate::memory::rss_mb(),
+        peak_mb = crate::memory::peak_rss_mb(),
+        "statements: letters written; storing them"
+    );
     let mut files = Vec::with_capacity(3);
     for (name, path) in names.iter().zip(&paths) {
         let file = tokio::fs::File::open(path)

@@ -17,7 +17,7 @@ use super::pdf::{letter_pdf, Fonts, PdfError, StreamingPdf};
 use super::settings::StatementSettings;
 use crate::qbo::client::QboClient;
 use crate::qbo::entities::{Customer, PaymentMethod, SalesReceipt};
-use crate::qbo::query::{next_start, Query, MAX_PAGE};
+use crate::qbo::query::{next_start, Query};
 use crate::qbo::QboError;
 
 /// A single gift of at least this much needs a written acknowledgement (IRS).
@@ -25,6 +25,10 @@ pub const LARGE_GIFT: Decimal = Decimal::from_parts(250, 0, 0, false, 0);
 
 /// Customers read from QuickBooks per query while writing (an `Id IN (…)` list).
 pub const CUSTOMERS_PER_QUERY: usize = 100;
+
+/// Receipts per query: a page of QuickBooks' largest (1,000) is about 10 MB as parsed JSON,
+/// more than everything else a run holds; 200 keeps it near 2 MB for a request every 200 gifts.
+pub const RECEIPTS_PER_PAGE: u32 = 200;
 
 /// What the treasurer asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +99,8 @@ pub struct Gathered {
     pub skipped_receipts: usize,
 }
 
-/// Reads the period's sales receipts, a page of 1000 at a time, and groups them by customer.
+/// Reads the period's sales receipts, [`RECEIPTS_PER_PAGE`] at a time, and groups them by
+/// customer.
 /// `on_page` hears the receipts read so far.
 pub async fn gather(
     client: &QboClient,
@@ -117,7 +122,7 @@ pub async fn gather(
     let mut seen: HashSet<String> = HashSet::new();
     let mut start = 1;
     loop {
-        let page: Vec<SalesReceipt> = client.query_page(&q, start, MAX_PAGE).await?;
+        let page: Vec<SalesReceipt> = client.query_page(&q, start, RECEIPTS_PER_PAGE).await?;
         let n = page.len();
         for r in page {
             if let Some(id) = &r.id {
@@ -128,7 +133,7 @@ pub async fn gather(
             add(&mut out, r, params, excluded, &methods);
         }
         on_page(out.receipts);
-        match next_start(start, MAX_PAGE, n) {
+        match next_start(start, RECEIPTS_PER_PAGE, n) {
             Some(next) => start = next,
             None => break,
         }

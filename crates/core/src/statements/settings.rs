@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use crate::deposits::FieldProblem;
 use crate::keys::Keys;
 use crate::redis_conn::RedisPool;
 
@@ -58,13 +59,6 @@ impl Default for StatementSettings {
     }
 }
 
-/// A field that cannot be used, for the settings form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldProblem {
-    pub field: &'static str,
-    pub message: String,
-}
-
 impl StatementSettings {
     /// What must be fixed before letters can be written: the organisation, a well-formed EIN,
     /// the signer, and an acknowledgement that still says no goods or services were given.
@@ -73,7 +67,7 @@ impl StatementSettings {
         let mut need = |field: &'static str, ok: bool, message: &str| {
             if !ok {
                 out.push(FieldProblem {
-                    field,
+                    field: field.into(),
                     message: message.into(),
                 });
             }
@@ -104,7 +98,7 @@ impl StatementSettings {
         for (field, text) in self.fields() {
             if text.chars().count() > MAX_FIELD_CHARS {
                 out.push(FieldProblem {
-                    field,
+                    field: field.into(),
                     message: format!("at most {MAX_FIELD_CHARS} characters"),
                 });
             }
@@ -245,9 +239,9 @@ mod tests {
 
     #[test]
     fn the_defaults_need_the_organization_ein_and_signer_and_nothing_else() {
-        let fields: Vec<&str> = StatementSettings::default()
+        let fields: Vec<String> = StatementSettings::default()
             .problems()
-            .iter()
+            .into_iter()
             .map(|p| p.field)
             .collect();
         assert_eq!(fields, ["organization", "ein", "signer_name"]);
@@ -263,7 +257,7 @@ mod tests {
             ein: "123456789".into(),
             ..ready
         };
-        let fields: Vec<&str> = vague.problems().iter().map(|p| p.field).collect();
+        let fields: Vec<String> = vague.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["ein", "acknowledgement"]);
     }
 

@@ -32,6 +32,8 @@ const KINDS = {
   legal_text_changed: 'Legal page text changed',
   job_retried: 'Job retried',
   jobs_purged: 'Old jobs purged',
+  statement_settings_changed: 'Statement settings changed',
+  statements_started: 'Year-end statements started',
 };
 
 let next = null;

@@ -423,3 +423,88 @@ async fn operations_page_during_scaling() {
     assert_eq!(gemini.request_count(), 12);
     drop(stack);
 }
+
+/// The year-end statements page in a real browser: settings filled in, the bank left out,
+/// a run for 2026 started and watched to the end (screenshots `statements-progress.png` and
+/// `statements-done.png`), and the print PDF and the ZIP downloaded. The PDF reads back
+/// through pdfium, and its first letter is rendered to `letter.png` to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_page_in_chromium() {
+    ensure_browser();
+    let root = fom_testkit::repo_root();
+    let out_dir = root.join("target/test-output/browser-statements");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let logs = out_dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // QuickBooks answering in 300 ms: a run long enough to be watched.
+    let fake = fake(300);
+    let (bank, _) = fom_e2e::seed_gifts(&fake, 400, 1200);
+    let stack = Stack::start(
+        qbo_options("statements-browser", &fake)
+            .with_worker()
+            .logs_in(&logs),
+    );
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+
+    let stdout = run_script("statements.mjs", &stack, &out_dir, Vec::new()).await;
+    let seen: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("statements: "))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap();
+    let progress: Vec<&str> = seen["progress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.contains("Writing letters: donor")),
+        "{seen}"
+    );
+    assert_eq!(seen["pdf"], "donor-statements-2026.pdf", "{seen}");
+    assert_eq!(seen["zip"], "donor-statements-2026.zip", "{seen}");
+    assert!(seen["no_address"].as_u64().unwrap() > 0, "{seen}");
+    for shot in ["statements-progress.png", "statements-done.png"] {
+        let meta = std::fs::metadata(out_dir.join(shot));
+        assert!(
+            meta.as_ref().is_ok_and(|m| m.len() > 1000),
+            "{shot} missing: {meta:?}"
+        );
+    }
+
+    // The downloaded print file: every letter, the bank's not among them.
+    let pages: Vec<fom_core::pdf::Page> = fom_core::pdf::PdfPages::open(
+        &out_dir.join("statements.pdf"),
+        &fom_core::pdf::PdfConfig {
+            max_pages: 100_000,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .map(Result::unwrap)
+    .collect();
+    let letters = seen["summary"]
+        .as_str()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse::<usize>().ok())
+        .unwrap();
+    assert!(pages.len() >= letters && letters > 100, "{seen}");
+    assert!(pages[0].text.contains("Friends of Music"));
+    assert!(
+        pages[0].text.contains("No goods or services")
+            || pages[0].text.contains("No goods or\nservices")
+    );
+    assert!(!pages.iter().any(|p| p.text.contains("First National Bank")));
+    let img = image::load_from_memory(&pages[0].jpeg).unwrap();
+    img.save(out_dir.join("letter.png")).unwrap();
+    // The ZIP: one PDF per letter.
+    let zip = std::fs::File::open(out_dir.join("statements.zip")).unwrap();
+    assert_eq!(zip::ZipArchive::new(zip).unwrap().len(), letters);
+    let excluded = api.get("/api/statements").await.1;
+    assert_eq!(excluded["excluded"][0]["customer_id"], bank.as_str());
+    drop(stack);
+}

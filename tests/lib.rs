@@ -195,3 +195,79 @@ pub fn with_set_cookies(cookie: &str, res: &reqwest::Response) -> String {
     }
     all.join("; ")
 }
+
+/// A small deterministic generator: the same company every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// A company's gifts for the statements' tests: `customers` people (one in seven without an address; the first is a
+/// bank, not a donor) and `receipts` gifts spread over 2025 and 2026. Returns the bank's id and
+/// every customer's.
+pub fn seed_gifts(fake: &FakeQbo, customers: usize, receipts: usize) -> (String, Vec<String>) {
+    let mut rng = Lcg(customers as u64 * 7 + receipts as u64);
+    let item = fake
+        .items()
+        .into_iter()
+        .find(|i| i["Name"] == "Donations")
+        .map(|i| i["Id"].as_str().unwrap().to_string())
+        .unwrap();
+    let methods: Vec<String> = fake
+        .payment_methods()
+        .into_iter()
+        .map(|m| m["Id"].as_str().unwrap().to_string())
+        .collect();
+    let bank = fake.add_customer(serde_json::json!({"DisplayName": "First National Bank",
+                                        "CompanyName": "First National Bank"}));
+    let mut ids = vec![bank.clone()];
+    for i in 1..customers {
+        let given = [
+            "Ana", "Daniel", "Grace", "Tom", "Priya", "Luis", "Hannah", "Kwame",
+        ][i % 8];
+        let family = format!("Donor{i:04}");
+        let mut c = serde_json::json!({"DisplayName": format!("{given} {family}"),
+                           "GivenName": given, "FamilyName": family});
+        if i % 7 != 0 {
+            c["BillAddr"] = serde_json::json!({"Line1": format!("{} Elm St", 10 + i), "City": "Boston",
+                                   "CountrySubDivisionCode": "MA", "PostalCode": "02108"});
+        }
+        let id = fake.add_customer(c);
+        assert!(!id.is_empty());
+        ids.push(id);
+    }
+    for _ in 0..receipts {
+        let customer = &ids[rng.next(ids.len() as u64) as usize];
+        let year = 2025 + rng.next(2) as i32;
+        let date = chrono::NaiveDate::from_yo_opt(year, 1 + rng.next(365) as u32).unwrap();
+        // Mostly small gifts, some of $250 or more, all with cents.
+        let dollars = if rng.next(10) == 0 {
+            250 + rng.next(1000)
+        } else {
+            5 + rng.next(240)
+        };
+        let cents = dollars * 100 + rng.next(100);
+        let amount = serde_json::Number::from_f64(cents as f64 / 100.0).unwrap();
+        let mut r = serde_json::json!({
+            "CustomerRef": {"value": customer},
+            "TxnDate": date.format("%Y-%m-%d").to_string(),
+            "PaymentRefNum": format!("{}", 1000 + rng.next(9000)),
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": amount,
+                      "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1,
+                                              "UnitPrice": amount}}],
+        });
+        if !methods.is_empty() && rng.next(3) > 0 {
+            r["PaymentMethodRef"] =
+                serde_json::json!({"value": methods[rng.next(methods.len() as u64) as usize]});
+        }
+        assert!(!fake.add_sales_receipt(r).is_empty());
+    }
+    (bank, ids)
+}

@@ -9,85 +9,11 @@ use std::io::Read;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use fom_e2e::{connect, fake, qbo_options, signed_in, Api};
+use fom_e2e::{connect, fake, qbo_options, seed_gifts as seed, signed_in, Api};
 use fom_testkit::qbo::FakeQbo;
 use fom_testkit::web::Stack;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-
-/// A small deterministic generator: the same company every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below
-    }
-}
-
-/// The seeded company: `customers` people (one in seven without an address; the first is a
-/// bank, not a donor) and `receipts` gifts spread over 2025 and 2026. Returns the bank's id.
-fn seed(fake: &FakeQbo, customers: usize, receipts: usize) -> (String, Vec<String>) {
-    let mut rng = Lcg(customers as u64 * 7 + receipts as u64);
-    let item = fake
-        .items()
-        .into_iter()
-        .find(|i| i["Name"] == "Donations")
-        .map(|i| i["Id"].as_str().unwrap().to_string())
-        .unwrap();
-    let methods: Vec<String> = fake
-        .payment_methods()
-        .into_iter()
-        .map(|m| m["Id"].as_str().unwrap().to_string())
-        .collect();
-    let bank = fake.add_customer(json!({"DisplayName": "First National Bank",
-                                        "CompanyName": "First National Bank"}));
-    let mut ids = vec![bank.clone()];
-    for i in 1..customers {
-        let given = [
-            "Ana", "Daniel", "Grace", "Tom", "Priya", "Luis", "Hannah", "Kwame",
-        ][i % 8];
-        let family = format!("Donor{i:04}");
-        let mut c = json!({"DisplayName": format!("{given} {family}"),
-                           "GivenName": given, "FamilyName": family});
-        if i % 7 != 0 {
-            c["BillAddr"] = json!({"Line1": format!("{} Elm St", 10 + i), "City": "Boston",
-                                   "CountrySubDivisionCode": "MA", "PostalCode": "02108"});
-        }
-        let id = fake.add_customer(c);
-        assert!(!id.is_empty());
-        ids.push(id);
-    }
-    for _ in 0..receipts {
-        let customer = &ids[rng.next(ids.len() as u64) as usize];
-        let year = 2025 + rng.next(2) as i32;
-        let date = chrono::NaiveDate::from_yo_opt(year, 1 + rng.next(365) as u32).unwrap();
-        // Mostly small gifts, some of $250 or more, all with cents.
-        let dollars = if rng.next(10) == 0 {
-            250 + rng.next(1000)
-        } else {
-            5 + rng.next(240)
-        };
-        let amount = Decimal::new((dollars * 100 + rng.next(100)) as i64, 2);
-        let mut r = json!({
-            "CustomerRef": {"value": customer},
-            "TxnDate": date.format("%Y-%m-%d").to_string(),
-            "PaymentRefNum": format!("{}", 1000 + rng.next(9000)),
-            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": amount,
-                      "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": 1,
-                                              "UnitPrice": amount}}],
-        });
-        if !methods.is_empty() && rng.next(3) > 0 {
-            r["PaymentMethodRef"] =
-                json!({"value": methods[rng.next(methods.len() as u64) as usize]});
-        }
-        assert!(!fake.add_sales_receipt(r).is_empty());
-    }
-    (bank, ids)
-}
 
 /// Each donor's 2026 gifts as the fake holds them: count, total, largest.
 fn expected(fake: &FakeQbo, bank: &str) -> BTreeMap<String, (usize, Decimal, Decimal)> {
@@ -369,9 +295,17 @@ async fn statements_memory_is_flat_from_100_to_1000_donors() {
         settings(&api).await;
         let (job, result) = run(&api, false).await;
         let peak = job["peak_rss_mb"].as_f64().unwrap();
+        let took =
+            job["finished_at"].as_i64().unwrap_or(0) - job["started_at"].as_i64().unwrap_or(0);
         println!(
-            "statements memory: {} letters ({} pages) -> job peak {peak:.1} MB",
-            result["written"]["letters"], result["written"]["pages"]
+            "statements memory: {} letters ({} pages, {} gifts) in {:.1} s -> job peak {peak:.1} MB; \
+             PDF {} KB, ZIP {} KB",
+            result["written"]["letters"],
+            result["written"]["pages"],
+            result["written"]["gifts"],
+            took as f64 / 1000.0,
+            archive_len(&result, "pdf") / 1024,
+            archive_len(&result, "zip") / 1024,
         );
         peaks.push(peak);
         drop(stack);
@@ -381,4 +315,57 @@ async fn statements_memory_is_flat_from_100_to_1000_donors() {
         peaks[1] - peaks[0] <= 8.0,
         "the peak grew with the donors: {peaks:?}"
     );
+}
+
+/// On a small Redis holding the uploads (the Key-Value Store's mini plan is 25 MB), a run
+/// whose ZIP does not fit still ends done: the print PDF and the CSV are offered, and the
+/// ZIP's absence is explained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_too_big_for_the_redis_store_leaves_the_pdf_and_csv() {
+    let redis = fom_testkit::web::PrivateRedis::start(&[
+        "--maxmemory",
+        "8mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let fake = fake(0);
+    seed(&fake, 400, 1200);
+    let stack = Stack::start(
+        qbo_options("statements-small", &fake)
+            .redis(&redis.url)
+            .env("UPLOAD_STORE", "redis")
+            .with_worker(),
+    );
+    let api = signed_in(&stack).await;
+    connect(&api).await;
+    settings(&api).await;
+    let (job, result) = run(&api, false).await;
+    assert_eq!(job["state"], "done");
+    assert!(
+        result["files"]["pdf"]["size"].as_u64().unwrap() > 0,
+        "{result}"
+    );
+    assert!(
+        result["files"]["csv"]["size"].as_u64().unwrap() > 0,
+        "{result}"
+    );
+    assert!(result["files"]["zip"].is_null(), "{result}");
+    let why = result["zip_error"].as_str().unwrap();
+    assert!(
+        why.contains("could not be kept in the upload store"),
+        "{why}"
+    );
+    assert!(why.contains("S3"), "{why}");
+    let job_id = job["id"].as_str().unwrap();
+    let pdf = bytes(&api, &format!("/api/statements/{job_id}/files/pdf")).await;
+    assert!(pdf.starts_with(b"%PDF-"));
+    let res = api
+        .c
+        .get(stack.url(&format!("/api/statements/{job_id}/files/zip")))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    drop(stack);
 }

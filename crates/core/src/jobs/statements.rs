@@ -197,33 +197,30 @@ pub(super) async fn run(id: &str, ctx: &JobContext, qbo: &Qbo) -> Result<JobEnd,
         peak_mb = crate::memory::peak_rss_mb(),
         "statements: letters written; storing them"
     );
-    let mut files = Vec::with_capacity(3);
-    for (name, path) in names.iter().zip(&paths) {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| JobFault::Other(e.to_string()))?;
-        let stored = match s.store.put(name, file, u64::MAX).await {
-            Ok(f) => f,
-            // Room runs out on the Redis store (the ZIP holds a few tens of KB a letter);
-            // waiting does not make the letters smaller.
-            Err(e) => {
-                let size = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
-                return Ok(JobEnd::Failed(format!(
-                    "{name} ({:.1} MB) could not be kept in the upload store: {e}. The Redis \
-                     store may lack the room; an S3 store (UPLOAD_STORE=s3://…) has none of \
-                     that limit",
-                    size as f64 / 1e6
-                )));
+    // The print file and the summary first: they are what the treasurer needs most, and small
+    // (a few KB a letter). The ZIP repeats the fonts in every letter (about 28 KB each), so on
+    // the Redis store a large run may find no room for it: the others are still offered.
+    let mut files: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    let mut zip_error = None;
+    for (kind, at) in [("pdf", 0), ("csv", 2), ("zip", 1)] {
+        let (name, path) = (&names[at], &paths[at]);
+        match keep(s, name, path).await {
+            Ok(file) => {
+                files.insert(kind.into(), serde_json::to_value(file).unwrap_or_default());
             }
-        };
-        if let Err(e) = s.store.release_after(&stored.id, KEEP_FILES).await {
-            tracing::warn!(error = %e, "statements file not scheduled for deletion");
+            Err(why) if kind == "zip" => {
+                tracing::warn!(error = %why, "statements: the ZIP was not kept");
+                zip_error = Some(why);
+            }
+            Err(why) => {
+                for f in files.values() {
+                    if let Some(id) = f.get("id").and_then(|v| v.as_str()) {
+                        let _ = s.store.delete(id).await;
+                    }
+                }
+                return Ok(JobEnd::Failed(why));
+            }
         }
-        files.push(OutputFile {
-            id: stored.id,
-            name: stored.name,
-            size: stored.size,
-        });
     }
     let body = serde_json::json!({
         "params": params,
@@ -232,7 +229,8 @@ pub(super) async fn run(id: &str, ctx: &JobContext, qbo: &Qbo) -> Result<JobEnd,
         "skipped_receipts": gathered.skipped_receipts,
         "donors_found": gathered.donors.len(),
         "written": written,
-        "files": {"pdf": files[0], "zip": files[1], "csv": files[2]},
+        "files": files,
+        "zip_error": zip_error,
     });
     s.jobs.finish(id, &ctx.worker, &body).await?;
     tracing::info!(
@@ -241,6 +239,34 @@ pub(super) async fn run(id: &str, ctx: &JobContext, qbo: &Qbo) -> Result<JobEnd,
         "statements written"
     );
     Ok(JobEnd::Done)
+}
+
+/// Puts one written file into the upload store, kept [`KEEP_FILES`]; the reason, in words,
+/// when the store refuses it (room runs out on the Redis store: waiting does not make the
+/// letters smaller).
+async fn keep(s: &Services, name: &str, path: &std::path::Path) -> Result<OutputFile, String> {
+    let size = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+    let refused = |e: &dyn std::fmt::Display| {
+        format!(
+            "{name} ({:.1} MB) could not be kept in the upload store: {e}. The Redis store may \
+             lack the room; an S3 store (UPLOAD_STORE=s3://…) has no such limit",
+            size as f64 / 1e6
+        )
+    };
+    let file = tokio::fs::File::open(path).await.map_err(|e| refused(&e))?;
+    let stored = s
+        .store
+        .put(name, file, u64::MAX)
+        .await
+        .map_err(|e| refused(&e))?;
+    if let Err(e) = s.store.release_after(&stored.id, KEEP_FILES).await {
+        tracing::warn!(error = %e, "statements file not scheduled for deletion");
+    }
+    Ok(OutputFile {
+        id: stored.id,
+        name: stored.name,
+        size: stored.size,
+    })
 }
 
 fn other(e: impl std::fmt::Display) -> JobFault {

@@ -10,6 +10,8 @@ import { loadQboStatus } from './qbo.js';
 const FIELDS = ['organization', 'address', 'ein', 'signer_name', 'signer_title', 'opening', 'acknowledgement', 'closing'];
 const POLL_MS = 1000;
 let timer = null;
+/** A run started from this page is being followed (its end is announced). */
+let waiting = false;
 
 export async function statementsPage() {
   loadQboStatus();
@@ -73,6 +75,7 @@ async function start(button) {
       only_large: $('#st-only-large').checked,
     });
     notice(r.already_running ? 'A run is already under way; it is shown below.' : 'The letters are being written.', 'info');
+    waiting = true;
     poll();
   } catch (e) {
     if (e instanceof ApiFailure && Array.isArray(e.details)) showProblems(e.details);
@@ -124,26 +127,34 @@ function drawLatest(latest) {
     return;
   }
   if (job.state === 'failed' || job.state === 'dead') {
+    if (waiting) notice('', 'info');
+    waiting = false;
     box.append(h('p', { class: 'notice error', 'data-testid': 'st-failed', text: sentence(job.last_error || 'The run failed.') }));
     return;
   }
   const r = latest.result;
   if (!r) return;
+  if (waiting) notice('The letters are ready.', 'ok');
+  waiting = false;
   const w = r.written;
   result.append(
     h('p', { 'data-testid': 'st-summary', text: `${plural(w.letters, 'letter', 'letters')} (${plural(w.pages, 'page', 'pages')}) for ${plural(w.gifts, 'gift', 'gifts')}, ${money(w.total)} in all; ${period}.` }),
     h('p', { class: 'actions' },
       ...[['pdf', 'Letters to print (PDF)'], ['zip', 'A PDF per donor (ZIP)'], ['csv', 'Summary (CSV)']].map(([kind, label]) => {
         const f = r.files[kind];
+        if (!f) return null;
         return h('a', {
           class: 'button secondary',
           href: `/api/statements/${encodeURIComponent(job.id)}/files/${kind}`,
           download: f.name,
           'data-testid': `st-download-${kind}`,
-          text: `${label}, ${(f.size / 1e6).toFixed(1)} MB`,
+          text: `${label}, ${size(f.size)}`,
         });
       })),
   );
+  if (r.zip_error) {
+    result.append(h('p', { class: 'notice warning', 'data-testid': 'st-zip-error', text: sentence(r.zip_error) }));
+  }
   if (w.below_large) {
     result.append(h('p', { class: 'muted', text: `${plural(w.below_large, 'donor', 'donors')} gave no single gift of $250 or more and got no letter.` }));
   }
@@ -154,13 +165,14 @@ function drawLatest(latest) {
       b.addEventListener('click', () => exclude(d.customer_id, d.name, b));
       list.append(h('li', { 'data-customer': d.customer_id }, `${d.name} `, b));
     }
-    result.append(
-      h('h3', { text: `No address in QuickBooks (${w.no_address.length})` }),
-      h('p', { class: 'muted', text: 'Their letters have no address: add one in QuickBooks and write the letters again, or hand them over.' }),
-      list,
-    );
+    result.append(h('details', { open: w.no_address.length <= 10, 'data-testid': 'st-no-address-box' },
+      h('summary', { text: `No address in QuickBooks (${w.no_address.length})` }),
+      h('p', { class: 'muted', text: 'Their letters are written without an address: add one in QuickBooks and write the letters again, or hand them over. A customer who is not a donor can be left out.' }),
+      list));
   }
 }
+
+const size = (bytes) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} KB`);
 
 function drawExcluded(list) {
   const box = $('#st-excluded');

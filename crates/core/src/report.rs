@@ -352,7 +352,7 @@ fn csv_row(r: &Donation) -> [String; 34] {
 /// Spreadsheets run a cell that starts with one of these as a formula; a leading apostrophe
 /// makes them show it as text. Applied to every cell, numbers included ("-5.00"), because a
 /// rule that tries to tell harmless numbers from formulas is a rule that can be fooled.
-fn neutralize(cell: String) -> String {
+pub(crate) fn neutralize(cell: String) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
     } else {

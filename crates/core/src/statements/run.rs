@@ -288,17 +288,21 @@ impl Outputs {
             .map_err(zip_error)?;
         self.zip.write_all(&own)?;
         let address_text = address.join(", ");
+        // Names come from QuickBooks, typed by anyone: no cell may run as a formula.
         self.csv
-            .write_record([
-                name.as_str(),
-                customer_id,
-                &donor.gifts.len().to_string(),
-                &total.round_dp(2).to_string(),
-                &donor.largest().round_dp(2).to_string(),
-                &address_text,
-                if address.is_empty() { "yes" } else { "" },
-                &file_name,
-            ])
+            .write_record(
+                [
+                    name.as_str(),
+                    customer_id,
+                    &donor.gifts.len().to_string(),
+                    &total.round_dp(2).to_string(),
+                    &donor.largest().round_dp(2).to_string(),
+                    &address_text,
+                    if address.is_empty() { "yes" } else { "" },
+                    &file_name,
+                ]
+                .map(|c| crate::report::neutralize(c.to_string())),
+            )
             .map_err(csv_error)?;
         let w = &mut self.written;
         w.letters += 1;
@@ -467,6 +471,51 @@ mod tests {
             ..p
         };
         assert_eq!(half.label(), "2026-01-01-to-2026-06-30");
+    }
+
+    #[test]
+    fn the_summary_guards_its_cells_and_file_names_stay_distinct() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = |n: &str| dir.path().join(n);
+        let mut out = Outputs::create(&p("a.pdf"), &p("a.zip"), &p("a.csv"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fonts = Fonts::load().unwrap_or_else(|e| panic!("{e}"));
+        let settings = StatementSettings {
+            organization: "Friends of Music".into(),
+            ein: "12-3456789".into(),
+            signer_name: "Ruth Alvarez".into(),
+            ..Default::default()
+        };
+        let params = RunParams::last_year(NaiveDate::from_ymd_opt(2027, 1, 10).unwrap_or_default());
+        let run = LetterRun {
+            fonts: &fonts,
+            settings: &settings,
+            params: &params,
+            today: params.to,
+        };
+        let gift = Gift {
+            date: params.from,
+            amount: Decimal::new(2500, 2),
+            reference: "1001".into(),
+            method: String::new(),
+        };
+        for (id, name) in [("1", "=HYPERLINK(\"x\")"), ("2", "A/B"), ("3", "A-B")] {
+            let donor = DonorGifts {
+                name: name.into(),
+                gifts: vec![gift.clone()],
+            };
+            out.letter(&run, id, &donor, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let written = out.finish(&fonts, "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(written.letters, 3);
+        assert_eq!(written.no_address.len(), 3);
+        let csv = std::fs::read_to_string(p("a.csv")).unwrap_or_default();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[1].starts_with("\"'=HYPERLINK("), "{csv}");
+        // "A/B" and "A-B" read the same as file names: the second gets "-2".
+        assert!(lines[2].ends_with("A-B.pdf"), "{csv}");
+        assert!(lines[3].ends_with("A-B-2.pdf"), "{csv}");
     }
 
     #[test]

@@ -59,13 +59,16 @@ async function main() {
     await page.locator('[data-testid=st-to]').fill('2026-12-31');
     await page.locator('[data-testid=st-start]').click();
     // Watch it: gifts read, then donor i of n.
-    const line = page.locator('[data-testid=st-progress-line]');
     const summary = page.locator('[data-testid=st-summary]');
     let shot = false;
     const deadline = Date.now() + 180_000;
     while (!(await summary.isVisible())) {
-      if (await line.isVisible()) {
-        const text = (await line.textContent()) || '';
+      // Read in one step: the line is redrawn on every poll and gone once the run ends.
+      const text = await page.evaluate(() => {
+        const el = document.querySelector('[data-testid=st-progress-line]');
+        return el ? el.textContent : '';
+      });
+      if (text) {
         if (!out.progress.includes(text)) out.progress.push(text);
         if (!shot && /donor \d/.test(text)) {
           await page.screenshot({ path: path.join(OUT, 'statements-progress.png'), fullPage: true });

@@ -95,6 +95,28 @@ pub const SERIES_WINDOW: std::time::Duration = std::time::Duration::from_secs(36
 pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const SERIES_POINTS: isize = (SERIES_WINDOW.as_secs() / SAMPLE_EVERY.as_secs()) as isize;
 
+/// What goes into an RSS series: the highest reading since the last sample, at most one
+/// sample per [`SAMPLE_EVERY`]. Readings come more often (heartbeats, scaler ticks).
+#[derive(Debug, Default)]
+pub struct Sampler {
+    last_ms: i64,
+    highest: f64,
+}
+
+impl Sampler {
+    /// Takes a reading; the sample to write when one is due.
+    pub fn reading(&mut self, at_ms: i64, mb: f64) -> Option<f64> {
+        self.highest = self.highest.max(mb);
+        (at_ms - self.last_ms >= SAMPLE_EVERY.as_millis() as i64).then_some(self.highest)
+    }
+
+    /// The sample was written: the next one starts afresh.
+    pub fn written(&mut self, at_ms: i64) {
+        self.last_ms = at_ms;
+        self.highest = 0.0;
+    }
+}
+
 /// RSS over the last hour of one child (or one dyno's processes together), oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RssSeries {
@@ -345,6 +367,20 @@ impl WorkerRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_is_the_highest_reading_since_the_last() {
+        let mut s = Sampler::default();
+        assert_eq!(s.reading(10_000, 40.0), Some(40.0));
+        s.written(10_000);
+        assert_eq!(s.reading(11_000, 70.0), None);
+        assert_eq!(s.reading(14_000, 50.0), None);
+        assert_eq!(s.reading(15_000, 45.0), Some(70.0));
+        // Not written (Redis away): the peak waits for the next try.
+        assert_eq!(s.reading(16_000, 41.0), Some(70.0));
+        s.written(16_000);
+        assert_eq!(s.reading(21_000, 41.0), Some(41.0));
+    }
 
     #[test]
     fn a_thinned_series_keeps_its_peaks() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use fom_core::audit::AuditKind;
-use fom_core::jobs::{now_ms, queue_of, JobRecord, JobState};
+use fom_core::jobs::{now_ms, queue_of, JobRecord};
 use fom_core::queue::QueueName;
 use fom_core::workers::{Heartbeat, RssSeries, Scaling};
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,7 @@ struct Queue {
     name: &'static str,
     /// Jobs the queue holds ready to start.
     waiting: usize,
-    /// Jobs a worker is on now (their records say running).
+    /// Jobs a worker is on now (as the live children's heartbeats say).
     running: usize,
 }
 
@@ -73,6 +73,11 @@ pub async fn overview(
         .await?
         .into_iter()
         .map(|b| (b.id.clone(), b))
+        .collect();
+    // What runs now is what the live children say they are on: no scan of the job records.
+    let running: Vec<QueueName> = beats
+        .values()
+        .filter_map(|b| b.current_job.as_deref().map(queue_of))
         .collect();
     let mut children: Vec<Child> = registry
         .rss_history(now)
@@ -125,13 +130,12 @@ pub async fn overview(
         .collect();
     dynos.sort_by(|a, b| a.scaling.dyno.cmp(&b.scaling.dyno));
 
-    let running = services.jobs.list(Some(JobState::Running), 500).await?;
     let mut queues = Vec::new();
     for name in QueueName::ALL {
         queues.push(Queue {
             name: name.as_str(),
             waiting: state.queues.waiting_jobs(name).await?,
-            running: running.iter().filter(|j| queue_of(&j.id) == name).count(),
+            running: running.iter().filter(|q| **q == name).count(),
         });
     }
     let jobs: Vec<JobRecord> = services.jobs.list(filter, limit).await?;

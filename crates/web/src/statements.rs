@@ -80,11 +80,7 @@ pub async fn put_settings(
     body: web::Json<StatementSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = body.into_inner();
-    let too_long: Vec<_> = settings
-        .problems()
-        .into_iter()
-        .filter(|p| p.message.starts_with("at most"))
-        .collect();
+    let too_long = settings.too_long();
     if !too_long.is_empty() {
         return Err(ApiError::invalid_fields(&too_long));
     }

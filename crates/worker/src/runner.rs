@@ -394,10 +394,8 @@ async fn heartbeat_loop(
     let registry = runner.documents.services.workers.clone();
     let started = fom_core::jobs::now_ms();
     let stale_ms = stale_after.as_millis() as i64;
-    // The operations page's series: the highest RSS of the heartbeats since the last sample.
-    let sample_ms = fom_core::workers::SAMPLE_EVERY.as_millis() as i64;
-    let mut last_sample = 0_i64;
-    let mut highest = 0.0_f64;
+    // The operations page's series.
+    let mut sampler = fom_core::workers::Sampler::default();
     loop {
         let now = fom_core::jobs::now_ms();
         // Beats missed while Redis was away say nothing about the consumers.
@@ -422,13 +420,9 @@ async fn heartbeat_loop(
             last_seen: now,
             consuming: !away && !stopping && stalled.is_none(),
         };
-        highest = highest.max(beat.rss_mb);
-        if now - last_sample >= sample_ms {
-            match registry.note_rss(&beat.id, now, highest).await {
-                Ok(()) => {
-                    last_sample = now;
-                    highest = 0.0;
-                }
+        if let Some(mb) = sampler.reading(now, beat.rss_mb) {
+            match registry.note_rss(&beat.id, now, mb).await {
+                Ok(()) => sampler.written(now),
                 Err(e) => tracing::debug!(error = %e, "worker: RSS sample not written"),
             }
         }

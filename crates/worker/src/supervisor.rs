@@ -142,9 +142,8 @@ impl Scaler {
         let mut idle_since: HashMap<String, Instant> = HashMap::new();
         let mut retiring: HashSet<u32> = HashSet::new();
         let mut warned = false;
-        // The dyno's total for the operations page: the highest since the last sample.
-        let mut last_sample = 0_i64;
-        let mut highest = 0.0_f64;
+        // The dyno's total for the operations page.
+        let mut sampler = fom_core::workers::Sampler::default();
         while !self.stopping.load(Ordering::SeqCst) {
             tokio::select! {
                 _ = tokio::time::sleep(SCALE_TICK) => {}
@@ -256,13 +255,9 @@ impl Scaler {
             if let Err(e) = registry.note_scaling(&dyno, &note).await {
                 tracing::debug!(error = %e, "scaling not noted");
             }
-            highest = highest.max(note.total_mb);
-            if note.at - last_sample >= fom_core::workers::SAMPLE_EVERY.as_millis() as i64 {
-                match registry.note_dyno_rss(&dyno, note.at, highest).await {
-                    Ok(()) => {
-                        last_sample = note.at;
-                        highest = 0.0;
-                    }
+            if let Some(mb) = sampler.reading(note.at, note.total_mb) {
+                match registry.note_dyno_rss(&dyno, note.at, mb).await {
+                    Ok(()) => sampler.written(note.at),
                     Err(e) => tracing::debug!(error = %e, "dyno RSS sample not written"),
                 }
             }

@@ -54,18 +54,11 @@ pub struct Donor<'a> {
 
 /// `1234.5` as `$1,234.50`.
 pub fn dollars(amount: Decimal) -> String {
-    let rounded = amount.round_dp(2);
-    let negative = rounded.is_sign_negative() && !rounded.is_zero();
-    let text = format!("{:.2}", rounded.abs());
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
+    let text = crate::donation::format_amount(amount);
+    match text.strip_prefix('-') {
+        Some(positive) => format!("-${positive}"),
+        None => format!("${text}"),
     }
-    format!("{}${grouped}.{frac}", if negative { "-" } else { "" })
 }
 
 /// Lines of at most `width` points: words kept whole (a word longer than the line is cut).

@@ -95,15 +95,20 @@ impl StatementSettings {
             "the acknowledgement must say whether goods or services were given for the gifts \
              (IRS Publication 1771)",
         );
-        for (field, text) in self.fields() {
-            if text.chars().count() > MAX_FIELD_CHARS {
-                out.push(FieldProblem {
-                    field: field.into(),
-                    message: format!("at most {MAX_FIELD_CHARS} characters"),
-                });
-            }
-        }
+        out.extend(self.too_long());
         out
+    }
+
+    /// The fields over [`MAX_FIELD_CHARS`]: never saved, not even as a draft.
+    pub fn too_long(&self) -> Vec<FieldProblem> {
+        self.fields()
+            .into_iter()
+            .filter(|(_, text)| text.chars().count() > MAX_FIELD_CHARS)
+            .map(|(field, _)| FieldProblem {
+                field: field.into(),
+                message: format!("at most {MAX_FIELD_CHARS} characters"),
+            })
+            .collect()
     }
 
     fn fields(&self) -> [(&'static str, &str); 8] {

@@ -665,6 +665,26 @@ pub async fn bank_view(
         Some(j) => state.services.jobs.get(&j).await?,
         None => None,
     };
+    // The deposit was read before the job: a job that ended in between recorded its result on
+    // a newer deposit than `d`. Read that one, or the page would see the job over and nothing
+    // recorded, and offer the form again instead of the result.
+    let ended = job.as_ref().is_some_and(|j| {
+        !matches!(
+            j.state,
+            fom_core::jobs::JobState::Queued | fom_core::jobs::JobState::Running
+        )
+    });
+    let unrecorded = d.bank_deposit.as_ref().is_none_or(|b| b.qbo_id.is_none());
+    let recorded = if ended && unrecorded {
+        state
+            .services
+            .deposits
+            .get(&d.id)
+            .await?
+            .and_then(|fresh| fresh.bank_deposit)
+    } else {
+        d.bank_deposit.clone()
+    };
     let attach_on = fom_core::jobs::attach::enabled(&state.services);
     let attach_job = if attach_on {
         match fom_core::jobs::attach::latest(&state.services, &d.id)
@@ -678,7 +698,7 @@ pub async fn bank_view(
         None
     };
     Ok(Some(json!({
-        "recorded": d.bank_deposit,
+        "recorded": recorded,
         "stated_total": bank::stated_total(d).map(|t| t.to_string()),
         "receipts_total": receipts_total.to_string(),
         "receipts": d.records.iter().filter(|r| r.qbo.sales_receipt_id.is_some()).count(),
